@@ -1,0 +1,44 @@
+"""everywear-tf: a TensorFlow 2 port of the Everywear virtual try-on pipeline."""
+
+import setuptools
+
+# The stack is pinned together (DESIGN.md §2): tensorflow-addons 0.23.0 supports TF 2.13-2.15 only,
+# and each tensorflow-serving-api release requires the tensorflow release of the same number.
+INSTALL_REQUIRES = [
+    'tensorflow==2.15.1',
+    'tensorflow-addons==0.23.0',
+    'tensorflow-serving-api==2.15.1',
+    'numpy<2',
+    'scipy',
+    'opencv-python-headless',
+    'absl-py',
+    # Palette PNGs (LIP label maps) keep their label ids only through Pillow: OpenCV and
+    # tf.io.decode_png expand the palette to colours.
+    'pillow',
+]
+
+EXTRAS_REQUIRE = {
+    'test': [
+        'pytest',
+        'pytest-timeout',
+    ],
+    # Only for reading the original CP-VTON .pth checkpoints; a CPU build of this release lies on
+    # the project's machines.
+    'torch': ['torch==2.13.0'],
+}
+
+setuptools.setup(
+    name='everywear-tf',
+    version='0.1.0',
+    description='TensorFlow 2 port of the Everywear virtual try-on pipeline (GMM, EDM, RM).',
+    python_requires='>=3.11,<3.12',
+    packages=setuptools.find_packages(include=['everywear_tf', 'everywear_tf.*']),
+    package_data={'everywear_tf': ['demo/*.png', 'demo/*.json', 'demo/README.md']},
+    install_requires=INSTALL_REQUIRES,
+    extras_require=EXTRAS_REQUIRE,
+    entry_points={
+        'console_scripts': [
+            'everywear = everywear_tf.cli.main:run',
+        ],
+    },
+)
