@@ -1,0 +1,53 @@
+r"""The main command: builds both originals' person representations and writes them as PNGs.
+
+Until the try-on pipeline lands, this runs the representation stage on one person and garment
+(the bundled demo by default) and writes every channel group as a viewable image.
+
+  everywear --output_dir=everywear_output
+  everywear --person=me.png --parse=me_parse.png --pose=me_keypoints.json \
+      --cloth=shirt.png --cloth_mask=shirt_mask.png --output_dir=out
+
+Inputs must already be 256x192 frames; --cloth_mask may be omitted (computed from the white
+background).
+"""
+
+import sys
+
+from absl import app
+from absl import flags
+
+from everywear_tf import demo
+from everywear_tf import errors
+from everywear_tf.data import visualize
+
+_OUTPUT_DIR = flags.DEFINE_string('output_dir', 'everywear_output', 'Where the PNGs go.')
+_PERSON = flags.DEFINE_string('person', demo.PERSON, 'Person photo, 256x192.')
+_PARSE = flags.DEFINE_string('parse', demo.PERSON_PARSE,
+                             'LIP label map: palette/grey PNG or VITON .mat.')
+_POSE = flags.DEFINE_string('pose', demo.PERSON_POSE,
+                            'Keypoints: OpenPose JSON, VITON .mat or Everywear pose JSON.')
+_CLOTH = flags.DEFINE_string('cloth', demo.TSHIRT, 'Garment photo on white, 256x192.')
+_CLOTH_MASK = flags.DEFINE_string('cloth_mask', demo.TSHIRT_MASK,
+                                  'Garment mask; empty to compute it from the photo.')
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f'unexpected arguments: {argv[1:]}')
+    try:
+        written = visualize.write_representation_maps(
+            output_dir=_OUTPUT_DIR.value, person_path=_PERSON.value, parse_path=_PARSE.value,
+            pose_path=_POSE.value, cloth_path=_CLOTH.value,
+            cloth_mask_path=_CLOTH_MASK.value or None, log=print)
+    except errors.InputError as e:
+        print(f'everywear: error: {e}', file=sys.stderr)
+        sys.exit(1)
+    print(f'wrote {len(written)} images to {_OUTPUT_DIR.value}')
+
+
+def run():
+    app.run(main)
+
+
+if __name__ == '__main__':
+    run()
