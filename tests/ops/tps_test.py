@@ -7,44 +7,13 @@ import tensorflow as tf
 from everywear_tf.ops import sampling
 from everywear_tf.ops import tps
 from tests import graph_ops
-
-
-def _pixel_grid(height, width):
-    gx, gy = np.meshgrid(np.linspace(-1, 1, width), np.linspace(-1, 1, height))
-    return gx, gy
-
-
-def _cpvton_reference(theta, height, width, grid_size=5):
-    """TpsGridGen, solving the 28×28 system for each item (no precomputed matrix)."""
-    axis = np.linspace(-1, 1, grid_size)
-    p_y, p_x = np.meshgrid(axis, axis)
-    p_x, p_y = p_x.ravel(), p_y.ravel()
-    n = grid_size ** 2
-
-    def kernel(d2):
-        d2 = np.where(d2 == 0, 1.0, d2)
-        return d2 * np.log(d2)
-
-    k = kernel((p_x[:, None] - p_x[None]) ** 2 + (p_y[:, None] - p_y[None]) ** 2)
-    p = np.stack([np.ones(n), p_x, p_y], 1)
-    system = np.block([[k, p], [p.T, np.zeros((3, 3))]])
-    gx, gy = _pixel_grid(height, width)
-    u = kernel((gx[..., None] - p_x) ** 2 + (gy[..., None] - p_y) ** 2)
-    out = []
-    for item in theta.astype(np.float64):
-        coords = []
-        for offsets, base in ((item[:n], p_x), (item[n:], p_y)):
-            solution = np.linalg.solve(system, np.concatenate([offsets + base, np.zeros(3)]))
-            w, a = solution[:n], solution[n:]
-            coords.append(a[0] + a[1] * gx + a[2] * gy + u @ w)
-        out.append(np.stack(coords, -1))
-    return np.stack(out)
+from tests import numpy_reference
 
 
 def test_cpvton_identity_at_zero_theta():
     for height, width in ((256, 192), (64, 48)):
         grid = tps.cpvton_tps_grid(np.zeros((2, 50), np.float32), height, width).numpy()
-        gx, gy = _pixel_grid(height, width)
+        gx, gy = numpy_reference.pixel_grid(height, width)
         np.testing.assert_allclose(grid[..., 0], np.broadcast_to(gx, grid.shape[:3]), atol=1e-5)
         np.testing.assert_allclose(grid[..., 1], np.broadcast_to(gy, grid.shape[:3]), atol=1e-5)
 
@@ -53,7 +22,8 @@ def test_cpvton_identity_at_zero_theta():
 def test_cpvton_matches_reference_on_random_theta(height, width):
     theta = np.random.default_rng(height).uniform(-0.3, 0.3, (3, 50)).astype(np.float32)
     got = tps.cpvton_tps_grid(theta, height, width).numpy()
-    np.testing.assert_allclose(got, _cpvton_reference(theta, height, width), atol=2e-5)
+    expected = numpy_reference.cpvton_tps_grid(theta, height, width)
+    np.testing.assert_allclose(got, expected, atol=2e-5)
 
 
 def test_cpvton_theta_layout_x_offsets_first_and_x_slow():
@@ -61,7 +31,7 @@ def test_cpvton_theta_layout_x_offsets_first_and_x_slow():
     theta = np.zeros((1, 50), np.float32)
     theta[0, :25] = 0.2
     grid = tps.cpvton_tps_grid(theta, 33, 21).numpy()
-    gx, gy = _pixel_grid(33, 21)
+    gx, gy = numpy_reference.pixel_grid(33, 21)
     np.testing.assert_allclose(grid[0, ..., 0], gx + 0.2, atol=1e-5)
     np.testing.assert_allclose(grid[0, ..., 1], gy, atol=1e-5)
     points = tps.cpvton_control_points()
@@ -73,7 +43,7 @@ def test_cpvton_affine_offsets_give_an_affine_grid():
     theta = np.concatenate([0.1 * points[:, 0] - 0.05 * points[:, 1] + 0.02,
                             0.07 * points[:, 0] + 0.2 * points[:, 1] - 0.1])[None]
     grid = tps.cpvton_tps_grid(theta.astype(np.float32), 32, 24).numpy()[0]
-    gx, gy = _pixel_grid(32, 24)
+    gx, gy = numpy_reference.pixel_grid(32, 24)
     np.testing.assert_allclose(grid[..., 0], 1.1 * gx - 0.05 * gy + 0.02, atol=1e-5)
     np.testing.assert_allclose(grid[..., 1], 0.07 * gx + 1.2 * gy - 0.1, atol=1e-5)
 
@@ -93,7 +63,7 @@ def _viton_reference(image, cp, grid_size=10):
     system[:n, 3:] = d2 * np.log(d2 + 1e-12)
     system[n:, 3:] = p.T
     batch, height, width, _ = image.shape
-    gx, gy = _pixel_grid(height, width)
+    gx, gy = numpy_reference.pixel_grid(height, width)
     gx, gy = gx.ravel(), gy.ravel()
     r2 = (gx[:, None] - lattice[:, 0]) ** 2 + (gy[:, None] - lattice[:, 1]) ** 2
     rows = np.concatenate([np.ones((len(gx), 1)), gx[:, None], gy[:, None],
@@ -133,7 +103,7 @@ def test_viton_identity_and_known_shift():
     shifted = lattice.copy()
     shifted[..., 0] += 0.5  # 0.5 / 2 · 191 = 47.75 pixels along the width
     grid = tps.viton_tps_grid(shifted, 256, 192).numpy()
-    gx, _ = _pixel_grid(256, 192)
+    gx, _ = numpy_reference.pixel_grid(256, 192)
     np.testing.assert_allclose((grid[0, ..., 0] - gx) * 191 / 2, 47.75, atol=1e-3)
 
 
