@@ -15,12 +15,13 @@ float32 [B,18,2] in frame pixels with negative = missing.
 
 import tensorflow as tf
 
+from everywear_tf import configs
 from everywear_tf.data import lip
 from everywear_tf.ops import resize
 
-CPVTON = 'cpvton'
-CPVTON_PLUS = 'cpvton_plus'
-GMM_VARIANTS = (CPVTON, CPVTON_PLUS)
+CPVTON = configs.CPVTON
+CPVTON_PLUS = configs.CPVTON_PLUS
+GMM_VARIANTS = configs.GMM_VARIANTS
 
 POSE_RADIUS = 5  # an 11x11 square per keypoint in both originals
 GMM_AGNOSTIC_CHANNELS = 22

@@ -1,0 +1,71 @@
+"""Layers and helpers shared by the three networks."""
+
+import tensorflow as tf
+
+
+def normal(mean, stddev=0.02):
+    """A fresh N(mean, 0.02) initializer per layer (a shared unseeded one repeats its values)."""
+    return tf.keras.initializers.RandomNormal(mean, stddev)
+
+
+def conv(filters, kernel_size, strides, name, padding=0, use_bias=True,
+         kernel_initializer='glorot_uniform'):
+    """Conv2D with PyTorch-style symmetric zero padding (explicit pad, then 'valid')."""
+    layers = []
+    if padding:
+        layers.append(tf.keras.layers.ZeroPadding2D(padding, name=f'{name}_pad'))
+    layers.append(tf.keras.layers.Conv2D(filters, kernel_size, strides, 'valid', use_bias=use_bias,
+                                         kernel_initializer=kernel_initializer, name=name))
+    return layers
+
+
+def apply(layers, x, training=None):
+    for layer in layers:
+        if isinstance(layer, (tf.keras.layers.BatchNormalization, tf.keras.layers.Dropout)):
+            x = layer(x, training=training)
+        else:
+            x = layer(x)
+    return x
+
+
+@tf.keras.utils.register_keras_serializable('everywear')
+class InstanceLayerNorm(tf.keras.layers.Layer):
+    """tf.contrib/slim ``layer_norm`` as VITON's refiner uses it.
+
+    Moments per sample over (H, W, C); γ and β per channel; ε 1e-12. Keras' LayerNormalization
+    cannot express this: axis=[1,2,3] makes (H,W,C)-shaped γ/β, axis=-1 normalises per pixel.
+    """
+
+    def __init__(self, epsilon=1e-12, **kwargs):
+        super().__init__(**kwargs)
+        self.epsilon = epsilon
+
+    def build(self, input_shape):
+        channels = int(input_shape[-1])
+        self.beta = self.add_weight(name='beta', shape=(channels,), initializer='zeros')
+        self.gamma = self.add_weight(name='gamma', shape=(channels,), initializer='ones')
+        super().build(input_shape)
+
+    def call(self, x):
+        mean, variance = tf.nn.moments(x, axes=[1, 2, 3], keepdims=True)
+        return (x - mean) * tf.math.rsqrt(variance + self.epsilon) * self.gamma + self.beta
+
+    def get_config(self):
+        return {**super().get_config(), 'epsilon': self.epsilon}
+
+
+def named_weights(model):
+    """{'<layer>/<weight>': variable} over every weight of ``model``, trainable or not.
+
+    Layer names are the stable names each network gives its sublayers; converters and tests
+    address weights through these paths only.
+    """
+    out = {}
+    for layer in model.layers:
+        for weight in layer.weights:
+            short = weight.name.split('/')[-1].split(':')[0]
+            path = f'{layer.name}/{short}'
+            if path in out:
+                raise ValueError(f'two weights share the path {path!r}')
+            out[path] = weight
+    return out

@@ -1,0 +1,70 @@
+"""VITON stage 2's refinement network (RM) and its composition.
+
+[warped product(3), coarse person(3)] in [-1, 1] → three 3×3 convs without bias, each followed by
+a per-sample layer norm (ε 1e-12, per-channel γ/β) and LeakyReLU 0.2 → 1×1 conv with bias →
+sigmoid = α. α is restricted to the clothing mask, then
+tryon = α·warped + (1 − α)·coarse.
+
+The original resizes its input to 256×192 with area resampling first; at 256×192 that is the
+identity, and other frame sizes (tests, lite demos) are refined at their own size.
+"""
+
+import tensorflow as tf
+
+from everywear_tf import configs
+from everywear_tf.models import blocks
+
+TPS_MASK_THRESHOLD = 3 * 0.95
+
+
+def tps_mask(warped):
+    """model_zalando_refine_test.py L109, kept exactly: 1 where the warped product in [-1, 1]
+    has an RGB sum below 2.85 (non-white garment), [B,H,W]. The original computes and never
+    uses it; we return it as an output."""
+    return tf.cast(tf.less(tf.reduce_sum(warped, -1), TPS_MASK_THRESHOLD), tf.float32)
+
+
+@tf.keras.utils.register_keras_serializable('everywear')
+class Rm(tf.keras.Model):
+    """Inputs (warped [B,H,W,3], coarse [B,H,W,3], clothing_mask [B,H,W,1] in [0, 1]).
+
+    Outputs dict: alpha (masked) [B,H,W,1], tryon [B,H,W,3], tps_mask [B,H,W].
+    """
+
+    def __init__(self, filters=64, input_channels=6, **kwargs):
+        super().__init__(**kwargs)
+        self.config = configs.RmConfig(filters=filters, input_channels=input_channels)
+        self.convs, self.norms = [], []
+        for i in range(1, 4):
+            self.convs.append(tf.keras.layers.Conv2D(filters, 3, 1, 'same', use_bias=False,
+                                                     name=f'g_256_conv{i}'))
+            self.norms.append(blocks.InstanceLayerNorm(name=f'g_256_conv{i}_layernorm'))
+        self.final = tf.keras.layers.Conv2D(1, 1, 1, 'same', name='g_1024_final')
+
+    def alpha(self, warped, coarse):
+        """The unmasked composition mask, sigmoid output [B,H,W,1]."""
+        x = tf.concat([warped, coarse], axis=-1)
+        for conv_layer, norm in zip(self.convs, self.norms):
+            x = tf.nn.leaky_relu(norm(conv_layer(x)), alpha=0.2)
+        return tf.sigmoid(self.final(x))
+
+    def call(self, inputs, training=None):
+        warped, coarse, clothing_mask = inputs
+        alpha = self.alpha(warped, coarse) * clothing_mask
+        return {
+                'alpha': alpha,
+                'tryon': alpha * warped + (1.0 - alpha) * coarse,
+                'tps_mask': tps_mask(warped),
+        }
+
+    def build_for_inputs(self, height=256, width=192, batch=1):
+        frame = (batch, height, width)
+        self((tf.zeros(frame + (3,)), tf.zeros(frame + (3,)), tf.zeros(frame + (1,))))
+        return self
+
+    def get_config(self):
+        return {**configs.to_dict(self.config), 'name': self.name}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
