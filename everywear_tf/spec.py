@@ -42,17 +42,67 @@ TRYON = 'tryon'
 ALPHA = 'alpha'
 TPS_MASK = 'tps_mask'
 
-# (dtype, shape) of every compact input; None is the dynamic batch dimension.
+_FRAME = (None, IMAGE_HEIGHT, IMAGE_WIDTH)
+
+# (dtype, shape) of every signature input; None is the dynamic batch dimension.
 INPUT_SPECS = {
-        PERSON: ('uint8', (None, IMAGE_HEIGHT, IMAGE_WIDTH, 3)),
-        CLOTH: ('uint8', (None, IMAGE_HEIGHT, IMAGE_WIDTH, 3)),
-        CLOTH_MASK: ('uint8', (None, IMAGE_HEIGHT, IMAGE_WIDTH)),
-        PARSE: ('uint8', (None, IMAGE_HEIGHT, IMAGE_WIDTH)),
+        PERSON: ('uint8', _FRAME + (3,)),
+        CLOTH: ('uint8', _FRAME + (3,)),
+        CLOTH_MASK: ('uint8', _FRAME),
+        PARSE: ('uint8', _FRAME),
         KEYPOINTS: ('float32', (None, NUM_KEYPOINTS, 2)),
+        # RM's inputs: GMM's warped cloth, EDM's coarse person, and the clothing mask (the EDM
+        # mask, or its union with the GMM mask for t-shirts: DESIGN.md §4's category rule).
+        WARPED_CLOTH: ('uint8', _FRAME + (3,)),
+        COARSE: ('uint8', _FRAME + (3,)),
+        MASK: ('uint8', _FRAME),
 }
+
+# (dtype, shape) of every signature output.
+OUTPUT_SPECS = {
+        WARPED_CLOTH: ('uint8', _FRAME + (3,)),
+        WARPED_MASK: ('uint8', _FRAME),
+        THETA: ('float32', (None, 50)),
+        GRID: ('float32', _FRAME + (2,)),
+        COARSE: ('uint8', _FRAME + (3,)),
+        MASK: ('uint8', _FRAME),
+        TRYON: ('uint8', _FRAME + (3,)),
+        ALPHA: ('uint8', _FRAME),
+        TPS_MASK: ('uint8', _FRAME),
+}
+
+# Each module's serving signature, in argument order.
+MODULE_INPUTS = {
+        GMM: (PERSON, PARSE, KEYPOINTS, CLOTH, CLOTH_MASK),
+        EDM: (PERSON, PARSE, KEYPOINTS, CLOTH),
+        RM: (WARPED_CLOTH, COARSE, MASK),
+}
+MODULE_OUTPUTS = {
+        GMM: (WARPED_CLOTH, WARPED_MASK, THETA, GRID),
+        EDM: (COARSE, MASK),
+        RM: (TRYON, ALPHA, TPS_MASK),
+}
+
+# Version labels the rollout tooling moves.
+STABLE = 'stable'
+CANARY = 'canary'
+
+# GMM's warped mask, thresholded, joins the EDM mask for t-shirts ("gmmask", DESIGN.md §4).
+GMM_MASK_THRESHOLD = 100
 
 # A keypoint whose x or y is negative is missing (DESIGN.md §4).
 MISSING_KEYPOINT = -1.0
+
+
+def module_of(model_name_: str) -> tuple:
+    """(module, category) of a serving model name such as ``gmm_men_tshirts``."""
+    module, _, category = model_name_.partition('_')
+    model_name(module, category)  # validates both
+    return module, category
+
+
+def all_model_names():
+    return tuple(model_name(m, c) for c in CATEGORIES for m in MODULES)
 
 
 def model_name(module: str, category: str) -> str:

@@ -1,0 +1,129 @@
+"""Exports a network as ``<base>/<model_name>/<version>/`` that stock TF Serving loads.
+
+The SavedModel is written into a hidden temporary directory beside the versions (TF Serving only
+looks at numeric names), completed with its warmup file and an export manifest, checked, and then
+renamed into place: a crash at any point leaves no partial version visible.
+"""
+
+import datetime
+import json
+import os
+import shutil
+import uuid
+
+import tensorflow as tf
+
+from everywear_tf import configs
+from everywear_tf import errors
+from everywear_tf import spec
+from everywear_tf.export import modules
+from everywear_tf.export import opcheck
+from everywear_tf.export import warmup
+
+AUTO = 'auto'
+MANIFEST = 'everywear_export.json'
+_TEMP_PREFIX = '.tmp-export-'
+
+
+class ExportError(errors.EverywearError):
+    """An export cannot be done as asked (bad name, version taken, unsupported op)."""
+
+
+def versions(model_dir):
+    """Sorted integer versions present under ``model_dir`` (TF Serving's view of it)."""
+    if not os.path.isdir(model_dir):
+        return []
+    return sorted(int(name) for name in os.listdir(model_dir)
+                  if name.isdigit() and os.path.isdir(os.path.join(model_dir, name)))
+
+
+def next_version(model_dir):
+    existing = versions(model_dir)
+    return existing[-1] + 1 if existing else 1
+
+
+def _remove_stale_temporaries(model_dir):
+    """Temporary directories of exports whose process is gone (killed mid-export)."""
+    for name in os.listdir(model_dir):
+        if not name.startswith(_TEMP_PREFIX):
+            continue
+        pid = name[len(_TEMP_PREFIX):].split('-')[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(os.path.join(model_dir, name), ignore_errors=True)
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def export(model, base_dir, model_name, version=AUTO, overwrite=False, source=None, log=None):
+    """Exports ``model`` as a version of ``model_name``; returns the version directory.
+
+    Args:
+        model: a built Gmm, Edm or Rm (its module must match ``model_name``).
+        base_dir: the serving tree; versions go to ``base_dir/model_name/<version>``.
+        version: an integer, or 'auto' for one more than the highest present.
+        overwrite: replace an existing version instead of refusing.
+        source: where the weights came from, recorded in the manifest.
+    """
+    log = log or (lambda message: None)
+    module, _ = spec.module_of(model_name)
+    if modules.module_for(model) != module:
+        raise ExportError(f'{model_name} serves a {module.upper()}, got a '
+                          f'{type(model).__name__}')
+    model_dir = os.path.join(os.path.abspath(base_dir), model_name)
+    os.makedirs(model_dir, exist_ok=True)
+    _remove_stale_temporaries(model_dir)
+    if version == AUTO:
+        version = next_version(model_dir)
+    try:
+        version = int(version)
+    except (TypeError, ValueError):
+        raise ExportError(f'version must be a positive integer or {AUTO!r}, got {version!r}')
+    if version < 1:
+        raise ExportError(f'version must be a positive integer, got {version}')
+    final = os.path.join(model_dir, str(version))
+    if os.path.exists(final) and not overwrite:
+        raise ExportError(f'{final} already exists; pass overwrite to replace it or use '
+                          f'version {AUTO!r}')
+    temporary = os.path.join(model_dir, f'{_TEMP_PREFIX}{os.getpid()}-{uuid.uuid4().hex[:8]}')
+    try:
+        serving = modules.ServingModule(module, model)
+        tf.saved_model.save(serving, temporary, signatures=serving.signatures())
+        warmup.write_warmup(temporary, model_name, module)
+        manifest = {'model_name': model_name, 'module': module, 'version': version,
+                    'config': configs.to_dict(model.config), 'source': source,
+                    'exported': datetime.datetime.now(datetime.timezone.utc).isoformat(),
+                    'tensorflow': tf.__version__}
+        with open(os.path.join(temporary, warmup.WARMUP_DIRECTORY, MANIFEST), 'w') as f:
+            json.dump(manifest, f, indent=1)
+        missing = opcheck.unregistered_ops(temporary)
+        if missing:
+            raise ExportError(f'{model_name}: the graph uses ops stock TF Serving lacks: {missing}')
+        if os.path.exists(final):
+            trash = f'{temporary}-replaced'
+            os.rename(final, trash)
+            os.rename(temporary, final)
+            shutil.rmtree(trash, ignore_errors=True)
+        else:
+            os.rename(temporary, final)
+    except BaseException:
+        shutil.rmtree(temporary, ignore_errors=True)
+        raise
+    log(f'exported {model_name} version {version} to {final}')
+    return final
+
+
+def read_manifest(version_dir):
+    """The export manifest of a version directory (None for exports made elsewhere)."""
+    path = os.path.join(version_dir, warmup.WARMUP_DIRECTORY, MANIFEST)
+    if not os.path.isfile(path):
+        return None
+    with open(path) as f:
+        return json.load(f)

@@ -1,0 +1,89 @@
+"""tf.Module wrappers whose ``serving_default`` takes the compact inputs of DESIGN.md §4.
+
+Each wrapper owns one network, builds that network's representation in the graph, runs it with
+``training=False`` and returns uint8 images and masks (plus GMM's theta and grid) under the keys of
+``spec.py``. The batch dimension is dynamic; the frame is 256×192.
+"""
+
+import tensorflow as tf
+
+from everywear_tf import configs
+from everywear_tf import spec
+from everywear_tf.data import representation
+from everywear_tf.models import edm
+from everywear_tf.models import gmm
+from everywear_tf.models import rm
+from everywear_tf.ops import quantize
+
+
+def input_signature(module):
+    """TensorSpecs of a module's signature; the spec name is the input key."""
+    return [tf.TensorSpec(spec.INPUT_SPECS[key][1], spec.INPUT_SPECS[key][0], name=key)
+            for key in spec.MODULE_INPUTS[module]]
+
+
+def gmm_outputs(model, person, parse, keypoints, cloth, cloth_mask):
+    variant = model.config.variant
+    outputs = model((representation.gmm_agnostic(person, parse, keypoints, variant),
+                     representation.gmm_cloth(cloth, cloth_mask, variant),
+                     representation.to_signed(cloth),
+                     representation.binary_cloth_mask(cloth_mask)), training=False)
+    return {
+            spec.WARPED_CLOTH: quantize.signed_to_uint8(outputs['warped_cloth']),
+            spec.WARPED_MASK: quantize.unit_to_uint8(outputs['warped_mask'][..., 0]),
+            spec.THETA: outputs['theta'],
+            spec.GRID: outputs['grid'],
+    }
+
+
+def edm_outputs(model, person, parse, keypoints, cloth):
+    outputs = model(representation.edm_input(person, parse, keypoints, cloth), training=False)
+    return {
+            spec.COARSE: quantize.signed_to_uint8(outputs['image']),
+            # The tanh mask clipped to [0, 1]; the original's test script min-max stretched it.
+            spec.MASK: quantize.unit_to_uint8(outputs['mask'][..., 0]),
+    }
+
+
+def rm_outputs(model, warped_cloth, coarse, mask):
+    outputs = model((representation.to_signed(warped_cloth), representation.to_signed(coarse),
+                     quantize.uint8_to_unit(mask)[..., tf.newaxis]), training=False)
+    return {
+            spec.TRYON: quantize.signed_to_uint8(outputs['tryon']),
+            spec.ALPHA: quantize.unit_to_uint8(outputs['alpha'][..., 0]),
+            spec.TPS_MASK: quantize.unit_to_uint8(outputs['tps_mask']),
+    }
+
+
+_OUTPUTS = {spec.GMM: gmm_outputs, spec.EDM: edm_outputs, spec.RM: rm_outputs}
+_MODEL_TYPES = {spec.GMM: gmm.Gmm, spec.EDM: edm.Edm, spec.RM: rm.Rm}
+
+
+class ServingModule(tf.Module):
+    """One network behind its serving signature."""
+
+    def __init__(self, module, model):
+        super().__init__(name=f'{module}_serving')
+        if not isinstance(model, _MODEL_TYPES[module]):
+            raise TypeError(f'{module} needs a {_MODEL_TYPES[module].__name__}, got '
+                            f'{type(model).__name__}')
+        if module == spec.GMM and (model.config.height, model.config.width) != spec.FRAME_SHAPE:
+            raise ValueError(f'a served GMM must work on {spec.FRAME_SHAPE} frames, its config '
+                             f'says {(model.config.height, model.config.width)}')
+        self.module = module
+        self.model = model
+        outputs = _OUTPUTS[module]
+        self.serving_default = tf.function(lambda *inputs: outputs(self.model, *inputs),
+                                           input_signature=input_signature(module))
+
+    def signatures(self):
+        return {spec.SERVING_SIGNATURE: self.serving_default}
+
+
+def module_for(model):
+    """The spec module name ('gmm', 'edm', 'rm') a network serves as."""
+    for module, cls in _MODEL_TYPES.items():
+        if isinstance(model, cls):
+            return module
+    raise TypeError(f'not a network: {type(model).__name__}')
+

@@ -1,0 +1,220 @@
+"""Export round trips, signatures, warmup files, op compatibility and atomic publishing."""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from everywear_tf import configs
+from everywear_tf import signature_inputs
+from everywear_tf import spec
+from everywear_tf.data import representation
+from everywear_tf.export import exporter
+from everywear_tf.export import warmup
+from everywear_tf.models import factory
+from tests.models.randomize import randomize
+
+CATEGORY = spec.MEN_TSHIRTS
+
+
+def _model(module, seed=0, **overrides):
+    model = factory.build(configs.get(module, configs.LITE, **overrides))
+    randomize(model, seed)
+    return model
+
+
+@pytest.fixture(scope='module')
+def exported(tmp_path_factory):
+    """One lite export per module, shared by the read-only tests below."""
+    base = tmp_path_factory.mktemp('serving')
+    out = {}
+    for module in spec.MODULES:
+        model = _model(module)
+        out[module] = (model, exporter.export(model, base, spec.model_name(module, CATEGORY)))
+    return out
+
+
+def _quantize_signed(x):
+    return np.floor(np.clip((np.asarray(x, np.float64) + 1) * 127.5, 0, 255) + 0.5)
+
+
+def _quantize_unit(x):
+    return np.floor(np.clip(np.asarray(x, np.float64), 0, 1) * 255 + 0.5)
+
+
+def _keras_reference(module, model, inputs):
+    """The in-memory Keras path on the same inputs, floats before quantisation."""
+    if module == spec.GMM:
+        variant = model.config.variant
+        out = model((representation.gmm_agnostic(inputs['person'], inputs['parse'],
+                                                 inputs['keypoints'], variant),
+                     representation.gmm_cloth(inputs['cloth'], inputs['cloth_mask'], variant),
+                     representation.to_signed(inputs['cloth']),
+                     representation.binary_cloth_mask(inputs['cloth_mask'])), training=False)
+        return {spec.THETA: (out['theta'], None), spec.GRID: (out['grid'], None),
+                spec.WARPED_CLOTH: (out['warped_cloth'], _quantize_signed),
+                spec.WARPED_MASK: (out['warped_mask'][..., 0], _quantize_unit)}
+    if module == spec.EDM:
+        out = model(representation.edm_input(inputs['person'], inputs['parse'],
+                                             inputs['keypoints'], inputs['cloth']),
+                    training=False)
+        return {spec.COARSE: (out['image'], _quantize_signed),
+                spec.MASK: (out['mask'][..., 0], _quantize_unit)}
+    out = model((representation.to_signed(inputs['warped_cloth']),
+                 representation.to_signed(inputs['coarse']),
+                 (inputs['mask'].astype(np.float32) / 255)[..., None]))
+    return {spec.TRYON: (out['tryon'], _quantize_signed),
+            spec.ALPHA: (out['alpha'][..., 0], _quantize_unit),
+            spec.TPS_MASK: (out['tps_mask'], _quantize_unit)}
+
+
+@pytest.mark.parametrize('module', spec.MODULES)
+def test_round_trip_matches_keras(exported, module):
+    model, version_dir = exported[module]
+    signature = tf.saved_model.load(version_dir).signatures[spec.SERVING_SIGNATURE]
+    inputs = warmup.realistic_inputs(module, batch=2, seed=11)
+    got = signature(**{k: tf.constant(v) for k, v in inputs.items()})
+    for key, (value, quantize) in _keras_reference(module, model, inputs).items():
+        if quantize is None:
+            np.testing.assert_allclose(got[key].numpy(), value.numpy(), atol=1e-5, err_msg=key)
+        else:
+            diff = np.abs(got[key].numpy().astype(np.float64) - quantize(value.numpy()))
+            assert diff.max() <= 1, (key, diff.max())
+
+
+@pytest.mark.parametrize('module', spec.MODULES)
+def test_signature_equals_spec_and_rejects_bad_inputs(exported, module):
+    signature = tf.saved_model.load(exported[module][1]).signatures[spec.SERVING_SIGNATURE]
+    inputs = signature.structured_input_signature[1]
+    assert sorted(inputs) == sorted(spec.MODULE_INPUTS[module])
+    for key, tensor_spec in inputs.items():
+        dtype, shape = spec.INPUT_SPECS[key]
+        assert (tensor_spec.dtype.name, tuple(tensor_spec.shape)) == (dtype, shape)
+    outputs = signature.structured_outputs
+    assert sorted(outputs) == sorted(spec.MODULE_OUTPUTS[module])
+    for key, tensor in outputs.items():
+        dtype, shape = spec.OUTPUT_SPECS[key]
+        assert (tensor.dtype.name, tuple(tensor.shape)) == (dtype, shape)
+    good = warmup.realistic_inputs(module)
+    first = spec.MODULE_INPUTS[module][0]
+    for bad in ({**good, first: good[first].astype(np.float32)},
+                {**good, first: good[first][:, :100]}):
+        with pytest.raises((TypeError, ValueError, tf.errors.InvalidArgumentError)):
+            signature(**{k: tf.constant(v) for k, v in bad.items()})
+        with pytest.raises(signature_inputs.SignatureInputError,
+                           match=f"{module} input '{first}' must be"):
+            signature_inputs.check_inputs(module, bad)
+    assert signature_inputs.check_inputs(module, good).keys() == good.keys()
+
+
+def test_input_check_messages():
+    good = warmup.realistic_inputs(spec.RM, batch=2)
+    with pytest.raises(signature_inputs.SignatureInputError, match=r"missing \['mask'\]"):
+        signature_inputs.check_inputs(spec.RM, {k: v for k, v in good.items() if k != 'mask'})
+    with pytest.raises(signature_inputs.SignatureInputError, match=r"uint8 \[N,256,192\], got "
+                       r"float64 \[2,256,192\]"):
+        signature_inputs.check_inputs(spec.RM, {**good, 'mask': good['mask'] / 255.0})
+    with pytest.raises(signature_inputs.SignatureInputError, match='batch size'):
+        signature_inputs.check_inputs(spec.RM, {**good, 'mask': good['mask'][:1]})
+
+
+@pytest.mark.parametrize('module', spec.MODULES)
+def test_warmup_requests_run_against_the_signature(exported, module):
+    version_dir = exported[module][1]
+    requests = warmup.read_warmup(version_dir)
+    assert len(requests) == 1
+    request = requests[0]
+    assert request.model_spec.name == spec.model_name(module, CATEGORY)
+    assert request.model_spec.signature_name == spec.SERVING_SIGNATURE
+    signature = tf.saved_model.load(version_dir).signatures[spec.SERVING_SIGNATURE]
+    inputs = {k: tf.make_ndarray(v) for k, v in request.inputs.items()}
+    assert all(v.shape[0] == 1 for v in inputs.values())
+    out = signature(**{k: tf.constant(v) for k, v in inputs.items()})
+    assert sorted(out) == sorted(spec.MODULE_OUTPUTS[module])
+
+
+_CHECK = textwrap.dedent('''
+    import sys
+    from everywear_tf.export import opcheck
+    code = opcheck.main([''] + sys.argv[1:])
+    assert 'tensorflow_addons' not in sys.modules
+    sys.exit(code)
+''')
+
+
+def test_core_ops_only_in_a_fresh_process_without_addons(exported):
+    dirs = [exported[module][1] for module in spec.MODULES]
+    result = subprocess.run([sys.executable, '-c', _CHECK] + dirs, capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.count('core TF ops only') == 3
+
+
+_BAD_EXPORT = textwrap.dedent('''
+    import sys
+    import tensorflow as tf
+    import tensorflow_addons as tfa
+
+    class Bad(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None, 8, 8, 1]),
+                                      tf.TensorSpec([None, 8, 8, 2])])
+        def serving_default(self, image, warp):
+            return {'out': tfa.image.resampler(image, warp)}
+
+    bad = Bad()
+    tf.saved_model.save(bad, sys.argv[1], signatures={'serving_default': bad.serving_default})
+''')
+
+
+def test_the_same_check_catches_an_addons_export(tmp_path):
+    bad = str(tmp_path / 'bad' / '1')
+    made = subprocess.run([sys.executable, '-c', _BAD_EXPORT, bad], capture_output=True,
+                          text=True, timeout=300)
+    assert made.returncode == 0, made.stderr
+    result = subprocess.run([sys.executable, '-c', _CHECK, bad], capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 1
+    assert 'Addons>Resampler' in result.stdout
+
+
+def test_versions_auto_increment_and_refuse_overwrite(tmp_path):
+    model = _model(spec.RM)
+    name = spec.model_name(spec.RM, spec.MEN_PANTS)
+    assert exporter.export(model, tmp_path, name).endswith(os.sep + '1')
+    assert exporter.export(model, tmp_path, name, version='auto').endswith(os.sep + '2')
+    with pytest.raises(exporter.ExportError, match='already exists'):
+        exporter.export(model, tmp_path, name, version=2)
+    replaced = exporter.export(_model(spec.RM, seed=5), tmp_path, name, version=2, overwrite=True)
+    assert exporter.read_manifest(replaced)['version'] == 2
+    assert exporter.versions(tmp_path / name) == [1, 2]
+    assert sorted(os.listdir(tmp_path / name)) == ['1', '2']
+    with pytest.raises(exporter.ExportError, match='serves a GMM'):
+        exporter.export(model, tmp_path, spec.model_name(spec.GMM, spec.MEN_PANTS))
+    with pytest.raises(exporter.ExportError, match='positive integer'):
+        exporter.export(model, tmp_path, name, version='latest')
+
+
+def test_a_crash_during_export_leaves_no_partial_version(tmp_path, monkeypatch):
+    model = _model(spec.RM)
+    name = spec.model_name(spec.RM, spec.MEN_LONG)
+
+    def crash(*args, **kwargs):
+        raise KeyboardInterrupt('simulated crash while writing warmup')
+
+    monkeypatch.setattr(warmup, 'write_warmup', crash)
+    with pytest.raises(KeyboardInterrupt):
+        exporter.export(model, tmp_path, name)
+    assert os.listdir(tmp_path / name) == []
+
+
+def test_a_killed_export_leaves_only_a_hidden_directory_that_the_next_export_removes(tmp_path):
+    model_dir = tmp_path / spec.model_name(spec.RM, spec.MEN_LONG)
+    stale = model_dir / '.tmp-export-999999999-deadbeef'
+    (stale / 'variables').mkdir(parents=True)
+    assert exporter.versions(model_dir) == []  # TF Serving ignores non-numeric names
+    exporter.export(_model(spec.RM), tmp_path, model_dir.name)
+    assert sorted(os.listdir(model_dir)) == ['1']
