@@ -21,6 +21,7 @@ EXTRAS_REQUIRE = {
     'test': [
         'pytest',
         'pytest-timeout',
+        'pyyaml',  # checks serving/docker-compose.yml and k8s/ against the configs
     ],
     # Only for reading the original CP-VTON .pth checkpoints; a CPU build of this release lies on
     # the project's machines.
