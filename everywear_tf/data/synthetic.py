@@ -89,13 +89,17 @@ def _along(a, b, t):
     return np.asarray(a) + (np.asarray(b) - np.asarray(a)) * t
 
 
-def draw_parse(points, top, sleeve, height=spec.IMAGE_HEIGHT, width=spec.IMAGE_WIDTH):
+def draw_parse(points, top, sleeve, height=spec.IMAGE_HEIGHT, width=spec.IMAGE_WIDTH,
+               top_mask=None, pants_mask=None):
     """Paints the LIP parse of a figure, back to front.
 
     Args:
       points: [18,2] skeleton from ``sample_skeleton``.
       top: whether the figure wears an upper garment (label 5).
       sleeve: sleeve length as a fraction of the arm (0.45 for a t-shirt, 1.0 for long sleeves).
+      top_mask, pants_mask: bool [H,W] regions of garments warped onto the body; when given they
+        replace the drawn top (over the arms, under the head) or the drawn pants (over the legs,
+        under the shoes).
     """
     s = width / 192.0
     parse = np.zeros((height, width), np.uint8)
@@ -104,12 +108,15 @@ def draw_parse(points, top, sleeve, height=spec.IMAGE_HEIGHT, width=spec.IMAGE_W
                                 (L_HIP, L_KNEE, L_ANKLE, lip.LEFT_LEG)):
         _limb(parse, label, points[hp], points[kne], 17 * s)
         _limb(parse, label, points[kne], points[ank], 13 * s)
-    for hp, kne, ank in ((R_HIP, R_KNEE, R_ANKLE), (L_HIP, L_KNEE, L_ANKLE)):
-        _limb(parse, lip.PANTS, points[hp], points[kne], 21 * s)
-        _limb(parse, lip.PANTS, points[kne], _along(points[kne], points[ank], 0.85), 17 * s)
-    waist = _pts(points[R_HIP] + (-9 * s, -8 * s), points[L_HIP] + (9 * s, -8 * s),
-                 points[L_HIP] + (9 * s, 8 * s), points[R_HIP] + (-9 * s, 8 * s))
-    cv2.fillConvexPoly(parse, waist, lip.PANTS)
+    if pants_mask is not None:
+        parse[pants_mask] = lip.PANTS
+    else:
+        for hp, kne, ank in ((R_HIP, R_KNEE, R_ANKLE), (L_HIP, L_KNEE, L_ANKLE)):
+            _limb(parse, lip.PANTS, points[hp], points[kne], 21 * s)
+            _limb(parse, lip.PANTS, points[kne], _along(points[kne], points[ank], 0.85), 17 * s)
+        waist = _pts(points[R_HIP] + (-9 * s, -8 * s), points[L_HIP] + (9 * s, -8 * s),
+                     points[L_HIP] + (9 * s, 8 * s), points[R_HIP] + (-9 * s, 8 * s))
+        cv2.fillConvexPoly(parse, waist, lip.PANTS)
     for ank, label, side in ((R_ANKLE, lip.RIGHT_SHOE, -1), (L_ANKLE, lip.LEFT_SHOE, 1)):
         centre = tuple(int(v) for v in np.round(points[ank] + (side * 3 * s, 4 * s)))
         cv2.ellipse(parse, centre, (int(9 * s), int(5 * s)), 0, 0, 360, int(label), -1)
@@ -117,13 +124,14 @@ def draw_parse(points, top, sleeve, height=spec.IMAGE_HEIGHT, width=spec.IMAGE_W
     torso = _pts(points[R_SHOULDER] + (-4 * s, -3 * s), points[NECK] + (0, -4 * s),
                  points[L_SHOULDER] + (4 * s, -3 * s), points[L_HIP] + (6 * s, 4 * s),
                  points[R_HIP] + (-6 * s, 4 * s))
-    cv2.fillPoly(parse, [torso], lip.UPPER_CLOTHES if top else lip.LEFT_ARM)
+    drawn_top = top and top_mask is None
+    cv2.fillPoly(parse, [torso], lip.UPPER_CLOTHES if drawn_top else lip.LEFT_ARM)
     # Arms: skin, with the sleeve painted over the first part of the arm.
     for sho, elb, wri, label in ((R_SHOULDER, R_ELBOW, R_WRIST, lip.RIGHT_ARM),
                                  (L_SHOULDER, L_ELBOW, L_WRIST, lip.LEFT_ARM)):
         _limb(parse, label, points[sho], points[elb], 12 * s)
         _limb(parse, label, points[elb], points[wri], 10 * s)
-        if top and sleeve > 0:
+        if drawn_top and sleeve > 0:
             if sleeve <= 0.5:
                 _limb(parse, lip.UPPER_CLOTHES, points[sho],
                       _along(points[sho], points[elb], sleeve * 2), 16 * s)
@@ -131,6 +139,8 @@ def draw_parse(points, top, sleeve, height=spec.IMAGE_HEIGHT, width=spec.IMAGE_W
                 _limb(parse, lip.UPPER_CLOTHES, points[sho], points[elb], 16 * s)
                 _limb(parse, lip.UPPER_CLOTHES, points[elb],
                       _along(points[elb], points[wri], (sleeve - 0.5) * 2), 13 * s)
+    if top_mask is not None:
+        parse[top_mask] = lip.UPPER_CLOTHES
     # Neck (skin, labelled face as LIP annotates it), face, then hair on top of the head.
     _limb(parse, lip.FACE, points[NECK] + (0, -12 * s), points[NECK] + (0, 2 * s), 11 * s)
     head = (points[R_EAR] + points[L_EAR]) / 2
@@ -149,8 +159,13 @@ def _shade(rgb, rng, noise=3.0):
     return np.clip(np.round(out), 0, 255).astype(np.uint8)
 
 
+PATTERNS = ('plain', 'stripes', 'checks', 'dots', 'print')
+
+
 def _texture(mask_shape, colour, rng, pattern):
-    """A flat colour or stripes/checks of two tones, uint8 [H,W,3]."""
+    """A flat colour, or stripes, checks, dots or a print of a second tone, float [H,W,3]."""
+    if pattern not in PATTERNS:
+        raise ValueError(f'unknown pattern {pattern!r}; expected one of {PATTERNS}')
     height, width = mask_shape
     base = np.empty((height, width, 3), np.float64)
     base[:] = colour
@@ -160,8 +175,29 @@ def _texture(mask_shape, colour, rng, pattern):
     period = int(rng.integers(8, 16))
     rows = (np.arange(height)[:, None] // period) % 2
     cols = (np.arange(width)[None, :] // period) % 2
-    sel = rows.astype(bool) if pattern == 'stripes' else (rows ^ cols).astype(bool)
-    base[np.broadcast_to(sel, (height, width))] = second
+    if pattern == 'stripes':
+        sel = np.broadcast_to(rows.astype(bool), (height, width))
+    elif pattern == 'checks':
+        sel = (rows ^ cols).astype(bool)
+    elif pattern == 'dots':
+        yy, xx = np.mgrid[:height, :width]
+        offset = (yy // period) % 2 * period // 2  # staggered rows
+        dy = yy % period - period / 2
+        dx = (xx + offset) % period - period / 2
+        sel = dy ** 2 + dx ** 2 <= (period / 4) ** 2
+    else:  # a print: a few filled shapes of a contrasting colour around the chest
+        canvas = np.zeros((height, width), np.uint8)
+        for _ in range(int(rng.integers(2, 5))):
+            centre = (int(rng.uniform(0.35, 0.65) * width), int(rng.uniform(0.3, 0.55) * height))
+            radius = int(rng.uniform(0.04, 0.1) * width)
+            if rng.uniform() < 0.5:
+                cv2.circle(canvas, centre, radius, 1, -1)
+            else:
+                cv2.rectangle(canvas, (centre[0] - radius, centre[1] - radius // 2),
+                              (centre[0] + radius, centre[1] + radius // 2), 1, -1)
+        sel = canvas.astype(bool)
+        second = 255.0 - np.asarray(colour, np.float64) * 0.8
+    base[sel] = second
     return base
 
 

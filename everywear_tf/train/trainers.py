@@ -1,0 +1,202 @@
+"""One trainer per network, with the originals' optimiser settings as defaults.
+
+- GMM (CP-VTON train.py): Adam lr 1e-4, β (0.5, 0.999), batch 4; L1 between the warped cloth and
+  the person's garment region; CP-VTON+ adds 40 · grid regularisation.
+- EDM (VITON stage 1): Adam lr 2e-4, β1 0.5, batch 16; mask L1 + content L1 + 3 · perceptual.
+- RM (VITON stage 2): Adam lr 2e-4, β1 0.5, batch 16; 0.2 L1 + 0.8 perceptual − 0.1 mean α +
+  5e-6 TV(α). Its coarse persons come from a trained EDM run as the original runs it (batch
+  statistics and dropout, i.e. training mode, weights frozen); its warped garments come from a
+  trained GMM, as in the try-on pipeline (the original used offline shape-context TPS warps).
+"""
+
+import dataclasses
+
+import tensorflow as tf
+
+from everywear_tf import configs
+from everywear_tf import losses
+from everywear_tf import spec
+from everywear_tf.data import lip
+from everywear_tf.data import representation
+from everywear_tf.models import factory
+from everywear_tf.ops import quantize
+from everywear_tf.train import loop
+
+GARMENT_LABELS = {
+        # CP-VTON's im_c uses upper clothes, dress and coat; VITON's clothing mask label 5 only.
+        spec.MEN_TSHIRTS: (lip.CPVTON_CLOTH, lip.VITON_CLOTH),
+        spec.MEN_LONG: (lip.CPVTON_CLOTH, lip.VITON_CLOTH),
+        spec.MEN_PANTS: (lip.LOWER_CLOTH, lip.LOWER_CLOTH),
+}
+GIC_WEIGHT = 40.0
+
+
+@dataclasses.dataclass(frozen=True)
+class OptimizerConfig:
+    learning_rate: float
+    beta_1: float = 0.5
+    beta_2: float = 0.999
+    epsilon: float = 1e-8  # TF1's AdamOptimizer default (Keras' is 1e-7)
+
+
+DEFAULT_OPTIMIZERS = {spec.GMM: OptimizerConfig(1e-4), spec.EDM: OptimizerConfig(2e-4),
+                      spec.RM: OptimizerConfig(2e-4)}
+DEFAULT_BATCH_SIZES = {spec.GMM: 4, spec.EDM: 16, spec.RM: 16}
+
+
+def make_optimizer(config):
+    return tf.keras.optimizers.Adam(config.learning_rate, beta_1=config.beta_1,
+                                    beta_2=config.beta_2, epsilon=config.epsilon)
+
+
+def _signed_to_image(x):
+    return quantize.signed_to_uint8(x)
+
+
+def _mask_to_image(m):
+    return tf.image.grayscale_to_rgb(quantize.unit_to_uint8(m))
+
+
+def gmm_inputs(model, batch):
+    variant = model.config.variant
+    return (representation.gmm_agnostic(batch[spec.PERSON], batch[spec.PARSE],
+                                        batch[spec.KEYPOINTS], variant),
+            representation.gmm_cloth(batch[spec.CLOTH], batch[spec.CLOTH_MASK], variant),
+            representation.to_signed(batch[spec.CLOTH]),
+            representation.binary_cloth_mask(batch[spec.CLOTH_MASK]))
+
+
+def edm_targets(batch, category):
+    labels = GARMENT_LABELS[category][1]
+    return (representation.label_mask(batch[spec.PARSE], labels),
+            representation.to_signed(batch[spec.PERSON]))
+
+
+class GmmTrainer:
+    keys = spec.MODULE_INPUTS[spec.GMM]
+
+    def __init__(self, model, category, optimizer=None):
+        self.model, self.category = model, category
+        self.optimizer = optimizer or make_optimizer(DEFAULT_OPTIMIZERS[spec.GMM])
+        self.gic_weight = GIC_WEIGHT if model.config.variant == configs.CPVTON_PLUS else 0.0
+        self.step = tf.function(self._step)
+
+    def target(self, batch):
+        return representation.cloth_on_person(batch[spec.PERSON], batch[spec.PARSE],
+                                              GARMENT_LABELS[self.category][0])
+
+    def _step(self, batch):
+        with tf.GradientTape() as tape:
+            out = self.model(gmm_inputs(self.model, batch), training=True)
+            terms = losses.gmm_loss(out['warped_cloth'], self.target(batch), out['grid'],
+                                    self.gic_weight)
+        variables = self.model.trainable_variables
+        self.optimizer.apply_gradients(zip(tape.gradient(terms['total'], variables), variables))
+        return terms
+
+    def images(self, batch):
+        out = self.model(gmm_inputs(self.model, batch), training=False)
+        return {'gmm/person_cloth_warped_target': tf.concat(
+                [_signed_to_image(representation.to_signed(batch[spec.PERSON])),
+                 _signed_to_image(representation.to_signed(batch[spec.CLOTH])),
+                 _signed_to_image(out['warped_cloth']), _signed_to_image(self.target(batch))],
+                axis=2)}
+
+    def trackables(self):
+        return {'model': self.model, 'optimizer': self.optimizer}
+
+
+class EdmTrainer:
+    keys = spec.MODULE_INPUTS[spec.EDM]
+
+    def __init__(self, model, category, vgg=None, perceptual_weight=3.0, optimizer=None):
+        if perceptual_weight > 0 and vgg is None:
+            raise ValueError('EDM training with perceptual_weight > 0 needs VGG-19 weights '
+                             '(--vgg_weights=imagenet-vgg-verydeep-19.mat or the Keras '
+                             'vgg19 ..._notop.h5); pass --perceptual_weight=0 to train without')
+        self.model, self.category, self.vgg = model, category, vgg
+        self.perceptual_weight = perceptual_weight
+        self.optimizer = optimizer or make_optimizer(DEFAULT_OPTIMIZERS[spec.EDM])
+        self.step = tf.function(self._step)
+
+    def _step(self, batch):
+        target_mask, target_image = edm_targets(batch, self.category)
+        x = representation.edm_input(batch[spec.PERSON], batch[spec.PARSE],
+                                     batch[spec.KEYPOINTS], batch[spec.CLOTH])
+        with tf.GradientTape() as tape:
+            out = self.model(x, training=True)
+            terms = losses.edm_loss(out['mask'], out['image'], target_mask, target_image,
+                                    self.vgg, perceptual_weight=self.perceptual_weight)
+        variables = self.model.trainable_variables
+        self.optimizer.apply_gradients(zip(tape.gradient(terms['total'], variables), variables))
+        return terms
+
+    def images(self, batch):
+        x = representation.edm_input(batch[spec.PERSON], batch[spec.PARSE],
+                                     batch[spec.KEYPOINTS], batch[spec.CLOTH])
+        out = self.model(x, training=False)
+        target_mask, target_image = edm_targets(batch, self.category)
+        return {'edm/coarse_mask_target': tf.concat(
+                [_signed_to_image(out['image']), _mask_to_image(out['mask']),
+                 _signed_to_image(target_image), _mask_to_image(target_mask)], axis=2)}
+
+    def trackables(self):
+        return {'model': self.model, 'optimizer': self.optimizer}
+
+
+class RmTrainer:
+    keys = spec.MODULE_INPUTS[spec.GMM]
+
+    def __init__(self, model, category, gmm, edm, vgg=None, perceptual_weight=0.8,
+                 optimizer=None, edm_training_mode=True):
+        if perceptual_weight > 0 and vgg is None:
+            raise ValueError('RM training with perceptual_weight > 0 needs VGG-19 weights '
+                             '(--vgg_weights=...); pass --perceptual_weight=0 to train without')
+        self.model, self.category, self.gmm, self.edm, self.vgg = model, category, gmm, edm, vgg
+        self.perceptual_weight = perceptual_weight
+        self.edm_training_mode = edm_training_mode
+        self.optimizer = optimizer or make_optimizer(DEFAULT_OPTIMIZERS[spec.RM])
+        self.step = tf.function(self._step)
+
+    def _inputs(self, batch):
+        warped = self.gmm(gmm_inputs(self.gmm, batch), training=False)['warped_cloth']
+        x = representation.edm_input(batch[spec.PERSON], batch[spec.PARSE],
+                                     batch[spec.KEYPOINTS], batch[spec.CLOTH])
+        coarse = self.edm(x, training=self.edm_training_mode)['image']
+        clothing_mask, target = edm_targets(batch, self.category)
+        return tf.stop_gradient(warped), tf.stop_gradient(coarse), clothing_mask, target
+
+    def _step(self, batch):
+        warped, coarse, clothing_mask, target = self._inputs(batch)
+        with tf.GradientTape() as tape:
+            out = self.model((warped, coarse, clothing_mask), training=True)
+            terms = losses.rm_loss(out['tryon'], target, out['alpha'], self.vgg,
+                                   perceptual_weight=self.perceptual_weight)
+        variables = self.model.trainable_variables
+        self.optimizer.apply_gradients(zip(tape.gradient(terms['total'], variables), variables))
+        return terms
+
+    def images(self, batch):
+        warped, coarse, clothing_mask, target = self._inputs(batch)
+        out = self.model((warped, coarse, clothing_mask), training=False)
+        return {'rm/warped_coarse_alpha_tryon_target': tf.concat(
+                [_signed_to_image(warped), _signed_to_image(coarse),
+                 _mask_to_image(out['alpha']), _signed_to_image(out['tryon']),
+                 _signed_to_image(target)], axis=2)}
+
+    def trackables(self):
+        return {'model': self.model, 'optimizer': self.optimizer}
+
+
+def train(trainer, dataset, output_dir, loop_config, log=None):
+    """Runs ``trainer`` over ``dataset`` (anything with len() and read(i)) to loop_config.steps."""
+    def make_batches(start):
+        return loop.batches(dataset, loop_config.batch_size, loop_config.seed, start,
+                            trainer.keys)
+
+    return loop.run(trainer.step, make_batches, trainer.trackables(), output_dir, loop_config,
+                    images=trainer.images, log=log)
+
+
+def build(module, config_name=configs.LITE, **overrides):
+    return factory.build(configs.get(module, config_name, **overrides))
