@@ -36,7 +36,7 @@ def _keras_name(conv):
 def _read_matconvnet(path):
     try:
         layers = scipy.io.loadmat(path)['layers'][0]
-    except (KeyError, ValueError, OSError, TypeError) as e:
+    except (KeyError, ValueError, OSError, TypeError, scipy.io.matlab.MatReadError) as e:
         raise VggWeightsError(path, f'not a MatConvNet VGG-19 file: {e}') from None
     weights = {}
     for conv, index in MATCONVNET_INDEX.items():
