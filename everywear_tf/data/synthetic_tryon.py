@@ -30,6 +30,9 @@ GARMENT_LABELS = {'top': lip.CPVTON_CLOTH, 'pants': lip.LOWER_CLOTH}
 IMAGE, PARSE, CLOTH, CLOTH_MASK, POSE, WARP = ('image', 'image-parse', 'cloth', 'cloth-mask',
                                                'pose', 'warp-grid')
 LAYOUT_DIRS = (IMAGE, PARSE, CLOTH, CLOTH_MASK, POSE, WARP)
+# Test split only: each person dressed in the next item's product (unpaired ground truth).
+IMAGE_SWAP, PARSE_SWAP, WARP_SWAP = 'image-swap', 'image-parse-swap', 'warp-grid-swap'
+SWAP_DIRS = (IMAGE_SWAP, PARSE_SWAP, WARP_SWAP)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -156,42 +159,82 @@ def _warp(product, product_mask, body_points, product_points, height, width):
     return rgb, mask, grid
 
 
-def render_sample(rng, category, height=spec.IMAGE_HEIGHT, width=spec.IMAGE_WIDTH,
-                  product=None):
-    """A person wearing a product of ``category``; ``product`` (a Garment) is drawn if None."""
+@dataclasses.dataclass(frozen=True)
+class Style:
+    """Everything about a drawn person but the product garment, so one person can be dressed
+    in several products (ground truth for unpaired try-on)."""
+    points: np.ndarray  # [18,2] skeleton
+    colour_seed: int  # skin, hair, background and shading noise
+    top_colour: tuple
+    bottom_colour: tuple
+    other_pattern: str  # the pattern of the garment that is not the category's
+    other_sleeve: float  # sleeve of the drawn top when the category is pants
+
+
+@dataclasses.dataclass(frozen=True)
+class Product:
+    garment: draw.Garment
+    sleeve: float  # for tops: where the sleeve ends on the arm
+
+
+def _check(category):
     if category not in CATEGORY_GARMENTS:
         raise ValueError(f'unknown category {category!r}; expected one of {spec.CATEGORIES}')
-    s = width / 192.0
-    kind = CATEGORY_GARMENTS[category]
-    points = draw.sample_skeleton(rng, height, width)
+
+
+def sample_style(rng, height=spec.IMAGE_HEIGHT, width=spec.IMAGE_WIDTH):
+    return Style(points=draw.sample_skeleton(rng, height, width),
+                 colour_seed=int(rng.integers(2 ** 31)), top_colour=_colour(rng),
+                 bottom_colour=_colour(rng),
+                 other_pattern=draw.PATTERNS[int(rng.integers(len(draw.PATTERNS)))],
+                 other_sleeve=float(rng.uniform(0.35, 1.0)))
+
+
+def sample_product(rng, category, height=spec.IMAGE_HEIGHT, width=spec.IMAGE_WIDTH):
+    _check(category)
     pattern = draw.PATTERNS[int(rng.integers(len(draw.PATTERNS)))]
-    if kind == 'top':
+    if CATEGORY_GARMENTS[category] == 'top':
         sleeve = float(rng.uniform(*SLEEVES[category]))
-        if product is None:
-            product = draw.render_top(rng, _colour(rng), sleeve=sleeve, pattern=pattern,
-                                      height=height, width=width)
-        rgb, mask, grid = _warp(product.image, product.mask, _top_body_points(points, sleeve, s),
-                                _top_landmarks(sleeve, s, width), height, width)
-        parse = draw.draw_parse(points, top=True, sleeve=sleeve, height=height, width=width,
-                                top_mask=mask)
-        image = draw.colour_person(parse, rng, _colour(rng), _colour(rng))
-        garment_region = parse == lip.UPPER_CLOTHES
+        return Product(draw.render_top(rng, _colour(rng), sleeve=sleeve, pattern=pattern,
+                                       height=height, width=width), sleeve)
+    return Product(draw.render_pants(rng, _colour(rng), pattern=pattern, height=height,
+                                     width=width), 0.0)
+
+
+def dress(style, product, category):
+    """The person of ``style`` wearing ``product`` (a garment of ``category``)."""
+    _check(category)
+    height, width = product.garment.mask.shape
+    s = width / 192.0
+    points = style.points
+    garment = product.garment
+    colours = np.random.default_rng(style.colour_seed)
+    if CATEGORY_GARMENTS[category] == 'top':
+        rgb, mask, grid = _warp(garment.image, garment.mask,
+                                _top_body_points(points, product.sleeve, s),
+                                _top_landmarks(product.sleeve, s, width), height, width)
+        parse = draw.draw_parse(points, top=True, sleeve=product.sleeve, height=height,
+                                width=width, top_mask=mask)
+        image = draw.colour_person(parse, colours, style.top_colour, style.bottom_colour)
+        region = parse == lip.UPPER_CLOTHES
     else:
-        sleeve = float(rng.uniform(0.35, 1.0))
-        if product is None:
-            product = draw.render_pants(rng, _colour(rng), pattern=pattern, height=height,
-                                        width=width)
-        rgb, mask, grid = _warp(product.image, product.mask, _pants_body_points(points, s),
+        rgb, mask, grid = _warp(garment.image, garment.mask, _pants_body_points(points, s),
                                 _pants_landmarks(s, width), height, width)
-        parse = draw.draw_parse(points, top=True, sleeve=sleeve, height=height, width=width,
-                                pants_mask=mask)
-        top_pattern = draw.PATTERNS[int(rng.integers(len(draw.PATTERNS)))]
-        image = draw.colour_person(parse, rng, _colour(rng), _colour(rng), top_pattern)
-        garment_region = parse == lip.PANTS
-    image[garment_region] = rgb[garment_region]
+        parse = draw.draw_parse(points, top=True, sleeve=style.other_sleeve, height=height,
+                                width=width, pants_mask=mask)
+        image = draw.colour_person(parse, colours, style.top_colour, style.bottom_colour,
+                                   style.other_pattern)
+        region = parse == lip.PANTS
+    image[region] = rgb[region]
     keypoints = np.concatenate([points, np.ones((spec.NUM_KEYPOINTS, 1))], axis=1)
     return Sample(person=image, parse=parse, keypoints=keypoints.astype(np.float32),
-                  cloth=product.image, cloth_mask=product.mask, grid=grid)
+                  cloth=garment.image, cloth_mask=garment.mask, grid=grid)
+
+
+def render_sample(rng, category, height=spec.IMAGE_HEIGHT, width=spec.IMAGE_WIDTH):
+    """A new person wearing a new product of ``category``."""
+    style = sample_style(rng, height, width)
+    return dress(style, sample_product(rng, category, height, width), category)
 
 
 def _openpose_json(keypoints):
@@ -199,51 +242,69 @@ def _openpose_json(keypoints):
     return json.dumps({'version': 1.3, 'people': [{'pose_keypoints_2d': flat}]})
 
 
+def item(seed, i, category, height=spec.IMAGE_HEIGHT, width=spec.IMAGE_WIDTH):
+    """(style, product) of item ``i``: each item has its own generator, so any item (or its
+    product alone) can be regenerated identically."""
+    rng = np.random.default_rng([seed, i])
+    style = sample_style(rng, height, width)
+    return style, sample_product(rng, category, height, width)
+
+
 def write_split(root, mode, category, count, seed, log=None, start=0):
     """Writes ``count`` samples of one split in the CP-VTON layout under ``root/mode``.
 
-    Pairs: ``{mode}_pairs.txt`` (person with its own product) and, for test,
-    ``test_pairs_unpaired.txt`` (person with another person's product, no ground truth).
-    Names: person ``NNNNNN_0.png``, product ``NNNNNN_1.png``. Every file is written atomically,
-    and a sample whose files all exist is skipped, so an interrupted run resumes.
+    Names: person ``NNNNNN_0.png`` wearing product ``NNNNNN_1.png``; pairs in
+    ``{mode}_pairs.txt``. The test split also dresses each person in the next item's product
+    (``image-swap/``, ``image-parse-swap/``, ``warp-grid-swap/``) and lists those pairs in
+    ``test_pairs_unpaired.txt``: unpaired try-on with ground truth. Files are written atomically
+    and complete items are skipped, so an interrupted run resumes.
     """
     from everywear_tf.data import images, parsing  # TMP: module-level once the readers land
     log = log or (lambda message: None)
     split = os.path.join(root, mode)
-    for directory in LAYOUT_DIRS:
+    dirs = LAYOUT_DIRS + (SWAP_DIRS if mode == 'test' else ())
+    for directory in dirs:
         os.makedirs(os.path.join(split, directory), exist_ok=True)
-    names = []
-    for i in range(start, start + count):
+    names, unpaired = [], []
+    end = start + count
+    for i in range(start, end):
         person_name, cloth_name = f'{i:06d}_0.png', f'{i:06d}_1.png'
         names.append((person_name, cloth_name))
-        paths = (os.path.join(split, IMAGE, person_name),
-                 os.path.join(split, PARSE, person_name),
-                 os.path.join(split, POSE, f'{i:06d}_0_keypoints.json'),
+        j = start + (i - start + 1) % count
+        unpaired.append((person_name, f'{j:06d}_1.png'))
+        outputs = [(IMAGE, PARSE, WARP, None)]
+        if mode == 'test':
+            outputs.append((IMAGE_SWAP, PARSE_SWAP, WARP_SWAP, j))
+        paths = [os.path.join(split, POSE, f'{i:06d}_0_keypoints.json'),
                  os.path.join(split, CLOTH, cloth_name),
-                 os.path.join(split, CLOTH_MASK, cloth_name),
-                 os.path.join(split, WARP, f'{i:06d}_0.npy'))
+                 os.path.join(split, CLOTH_MASK, cloth_name)]
+        for image_dir, parse_dir, warp_dir, _ in outputs:
+            paths += [os.path.join(split, image_dir, person_name),
+                      os.path.join(split, parse_dir, person_name),
+                      os.path.join(split, warp_dir, f'{i:06d}_0.npy')]
         if all(os.path.exists(path) for path in paths):
             continue
-        # One generator per sample: any sample can be regenerated alone, identically.
-        sample = render_sample(np.random.default_rng([seed, i]), category)
-        image_path, parse_path, pose_path, cloth_path, mask_path, warp_path = paths
-        images.write_png(image_path, sample.person)
-        parsing.write_parse_png(parse_path, sample.parse)
-        fileio.atomic_write_bytes(pose_path, _openpose_json(sample.keypoints).encode())
-        images.write_png(cloth_path, sample.cloth)
-        images.write_png(mask_path, sample.cloth_mask)
-        fileio.atomic_write_bytes(warp_path, _npy(sample.grid))
+        style, product = item(seed, i, category)
+        sample = dress(style, product, category)
+        fileio.atomic_write_bytes(paths[0], _openpose_json(sample.keypoints).encode())
+        images.write_png(paths[1], sample.cloth)
+        images.write_png(paths[2], sample.cloth_mask)
+        for (image_dir, parse_dir, warp_dir, other), offset in zip(outputs, (3, 6)):
+            if other is not None:
+                sample = dress(style, item(seed, other, category)[1], category)
+            images.write_png(paths[offset], sample.person)
+            parsing.write_parse_png(paths[offset + 1], sample.parse)
+            fileio.atomic_write_bytes(paths[offset + 2], _npy(sample.grid))
         if (i - start + 1) % 50 == 0:
-            log(f'{mode}: {i - start + 1}/{count}')
-    pairs = ''.join(f'{p} {c}\n' for p, c in names)
-    fileio.atomic_write_bytes(os.path.join(split, f'{mode}_pairs.txt'), pairs.encode())
-    fileio.atomic_write_bytes(os.path.join(root, f'{mode}_pairs.txt'), pairs.encode())
-    if mode == 'test' and len(names) > 1:
-        rotated = names[1:] + names[:1]
-        unpaired = ''.join(f'{p} {c}\n' for (p, _), (_, c) in zip(names, rotated))
-        fileio.atomic_write_bytes(os.path.join(root, 'test_pairs_unpaired.txt'),
-                                  unpaired.encode())
+            log(f'{category} {mode}: {i - start + 1}/{count}')
+    _write_pairs(os.path.join(root, f'{mode}_pairs.txt'), names)
+    if mode == 'test':
+        _write_pairs(os.path.join(root, 'test_pairs_unpaired.txt'), unpaired)
     return names
+
+
+def _write_pairs(path, pairs):
+    fileio.atomic_write_bytes(path, ''.join(f'{p} {c}\n' for p, c in pairs).encode())
 
 
 def _npy(array):
@@ -285,7 +346,7 @@ class RenderedDataset:
         return self.size
 
     def sample(self, i):
-        return render_sample(np.random.default_rng([self.seed, i]), self.category)
+        return dress(*item(self.seed, i, self.category), self.category)
 
     def read(self, i):
         return {**signature_item(self.sample(i)), 'person_id': f'{i:06d}_0',
