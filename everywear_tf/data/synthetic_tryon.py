@@ -336,11 +336,13 @@ def signature_item(sample):
 class RenderedDataset:
     """Samples drawn on demand (item i from seed (seed, i)), with the dataset readers' interface.
 
+    ``unpaired``: person i (wearing product i) is given product i+1, and the ground truth
+    (``target_person``, ``target_parse``) is person i wearing product i+1.
     For tests and quick experiments; real training reads a written dataset.
     """
 
-    def __init__(self, category, size, seed=0):
-        self.category, self.size, self.seed = category, size, seed
+    def __init__(self, category, size, seed=0, unpaired=False):
+        self.category, self.size, self.seed, self.unpaired = category, size, seed, unpaired
 
     def __len__(self):
         return self.size
@@ -349,5 +351,13 @@ class RenderedDataset:
         return dress(*item(self.seed, i, self.category), self.category)
 
     def read(self, i):
-        return {**signature_item(self.sample(i)), 'person_id': f'{i:06d}_0',
-                'cloth_id': f'{i:06d}_1'}
+        style, product = item(self.seed, i, self.category)
+        worn = dress(style, product, self.category)
+        out = {**signature_item(worn), 'person_id': f'{i:06d}_0', 'cloth_id': f'{i:06d}_1'}
+        if self.unpaired:
+            j = (i + 1) % self.size
+            target = dress(style, item(self.seed, j, self.category)[1], self.category)
+            out.update({spec.CLOTH: target.cloth, spec.CLOTH_MASK: target.cloth_mask,
+                        'cloth_id': f'{j:06d}_1', 'target_person': target.person,
+                        'target_parse': target.parse})
+        return out
