@@ -18,10 +18,12 @@ import tensorflow as tf
 
 from everywear_tf import fileio
 from everywear_tf import spec
+from everywear_tf.data import datasets
+from everywear_tf.data import images
 from everywear_tf.data import lip
 
-TARGET_PERSON = 'target_person'
-TARGET_PARSE = 'target_parse'
+TARGET_PERSON = datasets.TARGET_PERSON
+TARGET_PARSE = datasets.TARGET_PARSE
 METRICS = ('ssim', 'psnr', 'l1', 'warp_iou')
 GARMENT_LABELS = {spec.MEN_TSHIRTS: lip.CPVTON_CLOTH, spec.MEN_LONG: lip.CPVTON_CLOTH,
                   spec.MEN_PANTS: lip.LOWER_CLOTH}
@@ -61,7 +63,6 @@ def evaluate(tryon, dataset, output_dir=None, batch_size=8, limit=None, log=None
     and 'person_id' / 'cloth_id'. With ``output_dir``, writes metrics.json and one grid PNG per
     item under grids/.
     """
-    from everywear_tf.data import images  # the PNG writer
     log = log or (lambda message: None)
     count = len(dataset) if limit is None else min(limit, len(dataset))
     labels = GARMENT_LABELS[tryon.category]

@@ -19,7 +19,10 @@ import numpy as np
 
 from everywear_tf import fileio
 from everywear_tf import spec
+from everywear_tf.data import datasets
+from everywear_tf.data import images
 from everywear_tf.data import lip
+from everywear_tf.data import parsing
 from everywear_tf.data import synthetic as draw
 
 CATEGORY_GARMENTS = {spec.MEN_TSHIRTS: 'top', spec.MEN_LONG: 'top', spec.MEN_PANTS: 'pants'}
@@ -259,7 +262,6 @@ def write_split(root, mode, category, count, seed, log=None, start=0):
     ``test_pairs_unpaired.txt``: unpaired try-on with ground truth. Files are written atomically
     and complete items are skipped, so an interrupted run resumes.
     """
-    from everywear_tf.data import images, parsing  # TMP: module-level once the readers land
     log = log or (lambda message: None)
     split = os.path.join(root, mode)
     dirs = LAYOUT_DIRS + (SWAP_DIRS if mode == 'test' else ())
@@ -358,6 +360,6 @@ class RenderedDataset:
             j = (i + 1) % self.size
             target = dress(style, item(self.seed, j, self.category)[1], self.category)
             out.update({spec.CLOTH: target.cloth, spec.CLOTH_MASK: target.cloth_mask,
-                        'cloth_id': f'{j:06d}_1', 'target_person': target.person,
-                        'target_parse': target.parse})
+                        'cloth_id': f'{j:06d}_1', datasets.TARGET_PERSON: target.person,
+                        datasets.TARGET_PARSE: target.parse})
         return out
