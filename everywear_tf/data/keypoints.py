@@ -36,19 +36,23 @@ def _finite(path, array, what):
                            f'{int(np.argwhere(bad)[0][0])}')
 
 
-def from_flat(values, path='<memory>'):
-    """[18·3] or [25·3] flat (x, y, c) values → [18,3]; missing points zeroed."""
+def from_flat(values, path='<memory>', where='keypoints'):
+    """[18·3] or [25·3] flat (x, y, c) values → [18,3]; missing points zeroed.
+
+    ``where`` names the values inside the file in error messages.
+    """
     try:
         array = np.asarray(values, np.float64).reshape(-1)
     except (TypeError, ValueError):
-        raise _error(path, 'keypoints must be numbers') from None
+        raise _error(path, f'{where} must be numbers') from None
     if array.size == 18 * 3:
         points = array.reshape(18, 3)
     elif array.size == 25 * 3:
         points = array.reshape(25, 3)[list(BODY25_TO_COCO18)]
     else:
-        raise _error(path, f'expected 54 (COCO-18) or 75 (BODY_25) values, got {array.size}')
-    _finite(path, points, 'keypoints')
+        raise _error(path, f'{where}: expected 54 (COCO-18) or 75 (BODY_25) values, got '
+                           f'{array.size}')
+    _finite(path, points, where)
     points = points.astype(np.float32)
     points[points[:, 2] <= 0] = 0.0
     return points
@@ -72,7 +76,7 @@ def read_openpose_json(path):
         key = 'pose_keypoints_2d' if 'pose_keypoints_2d' in person else 'pose_keypoints'
         if key not in person:
             raise _error(path, f'people[{i}] has neither pose_keypoints_2d nor pose_keypoints')
-        candidates.append(from_flat(person[key], f'{path} (people[{i}].{key})'))
+        candidates.append(from_flat(person[key], path, f'people[{i}].{key}'))
     return max(candidates, key=lambda points: float(points[:, 2].sum()))
 
 

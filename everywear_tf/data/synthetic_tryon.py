@@ -10,13 +10,13 @@ predicts.
 """
 
 import dataclasses
-import io
 import json
 import os
 
 import cv2
 import numpy as np
 
+from everywear_tf import errors
 from everywear_tf import fileio
 from everywear_tf import spec
 from everywear_tf.data import datasets
@@ -29,7 +29,7 @@ CATEGORY_GARMENTS = {spec.MEN_TSHIRTS: 'top', spec.MEN_LONG: 'top', spec.MEN_PAN
 SLEEVES = {spec.MEN_TSHIRTS: (0.35, 0.5), spec.MEN_LONG: (0.9, 1.0)}
 GARMENT_LABELS = {'top': lip.CPVTON_CLOTH, 'pants': lip.LOWER_CLOTH}
 
-# CP-VTON layout, plus the ground-truth warp.
+# CP-VTON layout, plus the ground-truth warp (warp-grid/<person>.json: the spline's landmarks).
 IMAGE, PARSE, CLOTH, CLOTH_MASK, POSE, WARP = ('image', 'image-parse', 'cloth', 'cloth-mask',
                                                'pose', 'warp-grid')
 LAYOUT_DIRS = (IMAGE, PARSE, CLOTH, CLOTH_MASK, POSE, WARP)
@@ -47,6 +47,7 @@ class Sample:
     cloth: np.ndarray  # uint8 [H,W,3], the flat product on white
     cloth_mask: np.ndarray  # uint8 [H,W] {0,255}
     grid: np.ndarray  # float32 [H,W,2]: person pixel → product (x, y) in [-1, 1]
+    warp_points: tuple  # (body points [K,2], product points [K,2]) the warp's TPS interpolates
 
 
 def _colour(rng):
@@ -147,19 +148,30 @@ def _pants_body_points(points, s):
     return np.array(out, np.float64)
 
 
-def _warp(product, product_mask, body_points, product_points, height, width):
-    """Backward-warps the product onto the body; returns (rgb, bool mask, grid [-1,1])."""
-    to_product = _tps_fit(body_points, product_points)
+def dense_grid(body_points, product_points, height, width):
+    """The backward warp as pixel maps (x, y) [H,W] of product positions per person pixel."""
+    to_product = _tps_fit(np.asarray(body_points, np.float64),
+                          np.asarray(product_points, np.float64))
     yy, xx = np.mgrid[:height, :width].astype(np.float64)
     mapped = to_product(np.stack([xx.ravel(), yy.ravel()], axis=1)).reshape(height, width, 2)
-    map_x, map_y = mapped[..., 0].astype(np.float32), mapped[..., 1].astype(np.float32)
+    return mapped[..., 0], mapped[..., 1]
+
+
+def _normalised(map_x, map_y):
+    height, width = map_x.shape
+    return np.stack([map_x / (width - 1) * 2 - 1, map_y / (height - 1) * 2 - 1],
+                    axis=-1).astype(np.float32)
+
+
+def _warp(product, product_mask, body_points, product_points, height, width):
+    """Backward-warps the product onto the body; returns (rgb, bool mask, grid [-1,1])."""
+    map_x, map_y = dense_grid(body_points, product_points, height, width)
+    map_x, map_y = map_x.astype(np.float32), map_y.astype(np.float32)
     rgb = cv2.remap(product, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
                     borderValue=(255, 255, 255))
     mask = cv2.remap(product_mask, map_x, map_y, cv2.INTER_LINEAR,
                      borderMode=cv2.BORDER_CONSTANT, borderValue=0) >= 128
-    grid = np.stack([mapped[..., 0] / (width - 1) * 2 - 1,
-                     mapped[..., 1] / (height - 1) * 2 - 1], axis=-1).astype(np.float32)
-    return rgb, mask, grid
+    return rgb, mask, _normalised(map_x.astype(np.float64), map_y.astype(np.float64))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -213,16 +225,16 @@ def dress(style, product, category):
     garment = product.garment
     colours = np.random.default_rng(style.colour_seed)
     if CATEGORY_GARMENTS[category] == 'top':
-        rgb, mask, grid = _warp(garment.image, garment.mask,
-                                _top_body_points(points, product.sleeve, s),
-                                _top_landmarks(product.sleeve, s, width), height, width)
+        warp_points = (_top_body_points(points, product.sleeve, s),
+                       _top_landmarks(product.sleeve, s, width))
+        rgb, mask, grid = _warp(garment.image, garment.mask, *warp_points, height, width)
         parse = draw.draw_parse(points, top=True, sleeve=product.sleeve, height=height,
                                 width=width, top_mask=mask)
         image = draw.colour_person(parse, colours, style.top_colour, style.bottom_colour)
         region = parse == lip.UPPER_CLOTHES
     else:
-        rgb, mask, grid = _warp(garment.image, garment.mask, _pants_body_points(points, s),
-                                _pants_landmarks(s, width), height, width)
+        warp_points = (_pants_body_points(points, s), _pants_landmarks(s, width))
+        rgb, mask, grid = _warp(garment.image, garment.mask, *warp_points, height, width)
         parse = draw.draw_parse(points, top=True, sleeve=style.other_sleeve, height=height,
                                 width=width, pants_mask=mask)
         image = draw.colour_person(parse, colours, style.top_colour, style.bottom_colour,
@@ -231,7 +243,8 @@ def dress(style, product, category):
     image[region] = rgb[region]
     keypoints = np.concatenate([points, np.ones((spec.NUM_KEYPOINTS, 1))], axis=1)
     return Sample(person=image, parse=parse, keypoints=keypoints.astype(np.float32),
-                  cloth=garment.image, cloth_mask=garment.mask, grid=grid)
+                  cloth=garment.image, cloth_mask=garment.mask, grid=grid,
+                  warp_points=warp_points)
 
 
 def render_sample(rng, category, height=spec.IMAGE_HEIGHT, width=spec.IMAGE_WIDTH):
@@ -283,7 +296,7 @@ def write_split(root, mode, category, count, seed, log=None, start=0):
         for image_dir, parse_dir, warp_dir, _ in outputs:
             paths += [os.path.join(split, image_dir, person_name),
                       os.path.join(split, parse_dir, person_name),
-                      os.path.join(split, warp_dir, f'{i:06d}_0.npy')]
+                      os.path.join(split, warp_dir, f'{i:06d}_0.json')]
         if all(os.path.exists(path) for path in paths):
             continue
         style, product = item(seed, i, category)
@@ -296,7 +309,7 @@ def write_split(root, mode, category, count, seed, log=None, start=0):
                 sample = dress(style, item(seed, other, category)[1], category)
             images.write_png(paths[offset], sample.person)
             parsing.write_parse_png(paths[offset + 1], sample.parse)
-            fileio.atomic_write_bytes(paths[offset + 2], _npy(sample.grid))
+            fileio.atomic_write_bytes(paths[offset + 2], _warp_json(sample))
         if (i - start + 1) % 50 == 0:
             log(f'{category} {mode}: {i - start + 1}/{count}')
     _write_pairs(os.path.join(root, f'{mode}_pairs.txt'), names)
@@ -309,10 +322,12 @@ def _write_pairs(path, pairs):
     fileio.atomic_write_bytes(path, ''.join(f'{p} {c}\n' for p, c in pairs).encode())
 
 
-def _npy(array):
-    buffer = io.BytesIO()
-    np.save(buffer, array, allow_pickle=False)
-    return buffer.getvalue()
+def _warp_json(sample):
+    body, product = sample.warp_points
+    height, width = sample.parse.shape
+    return json.dumps({'kind': 'tps', 'kernel': 'r2_log_r2', 'image_size': [height, width],
+                       'body_points': np.round(body, 6).tolist(),
+                       'product_points': np.round(product, 6).tolist()}).encode()
 
 
 def write_dataset(root, category, train=2000, test=200, seed=0, log=None):
@@ -323,8 +338,20 @@ def write_dataset(root, category, train=2000, test=200, seed=0, log=None):
 
 
 def read_grid(path):
-    """A ground-truth warp written by ``write_split`` (plain .npy; pickles refused)."""
-    return np.load(path, allow_pickle=False)
+    """The ground-truth warp of a ``warp-grid/*.json`` file as a grid [H,W,2] in [-1, 1].
+
+    The file holds the spline's landmark pairs (a few hundred bytes instead of a dense grid);
+    the grid is recomputed exactly as it was drawn.
+    """
+    path = errors.require_file(path)
+    try:
+        with open(path) as f:
+            document = json.load(f)
+        height, width = document['image_size']
+        body, product = document['body_points'], document['product_points']
+    except (ValueError, KeyError, TypeError) as e:
+        raise errors.DatasetError(path, f'not a warp-grid file: {e!r}') from None
+    return _normalised(*dense_grid(body, product, height, width))
 
 
 def signature_item(sample):
