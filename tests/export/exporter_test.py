@@ -218,3 +218,28 @@ def test_a_killed_export_leaves_only_a_hidden_directory_that_the_next_export_rem
     assert exporter.versions(model_dir) == []  # TF Serving ignores non-numeric names
     exporter.export(_model(spec.RM), tmp_path, model_dir.name)
     assert sorted(os.listdir(model_dir)) == ['1']
+
+
+def _binary(*args):
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    return subprocess.run([sys.executable, os.path.join(root, 'export', 'export_saved_model.py'),
+                           *args], capture_output=True, text=True, timeout=300)
+
+
+def test_export_binary(tmp_path):
+    from everywear_tf import weights
+    model = _model(spec.RM, seed=9)
+    weights.save(model, tmp_path / 'weights' / 'rm_men_pants')
+    source = tmp_path / 'weights' / 'rm_men_pants'
+    ok = _binary('--model_name=rm_men_pants', f'--weights_dir={source}',
+                 f'--base_dir={tmp_path / "serving"}')
+    assert ok.returncode == 0, ok.stderr
+    assert exporter.versions(tmp_path / 'serving' / 'rm_men_pants') == [1]
+    assert 'weights' in exporter.read_manifest(str(tmp_path / 'serving' / 'rm_men_pants' / '1'))[
+            'source']
+    wrong = _binary('--model_name=gmm_men_pants', f'--weights_dir={source}',
+                    f'--base_dir={tmp_path / "serving"}')
+    assert wrong.returncode == 1 and 'export: error:' in wrong.stderr
+    assert 'holds a RM, expected a GMM' in wrong.stderr
+    both = _binary('--all', '--model_name=rm_men_pants', '--random_weights')
+    assert both.returncode == 2 and 'exactly one of --all and --model_name' in both.stderr

@@ -1,0 +1,72 @@
+"""Exports networks as TF Serving SavedModels: <base_dir>/<model_name>/<version>/.
+
+    # one model from a weights directory (converted or trained)
+    python export/export_saved_model.py --weights_dir=checkpoints/demo/gmm_men_tshirts \
+        --model_name=gmm_men_tshirts --base_dir=exported
+    # all nine from <weights_root>/<model_name>/
+    python export/export_saved_model.py --all --weights_root=checkpoints/demo --base_dir=exported
+    # random weights (to try serving without a checkpoint)
+    python export/export_saved_model.py --all --random_weights --config=lite --base_dir=exported
+"""
+
+import os
+import sys
+
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')  # keep TensorFlow's start-up chatter quiet
+
+from absl import app  # noqa: E402  (after the environment is set)
+from absl import flags  # noqa: E402
+
+from everywear_tf import configs  # noqa: E402
+from everywear_tf import errors  # noqa: E402
+from everywear_tf import spec  # noqa: E402
+from everywear_tf import weights  # noqa: E402
+from everywear_tf.export import exporter  # noqa: E402
+from everywear_tf.models import factory  # noqa: E402
+
+_MODEL_NAME = flags.DEFINE_string('model_name', None, 'One model, e.g. gmm_men_tshirts.')
+_ALL = flags.DEFINE_bool('all', False, 'Export all nine <module>_<category> models.')
+_WEIGHTS_DIR = flags.DEFINE_string('weights_dir', None, 'Weights directory of --model_name.')
+_WEIGHTS_ROOT = flags.DEFINE_string('weights_root', None,
+                                    'Directory holding one weights directory per model name.')
+_RANDOM = flags.DEFINE_bool('random_weights', False, 'Export untrained networks.')
+_CONFIG = flags.DEFINE_enum('config', configs.LITE, list(configs.CONFIG_NAMES),
+                            'Network size for --random_weights.')
+_BASE_DIR = flags.DEFINE_string('base_dir', 'exported', 'The serving tree to export into.')
+_VERSION = flags.DEFINE_string('version', exporter.AUTO, "An integer, or 'auto' (next free).")
+_OVERWRITE = flags.DEFINE_bool('overwrite', False, 'Replace an existing version.')
+
+
+def _model_for(name):
+    module, _ = spec.module_of(name)
+    if _RANDOM.value:
+        return factory.build(configs.get(module, _CONFIG.value)), 'random weights'
+    directory = _WEIGHTS_DIR.value or os.path.join(_WEIGHTS_ROOT.value, name)
+    return weights.load(directory, module=module), directory
+
+
+def main(argv):
+    del argv
+    if _ALL.value == bool(_MODEL_NAME.value):
+        print('export: error: pass exactly one of --all and --model_name', file=sys.stderr)
+        return 2
+    sources = [bool(_WEIGHTS_DIR.value), bool(_WEIGHTS_ROOT.value), _RANDOM.value]
+    if sum(sources) != 1 or (_ALL.value and _WEIGHTS_DIR.value):
+        print('export: error: pass one of --weights_dir (with --model_name), --weights_root or '
+              '--random_weights', file=sys.stderr)
+        return 2
+    names = spec.all_model_names() if _ALL.value else (_MODEL_NAME.value,)
+    try:
+        for name in names:
+            model, source = _model_for(name)
+            path = exporter.export(model, _BASE_DIR.value, name, _VERSION.value,
+                                   overwrite=_OVERWRITE.value, source=source)
+            print(f'exported {name} from {source} to {path}')
+    except (errors.EverywearError, ValueError) as e:
+        print(f'export: error: {e}', file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == '__main__':
+    app.run(lambda argv: sys.exit(main(argv)))
