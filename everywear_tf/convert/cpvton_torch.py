@@ -43,17 +43,29 @@ def table(variant):
     rules += [tables.Rule('regression_linear/kernel', 'regression.linear.weight',
                           tables.TRANSPOSE),
               tables.Rule('regression_linear/bias', 'regression.linear.bias')]
-    other = configs.CPVTON_PLUS if variant == configs.CPVTON else configs.CPVTON
-    branch = 'RGB cloth (3 channels)' if variant == configs.CPVTON else 'cloth mask (1 channel)'
-    return tables.Table(tuple(rules), exclude=(r'.*\.num_batches_tracked',),
-                        hint=f'(this config expects the {variant} GMM, whose cloth branch takes '
-                             f'the {branch}; a checkpoint of the other kind needs '
-                             f'variant={other!r})', hint_when='extractionB.model.0.weight')
+    return tables.Table(tuple(rules), exclude=(r'.*\.num_batches_tracked',))
+
+
+CLOTH_BRANCH_INPUT = 'extractionB.model.0.weight'
+
+
+def check_variant(state, config, path):
+    """CP-VTON's cloth branch takes RGB (3 input channels), CP-VTON+'s the mask (1)."""
+    weight = state.get(CLOTH_BRANCH_INPUT)
+    if weight is None or weight.ndim != 4 or weight.shape[1] == config.cloth_channels:
+        return
+    found = {3: configs.CPVTON, 1: configs.CPVTON_PLUS}.get(weight.shape[1])
+    suggestion = f"; it is a {found} checkpoint: use variant='{found}'" if found else ''
+    raise tables.CheckpointError(
+            path, f'{CLOTH_BRANCH_INPUT!r} has shape {tuple(weight.shape)}: its cloth branch '
+                  f'takes {weight.shape[1]} channel(s), the {config.variant} config '
+                  f'{config.cloth_channels}{suggestion}')
 
 
 def convert(pth_path, config=None):
     """A Gmm holding the weights of ``pth_path`` (config: full CP-VTON by default)."""
     config = config or configs.get(spec.GMM, configs.FULL)
     state = torch_pth.read_state_dict(pth_path)
+    check_variant(state, config, pth_path)
     model = factory.build(config)
     return tables.apply(table(config.variant), state, model, pth_path)

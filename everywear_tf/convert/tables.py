@@ -43,8 +43,6 @@ class Rule:
 class Table:
     rules: tuple
     exclude: tuple = ()  # regular expressions, matched in full against source names
-    hint: str = ''  # appended to mismatch errors that mention ``hint_when``
-    hint_when: str = ''
 
     def excluded(self, name):
         return any(re.fullmatch(pattern, name) for pattern in self.exclude)
@@ -92,9 +90,7 @@ def apply(table, source, model, source_path):
         if len(problems) > MAX_PROBLEMS:
             shown.append(f'... and {len(problems) - MAX_PROBLEMS} more')
         message = '; '.join(shown)
-        hint = (f' {table.hint}' if table.hint and any(table.hint_when in p for p in problems)
-                else '')
-        raise CheckpointError(source_path, f'does not match the network: {message}{hint}')
+        raise CheckpointError(source_path, f'does not match the network: {message}')
     for variable, value in assignments:
         variable.assign(value.astype(variable.dtype.as_numpy_dtype))
     return model

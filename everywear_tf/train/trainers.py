@@ -31,6 +31,16 @@ GARMENT_LABELS = {
 GIC_WEIGHT = 40.0
 
 
+_NEEDS_VGG = ('{module} training with perceptual_weight {weight} needs VGG-19 weights: pass '
+              '--vgg_weights=imagenet-vgg-verydeep-19.mat (MatConvNet) or the Keras '
+              'vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5, or --perceptual_weight=0 to '
+              'train without the perceptual loss')
+
+
+class TrainingSetupError(ValueError):
+    """A trainer asked for something it cannot do (e.g. a perceptual loss without VGG)."""
+
+
 @dataclasses.dataclass(frozen=True)
 class OptimizerConfig:
     learning_rate: float
@@ -111,9 +121,7 @@ class EdmTrainer:
 
     def __init__(self, model, category, vgg=None, perceptual_weight=3.0, optimizer=None):
         if perceptual_weight > 0 and vgg is None:
-            raise ValueError('EDM training with perceptual_weight > 0 needs VGG-19 weights '
-                             '(--vgg_weights=imagenet-vgg-verydeep-19.mat or the Keras '
-                             'vgg19 ..._notop.h5); pass --perceptual_weight=0 to train without')
+            raise TrainingSetupError(_NEEDS_VGG.format(module='EDM', weight=perceptual_weight))
         self.model, self.category, self.vgg = model, category, vgg
         self.perceptual_weight = perceptual_weight
         self.optimizer = optimizer or make_optimizer(DEFAULT_OPTIMIZERS[spec.EDM])
@@ -150,8 +158,7 @@ class RmTrainer:
     def __init__(self, model, category, gmm, edm, vgg=None, perceptual_weight=0.8,
                  optimizer=None, edm_training_mode=True):
         if perceptual_weight > 0 and vgg is None:
-            raise ValueError('RM training with perceptual_weight > 0 needs VGG-19 weights '
-                             '(--vgg_weights=...); pass --perceptual_weight=0 to train without')
+            raise TrainingSetupError(_NEEDS_VGG.format(module='RM', weight=perceptual_weight))
         self.model, self.category, self.gmm, self.edm, self.vgg = model, category, gmm, edm, vgg
         self.perceptual_weight = perceptual_weight
         self.edm_training_mode = edm_training_mode

@@ -59,19 +59,6 @@ def test_both_serialisations_hold_the_same_tensors():
             np.testing.assert_array_equal(a[key], b[key])
 
 
-def test_torch_written_files_when_torch_is_installed(tmp_path):
-    torch = pytest.importorskip('torch', reason='torch (the `torch` extra) is not installed; '
-                                                'the committed fixtures cover both formats')
-    state = collections.OrderedDict(w=torch.randn(3, 2), n=torch.tensor(7),
-                                    v=torch.arange(10.0)[2:8:2])
-    for zipped in (True, False):
-        target = str(tmp_path / f'{zipped}.pth')
-        torch.save(state, target, _use_new_zipfile_serialization=zipped)
-        loaded = torch_pth.read_state_dict(target)
-        for key, value in state.items():
-            np.testing.assert_array_equal(loaded[key], value.numpy())
-
-
 @pytest.fixture
 def state():
     return torch_pth.read_state_dict(_fixture(configs.CPVTON, 'zip'))
@@ -116,7 +103,9 @@ def test_a_cpvton_plus_checkpoint_into_a_cpvton_config(tmp_path):
         cpvton_torch.convert(_fixture(configs.CPVTON_PLUS, 'zip'), _config(configs.CPVTON))
     message = str(raised.value)
     assert "'extractionB.model.0.weight' has shape (4, 1, 4, 4)" in message
-    assert "variant='cpvton_plus'" in message
+    assert "it is a cpvton_plus checkpoint: use variant='cpvton_plus'" in message
+    with pytest.raises(tables.CheckpointError, match="use variant='cpvton'"):
+        cpvton_torch.convert(_fixture(configs.CPVTON, 'legacy'), _config(configs.CPVTON_PLUS))
 
 
 def test_all_problems_are_listed_together(state):

@@ -1,0 +1,122 @@
+"""Trains one network on a dataset in the CP-VTON or VITON layout.
+
+    python train/train.py --module=gmm --category=men_tshirts \
+        --dataset_root=synthetic/men_tshirts --output_dir=runs/gmm_men_tshirts
+    python train/train.py --module=edm --category=men_tshirts --perceptual_weight=0 ...
+    python train/train.py --module=rm --category=men_tshirts \
+        --gmm_weights=runs/gmm_men_tshirts/weights --edm_weights=runs/edm_men_tshirts/weights ...
+
+Killed and restarted with the same flags, it resumes from the last checkpoint with the same data
+order. The trained network is written to <output_dir>/weights (a weights directory for
+export/export_saved_model.py); TensorBoard logs to <output_dir>/logs.
+"""
+
+import os
+import sys
+
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')  # keep TensorFlow's start-up chatter quiet
+
+from absl import app  # noqa: E402  (after the environment is set)
+from absl import flags  # noqa: E402
+
+from everywear_tf import configs  # noqa: E402
+from everywear_tf import errors  # noqa: E402
+from everywear_tf import spec  # noqa: E402
+from everywear_tf import weights  # noqa: E402
+from everywear_tf.data import datasets  # noqa: E402
+from everywear_tf.models import vgg  # noqa: E402
+from everywear_tf.train import loop  # noqa: E402
+from everywear_tf.train import trainers  # noqa: E402
+
+_MODULE = flags.DEFINE_enum('module', None, list(spec.MODULES), 'The network to train.')
+_CATEGORY = flags.DEFINE_enum('category', None, list(spec.CATEGORIES),
+                              'Garment category (chooses the garment labels of the targets).')
+_DATASET_ROOT = flags.DEFINE_string('dataset_root', None, 'The dataset directory.')
+_LAYOUT = flags.DEFINE_enum('layout', 'cpvton', ['cpvton', 'viton'], 'The dataset layout.')
+_PAIRS = flags.DEFINE_string('pairs', None, 'Pairs file (default: train_pairs.txt for the '
+                             'CP-VTON layout, viton_train_images.txt for VITON).')
+_OUTPUT_DIR = flags.DEFINE_string('output_dir', None, 'Checkpoints, logs and final weights.')
+_CONFIG = flags.DEFINE_enum('config', configs.FULL, list(configs.CONFIG_NAMES), 'Network size.')
+_VARIANT = flags.DEFINE_enum('variant', configs.CPVTON, list(configs.GMM_VARIANTS),
+                             'GMM: CP-VTON (RGB cloth branch) or CP-VTON+ (mask, grid loss).')
+_STEPS = flags.DEFINE_integer('steps', 10000, 'Optimisation steps in total.')
+_BATCH_SIZE = flags.DEFINE_integer('batch_size', None, 'Default: the original (GMM 4, EDM/RM '
+                                   '16).')
+_LEARNING_RATE = flags.DEFINE_float('learning_rate', None, 'Default: the original (GMM 1e-4, '
+                                    'EDM/RM 2e-4).')
+_SEED = flags.DEFINE_integer('seed', 0, 'Data order and initialisation.')
+_VGG_WEIGHTS = flags.DEFINE_string('vgg_weights', None, 'imagenet-vgg-verydeep-19.mat '
+                                   '(MatConvNet) or Keras vgg19_..._notop.h5, for the '
+                                   'perceptual loss. Never downloaded.')
+_PERCEPTUAL_WEIGHT = flags.DEFINE_float('perceptual_weight', None,
+                                        'Default: the original (EDM 3.0, RM 0.8); 0 trains '
+                                        'without VGG.')
+_GMM_WEIGHTS = flags.DEFINE_string('gmm_weights', None, 'RM only: a trained GMM (warps).')
+_EDM_WEIGHTS = flags.DEFINE_string('edm_weights', None, 'RM only: a trained EDM (coarse '
+                                   'persons).')
+_SAVE_EVERY = flags.DEFINE_integer('save_every', 500, 'Checkpoint interval in steps.')
+_LOG_EVERY = flags.DEFINE_integer('log_every', 50, 'Progress and scalar interval in steps.')
+_IMAGE_EVERY = flags.DEFINE_integer('image_every', 500, 'Image summary interval in steps.')
+flags.mark_flags_as_required(['module', 'category', 'dataset_root', 'output_dir'])
+
+
+def _dataset():
+    if _LAYOUT.value == 'viton':
+        return datasets.VitonDataset(_DATASET_ROOT.value, _PAIRS.value or 'viton_train_images.txt')
+    return datasets.CpVtonDataset(_DATASET_ROOT.value, 'train', _PAIRS.value)
+
+
+def _trainer():
+    module = _MODULE.value
+    overrides = {'variant': _VARIANT.value} if module == spec.GMM else {}
+    model = trainers.build(module, _CONFIG.value, **overrides)
+    optimizer = None
+    if _LEARNING_RATE.value:
+        defaults = trainers.DEFAULT_OPTIMIZERS[module]
+        optimizer = trainers.make_optimizer(
+                trainers.OptimizerConfig(_LEARNING_RATE.value, defaults.beta_1, defaults.beta_2,
+                                         defaults.epsilon))
+    if module == spec.GMM:
+        return trainers.GmmTrainer(model, _CATEGORY.value, optimizer)
+    default_weight = 3.0 if module == spec.EDM else 0.8
+    weight = default_weight if _PERCEPTUAL_WEIGHT.value is None else _PERCEPTUAL_WEIGHT.value
+    features = vgg.Vgg19Features.from_file(_VGG_WEIGHTS.value) if _VGG_WEIGHTS.value else None
+    if module == spec.EDM:
+        return trainers.EdmTrainer(model, _CATEGORY.value, features, weight, optimizer)
+    if not (_GMM_WEIGHTS.value and _EDM_WEIGHTS.value):
+        raise trainers.TrainingSetupError('RM training needs --gmm_weights and --edm_weights '
+                                          '(trained weights directories)')
+    return trainers.RmTrainer(model, _CATEGORY.value,
+                              weights.load(_GMM_WEIGHTS.value, module=spec.GMM),
+                              weights.load(_EDM_WEIGHTS.value, module=spec.EDM), features,
+                              weight, optimizer)
+
+
+def main(argv):
+    del argv
+    try:
+        trainer = _trainer()
+        dataset = _dataset()
+    except (errors.EverywearError, trainers.TrainingSetupError) as e:
+        print(f'train: error: {e}', file=sys.stderr)
+        return 1
+    module = _MODULE.value
+    config = loop.LoopConfig(steps=_STEPS.value,
+                             batch_size=_BATCH_SIZE.value or trainers.DEFAULT_BATCH_SIZES[module],
+                             seed=_SEED.value, save_every=_SAVE_EVERY.value,
+                             log_every=_LOG_EVERY.value, image_every=_IMAGE_EVERY.value)
+    print(f'training {module.upper()} ({_CONFIG.value}) on {len(dataset)} items of '
+          f'{_DATASET_ROOT.value} for {config.steps} steps, batch {config.batch_size}',
+          file=sys.stderr)
+    terms = trainers.train(trainer, dataset, _OUTPUT_DIR.value, config)
+    directory = weights.save(trainer.model, os.path.join(_OUTPUT_DIR.value, 'weights'),
+                             source=os.path.abspath(_DATASET_ROOT.value), overwrite=True,
+                             trained={'category': _CATEGORY.value, 'steps': config.steps,
+                                      'batch_size': config.batch_size, 'seed': config.seed,
+                                      'final_losses': terms})
+    print(f'wrote {directory}', file=sys.stderr)
+    return 0
+
+
+if __name__ == '__main__':
+    app.run(lambda argv: sys.exit(main(argv)))
