@@ -1,0 +1,68 @@
+"""Evaluates a category's GMM, EDM and RM on a dataset: SSIM, PSNR, L1, warp IoU, baselines.
+
+    python train/evaluate.py --category=men_tshirts --weights_root=checkpoints/demo \
+        --dataset_root=synthetic/men_tshirts --output_dir=eval/men_tshirts
+    # unpaired synthetic pairs with ground truth:
+    python train/evaluate.py ... --pairs=test_pairs_unpaired.txt \
+        --targets=image-swap,image-parse-swap
+
+Prints a table, writes metrics.json and one grid image per item
+(person | cloth | warped | coarse | alpha | try-on | ground truth) under --output_dir.
+"""
+
+import os
+import sys
+
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+
+from absl import app  # noqa: E402
+from absl import flags  # noqa: E402
+
+from everywear_tf import errors  # noqa: E402
+from everywear_tf import evaluate  # noqa: E402
+from everywear_tf import spec  # noqa: E402
+from everywear_tf import tryon  # noqa: E402
+from everywear_tf import weights  # noqa: E402
+from everywear_tf.data import datasets  # noqa: E402
+
+_CATEGORY = flags.DEFINE_enum('category', None, list(spec.CATEGORIES), 'Garment category.')
+_WEIGHTS_ROOT = flags.DEFINE_string('weights_root', None,
+                                    'Directory with <module>_<category>/ weights directories.')
+_DATASET_ROOT = flags.DEFINE_string('dataset_root', None, 'Dataset (CP-VTON or VITON layout).')
+_LAYOUT = flags.DEFINE_enum('layout', 'cpvton', ['cpvton', 'viton'], 'Dataset layout.')
+_MODE = flags.DEFINE_string('mode', 'test', 'CP-VTON layout split.')
+_PAIRS = flags.DEFINE_string('pairs', None, 'Pairs file (default: <mode>_pairs.txt, or '
+                             'viton_test_pairs.txt).')
+_TARGETS = flags.DEFINE_list('targets', None, 'Ground-truth image and parse directories for '
+                             'unpaired pairs (default: the input person, i.e. paired).')
+_OUTPUT_DIR = flags.DEFINE_string('output_dir', None, 'metrics.json and grids/ go here.')
+_LIMIT = flags.DEFINE_integer('limit', None, 'Evaluate only the first N items.')
+_BATCH_SIZE = flags.DEFINE_integer('batch_size', 8, 'Items per forward pass.')
+flags.mark_flags_as_required(['category', 'weights_root', 'dataset_root'])
+
+
+def main(argv):
+    del argv
+    try:
+        models = [weights.load(os.path.join(_WEIGHTS_ROOT.value,
+                                            spec.model_name(module, _CATEGORY.value)), module)
+                  for module in spec.MODULES]
+        if _LAYOUT.value == 'viton':
+            dataset = datasets.VitonDataset(_DATASET_ROOT.value,
+                                            _PAIRS.value or 'viton_test_pairs.txt')
+        else:
+            dataset = datasets.CpVtonDataset(_DATASET_ROOT.value, _MODE.value, _PAIRS.value,
+                                             targets=tuple(_TARGETS.value) if _TARGETS.value
+                                             else None)
+        summary = evaluate.evaluate(tryon.Tryon(_CATEGORY.value, *models), dataset,
+                                    _OUTPUT_DIR.value, _BATCH_SIZE.value, _LIMIT.value,
+                                    log=lambda message: print(message, file=sys.stderr))
+    except errors.EverywearError as e:
+        print(f'evaluate: error: {e}', file=sys.stderr)
+        return 1
+    print(evaluate.table(summary))
+    return 0
+
+
+if __name__ == '__main__':
+    app.run(lambda argv: sys.exit(main(argv)))
