@@ -1,0 +1,210 @@
+"""The thin client for the served modules: TF Serving's gRPC API by default, REST optional.
+
+One call per module and a whole try-on (GMM → EDM → category rule → RM), a version or label per
+call, deadlines, retries with back-off on UNAVAILABLE only (never on INVALID_ARGUMENT: a bad
+request stays bad), message limits raised for images, one connection reused across calls,
+bounded concurrency for batches, and an optional stable/canary split by percentage. Inputs are
+checked against the signature before they are sent.
+"""
+
+import concurrent.futures
+import json
+import random
+import threading
+import time
+import urllib.error
+import urllib.request
+
+import grpc
+import numpy as np
+from tensorflow_serving.apis import model_pb2
+from tensorflow_serving.apis import predict_pb2
+from tensorflow_serving.apis import prediction_service_pb2_grpc
+
+from everywear_tf import composition
+from everywear_tf import errors
+from everywear_tf import signature_inputs
+from everywear_tf import spec
+
+GRPC = 'grpc'
+REST = 'rest'
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+RETRYABLE = (grpc.StatusCode.UNAVAILABLE,)
+
+_NUMPY_TO_PROTO = {np.dtype(np.uint8): (4, 'int_val'), np.dtype(np.float32): (1, 'float_val')}
+
+
+class ServerError(errors.EverywearError):
+    """The server answered with an error (its gRPC code and message)."""
+
+    def __init__(self, code, message, model_name):
+        super().__init__(f'{model_name}: {code.name}: {message}')
+        self.code, self.message, self.model_name = code, message, model_name
+
+
+def _tensor_proto(array):
+    """A TensorProto with packed content (uint8 images stay 1 byte per value on the wire)."""
+    from tensorflow.core.framework import tensor_pb2
+    from tensorflow.core.framework import tensor_shape_pb2
+    dtype, _ = _NUMPY_TO_PROTO[array.dtype]
+    shape = tensor_shape_pb2.TensorShapeProto(
+            dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=d) for d in array.shape])
+    return tensor_pb2.TensorProto(dtype=dtype, tensor_shape=shape,
+                                  tensor_content=np.ascontiguousarray(array).tobytes())
+
+
+def _from_proto(proto):
+    dtype = {4: np.uint8, 1: np.float32}.get(proto.dtype)
+    if dtype is None:
+        raise ValueError(f'unexpected output dtype {proto.dtype}')
+    shape = [d.size for d in proto.tensor_shape.dim]
+    if proto.tensor_content:
+        return np.frombuffer(proto.tensor_content, dtype).reshape(shape)
+    values = proto.int_val if dtype == np.uint8 else proto.float_val
+    return np.asarray(values, dtype).reshape(shape)
+
+
+class Client:
+    """A connection to one TF Serving (or the dev server) and the calls made through it."""
+
+    def __init__(self, address='localhost:8500', transport=GRPC, timeout=30.0, retries=3,
+                 backoff=0.2, max_message_bytes=MAX_MESSAGE_BYTES, concurrency=4,
+                 canary_percent=0.0, seed=None):
+        if transport not in (GRPC, REST):
+            raise ValueError(f'transport must be {GRPC!r} or {REST!r}, got {transport!r}')
+        if not 0 <= canary_percent <= 100:
+            raise ValueError(f'canary_percent must be within 0..100, got {canary_percent}')
+        self.address, self.transport, self.timeout = address, transport, timeout
+        self.retries, self.backoff, self.concurrency = retries, backoff, concurrency
+        self.canary_percent = canary_percent
+        self._random = random.Random(seed)
+        self._random_lock = threading.Lock()
+        if transport == GRPC:
+            self._channel = grpc.insecure_channel(address, options=[
+                    ('grpc.max_receive_message_length', max_message_bytes),
+                    ('grpc.max_send_message_length', max_message_bytes)])
+            self._stub = prediction_service_pb2_grpc.PredictionServiceStub(self._channel)
+
+    def close(self):
+        if self.transport == GRPC:
+            self._channel.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def route(self):
+        """The label of the next whole try-on under the stable/canary split (None: no split)."""
+        if not self.canary_percent:
+            return None
+        with self._random_lock:
+            draw = self._random.uniform(0, 100)
+        return spec.CANARY if draw < self.canary_percent else spec.STABLE
+
+    # --- one module ----------------------------------------------------------------------------
+
+    def predict(self, model_name, inputs, version=None, label=None, with_version=False):
+        """Runs a model's serving_default on numpy ``inputs``; returns numpy outputs.
+
+        With ``with_version`` returns (outputs, the version that answered).
+        """
+        module, _ = spec.module_of(model_name)
+        inputs = signature_inputs.check_inputs(module, inputs)
+        call = self._predict_grpc if self.transport == GRPC else self._predict_rest
+        delay = self.backoff
+        for attempt in range(self.retries + 1):
+            try:
+                outputs, served = call(model_name, inputs, version, label)
+                return (outputs, served) if with_version else outputs
+            except ServerError as e:
+                if e.code not in RETRYABLE or attempt == self.retries:
+                    raise
+                time.sleep(delay)
+                delay *= 2
+
+    def _predict_grpc(self, model_name, inputs, version, label):
+        request = predict_pb2.PredictRequest(model_spec=model_pb2.ModelSpec(
+                name=model_name, signature_name=spec.SERVING_SIGNATURE))
+        if version is not None:
+            request.model_spec.version.value = int(version)
+        elif label is not None:
+            request.model_spec.version_label = label
+        for key, value in inputs.items():
+            request.inputs[key].CopyFrom(_tensor_proto(value))
+        try:
+            response = self._stub.Predict(request, timeout=self.timeout)
+        except grpc.RpcError as e:
+            raise ServerError(e.code(), e.details(), model_name) from None
+        return ({key: _from_proto(value) for key, value in response.outputs.items()},
+                response.model_spec.version.value)
+
+    def _predict_rest(self, model_name, inputs, version, label):
+        path = f'http://{self.address}/v1/models/{model_name}'
+        if version is not None:
+            path += f'/versions/{int(version)}'
+        elif label is not None:
+            path += f'/labels/{label}'
+        body = json.dumps({'signature_name': spec.SERVING_SIGNATURE,
+                           'inputs': {k: v.tolist() for k, v in inputs.items()}}).encode()
+        request = urllib.request.Request(path + ':predict', body,
+                                         {'Content-Type': 'application/json'})
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                outputs = json.load(response)['outputs']
+        except urllib.error.HTTPError as e:
+            code = {404: grpc.StatusCode.NOT_FOUND, 400: grpc.StatusCode.INVALID_ARGUMENT,
+                    503: grpc.StatusCode.UNAVAILABLE}.get(e.code, grpc.StatusCode.UNKNOWN)
+            raise ServerError(code, json.load(e).get('error', str(e)), model_name) from None
+        except (urllib.error.URLError, ConnectionError) as e:
+            raise ServerError(grpc.StatusCode.UNAVAILABLE, str(e), model_name) from None
+        module, _ = spec.module_of(model_name)
+        return ({key: np.asarray(outputs[key], spec.OUTPUT_SPECS[key][0])
+                 for key in spec.MODULE_OUTPUTS[module]}, None)
+
+    # --- the modules and the whole try-on ------------------------------------------------------
+
+    def _module_inputs(self, module, inputs):
+        return {key: inputs[key] for key in spec.MODULE_INPUTS[module]}
+
+    def gmm(self, category, inputs, **where):
+        return self.predict(spec.model_name(spec.GMM, category),
+                            self._module_inputs(spec.GMM, inputs), **where)
+
+    def edm(self, category, inputs, **where):
+        return self.predict(spec.model_name(spec.EDM, category),
+                            self._module_inputs(spec.EDM, inputs), **where)
+
+    def rm(self, category, inputs, **where):
+        return self.predict(spec.model_name(spec.RM, category),
+                            self._module_inputs(spec.RM, inputs), **where)
+
+    def tryon(self, category, inputs, label=None):
+        """GMM → EDM → RM for a batch; every stage's outputs, like everywear_tf.tryon.Tryon.
+
+        ``label`` addresses all three models alike (a category rolls out as a unit); by default
+        the canary split chooses one per call.
+        """
+        label = label if label is not None else self.route()
+        gmm = self.gmm(category, inputs, label=label)
+        edm = self.edm(category, inputs, label=label)
+        mask = composition.clothing_mask(category, edm[spec.MASK], gmm[spec.WARPED_MASK])
+        rm = self.rm(category, {spec.WARPED_CLOTH: gmm[spec.WARPED_CLOTH],
+                                spec.COARSE: edm[spec.COARSE], spec.MASK: mask}, label=label)
+        return {**gmm, spec.COARSE: edm[spec.COARSE], 'edm_mask': edm[spec.MASK],
+                'clothing_mask': mask, **rm}
+
+    def map(self, function, items):
+        """Applies ``function`` to items with at most ``concurrency`` calls in flight; results
+        in order, exceptions returned in place (a batch never stops on one bad item)."""
+        def guarded(item):
+            try:
+                return function(item)
+            except Exception as e:  # recorded per item by the caller
+                return e
+
+        with concurrent.futures.ThreadPoolExecutor(self.concurrency) as pool:
+            return list(pool.map(guarded, items))
+
+

@@ -1,0 +1,164 @@
+"""The client: whole try-ons through the dev server equal the in-process chain; retries only on
+UNAVAILABLE; deadlines; large responses; REST; the canary split."""
+
+import concurrent.futures
+import threading
+import time
+
+import grpc
+import numpy as np
+import pytest
+from tensorflow_serving.apis import predict_pb2
+from tensorflow_serving.apis import prediction_service_pb2_grpc
+
+from everywear_tf import configs
+from everywear_tf import signature_inputs
+from everywear_tf import spec
+from everywear_tf import tryon
+from everywear_tf.export import exporter
+from everywear_tf.export import warmup
+from everywear_tf.models import factory
+from everywear_tf.serving import client as client_lib
+from everywear_tf.serving import config as serving_config
+from everywear_tf.serving import dev_server
+from tests.models.randomize import randomize
+
+CATEGORY = spec.MEN_TSHIRTS
+
+
+@pytest.fixture(scope='module')
+def served(tmp_path_factory):
+    base = tmp_path_factory.mktemp('exports')
+    models = {}
+    for module in spec.MODULES:
+        model = factory.build(configs.get(module, configs.LITE))
+        randomize(model, seed=4)
+        models[module] = model
+        exporter.export(model, base, spec.model_name(module, CATEGORY))
+    config = serving_config.serving_config(
+            str(base), [spec.model_name(m, CATEGORY) for m in spec.MODULES])
+    server = dev_server.DevServer(config, file_system_poll_seconds=0).start()
+    yield server, models
+    server.stop()
+
+
+def test_tryon_through_the_server_equals_in_process(served):
+    server, models = served
+    inputs = warmup.realistic_inputs(spec.GMM, batch=2, seed=3)
+    with client_lib.Client(f'127.0.0.1:{server.grpc_port}') as client:
+        remote = client.tryon(CATEGORY, inputs)
+    local = tryon.Tryon(CATEGORY, models[spec.GMM], models[spec.EDM], models[spec.RM])(inputs)
+    assert sorted(remote) == sorted(local)
+    for key in local:
+        np.testing.assert_array_equal(remote[key], local[key], err_msg=key)
+
+
+def test_rest_transport_gives_the_same_outputs(served):
+    server, _ = served
+    inputs = warmup.realistic_inputs(spec.RM, batch=1)
+    name = spec.model_name(spec.RM, CATEGORY)
+    with client_lib.Client(f'127.0.0.1:{server.grpc_port}') as grpc_client:
+        expected = grpc_client.predict(name, inputs)
+    rest = client_lib.Client(f'127.0.0.1:{server.rest_port}', transport=client_lib.REST)
+    got = rest.predict(name, inputs)
+    for key in expected:
+        np.testing.assert_array_equal(got[key], expected[key])
+    with pytest.raises(client_lib.ServerError) as raised:
+        rest.predict(name, inputs, version=5)
+    assert raised.value.code == grpc.StatusCode.NOT_FOUND
+
+
+def test_a_six_megabyte_response(served):
+    server, _ = served
+    inputs = warmup.realistic_inputs(spec.GMM, batch=16)
+    with client_lib.Client(f'127.0.0.1:{server.grpc_port}', timeout=120) as client:
+        outputs = client.gmm(CATEGORY, inputs)
+    assert outputs[spec.GRID].nbytes + outputs[spec.WARPED_CLOTH].nbytes > 6_000_000
+    assert outputs[spec.GRID].shape == (16, 256, 192, 2)
+
+
+def test_inputs_are_checked_before_sending(served):
+    server, _ = served
+    inputs = warmup.realistic_inputs(spec.RM)
+    inputs[spec.MASK] = inputs[spec.MASK].astype(np.float32)
+    with client_lib.Client(f'127.0.0.1:{server.grpc_port}') as client:
+        with pytest.raises(signature_inputs.SignatureInputError, match="input 'mask'"):
+            client.rm(CATEGORY, inputs)
+
+
+class _Flaky(prediction_service_pb2_grpc.PredictionServiceServicer):
+    """Fails with ``code`` ``failures`` times, then answers; or sleeps ``delay`` first."""
+
+    def __init__(self, code=None, failures=0, delay=0.0):
+        self.code, self.failures, self.delay = code, failures, delay
+        self.calls = 0
+        self.lock = threading.Lock()
+
+    def Predict(self, request, context):
+        with self.lock:
+            self.calls += 1
+            calls = self.calls
+        time.sleep(self.delay)
+        if calls <= self.failures:
+            context.abort(self.code, 'try again' if self.code ==
+                          grpc.StatusCode.UNAVAILABLE else 'bad request')
+        response = predict_pb2.PredictResponse()
+        response.model_spec.name = request.model_spec.name
+        return response
+
+
+def _fake(servicer):
+    server = grpc.server(concurrent.futures.ThreadPoolExecutor(4))
+    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(servicer, server)
+    port = server.add_insecure_port('127.0.0.1:0')
+    server.start()
+    return server, f'127.0.0.1:{port}'
+
+
+def test_retries_only_unavailable():
+    inputs = warmup.realistic_inputs(spec.RM)
+    name = spec.model_name(spec.RM, CATEGORY)
+    flaky = _Flaky(grpc.StatusCode.UNAVAILABLE, failures=2)
+    server, address = _fake(flaky)
+    with client_lib.Client(address, retries=3, backoff=0.01) as client:
+        assert client.predict(name, inputs) == {}
+    assert flaky.calls == 3
+    server.stop(None)
+    invalid = _Flaky(grpc.StatusCode.INVALID_ARGUMENT, failures=5)
+    server, address = _fake(invalid)
+    with client_lib.Client(address, retries=3, backoff=0.01) as client:
+        with pytest.raises(client_lib.ServerError) as raised:
+            client.predict(name, inputs)
+    assert raised.value.code == grpc.StatusCode.INVALID_ARGUMENT and invalid.calls == 1
+    server.stop(None)
+    down = _Flaky(grpc.StatusCode.UNAVAILABLE, failures=10)
+    server, address = _fake(down)
+    with client_lib.Client(address, retries=2, backoff=0.01) as client:
+        with pytest.raises(client_lib.ServerError, match='UNAVAILABLE'):
+            client.predict(name, inputs)
+    assert down.calls == 3
+    server.stop(None)
+
+
+def test_deadline_is_respected():
+    slow = _Flaky(delay=3.0)
+    server, address = _fake(slow)
+    started = time.monotonic()
+    with client_lib.Client(address, timeout=0.5, retries=0) as client:
+        with pytest.raises(client_lib.ServerError) as raised:
+            client.predict(spec.model_name(spec.RM, CATEGORY), warmup.realistic_inputs(spec.RM))
+    assert raised.value.code == grpc.StatusCode.DEADLINE_EXCEEDED
+    assert time.monotonic() - started < 2.0
+    server.stop(None)
+
+
+def test_canary_split_and_batch_map():
+    client = client_lib.Client('127.0.0.1:1', canary_percent=30, seed=7)
+    routes = [client.route() for _ in range(2000)]
+    share = routes.count(spec.CANARY) / len(routes)
+    assert 0.27 < share < 0.33 and set(routes) == {spec.CANARY, spec.STABLE}
+    assert client_lib.Client('127.0.0.1:1').route() is None
+    results = client.map(lambda x: 1 / x, [1, 0, 2])
+    assert results[0] == 1 and isinstance(results[1], ZeroDivisionError) and results[2] == 0.5
+    with pytest.raises(ValueError):
+        client_lib.Client(canary_percent=150)
