@@ -108,21 +108,32 @@ class Manager:
         except serving_config.ConfigError as e:
             raise ServingError(grpc.StatusCode.INVALID_ARGUMENT, e.problem) from None
         with self._lock:
-            for name, model in self._model_configs(config).items():
-                old_labels = self.labels.get(name, {})
-                for label, number in model.version_labels.items():
-                    version = self.models.get(name, {}).get(number)
-                    available = version is not None and version.state == State.AVAILABLE
-                    new_label = label not in old_labels
-                    if not available and not (self.allow_labels_for_unavailable and new_label):
-                        raise ServingError(
-                                grpc.StatusCode.FAILED_PRECONDITION,
-                                f'Request to assign label to version {number} of model {name}, '
-                                'which is not currently available for inference')
+            first = not self.config.model_config_list.config
+            if first:
+                # At start-up TF Serving loads the models first, then applies the labels.
+                self.config = config
+        if first:
+            self.poll()
+        with self._lock:
+            self._check_labels(config)
             self.config = config
             for name, model in self._model_configs().items():
                 self.labels[name] = dict(model.version_labels)
-        self.poll()
+        if not first:
+            self.poll()
+
+    def _check_labels(self, config):
+        for name, model in self._model_configs(config).items():
+            old_labels = self.labels.get(name, {})
+            for label, number in model.version_labels.items():
+                version = self.models.get(name, {}).get(number)
+                available = version is not None and version.state == State.AVAILABLE
+                new_label = label not in old_labels
+                if not available and not (self.allow_labels_for_unavailable and new_label):
+                    raise ServingError(
+                            grpc.StatusCode.FAILED_PRECONDITION,
+                            f'Request to assign label to version {number} of model {name}, '
+                            'which is not currently available for inference')
 
     # --- loading -------------------------------------------------------------------------------
 

@@ -1,0 +1,72 @@
+"""Rolls a category's GMM, EDM and RM to a new version on a running TF Serving.
+
+    python serving/rollout.py publish --category=men_tshirts --weights_root=runs/new_weights
+    python serving/rollout.py stage --category=men_tshirts --version=2
+    python serving/rollout.py canary --category=men_tshirts --version=2
+    python serving/rollout.py promote --category=men_tshirts
+    python serving/rollout.py rollback --category=men_tshirts
+    python serving/rollout.py status --category=men_tshirts
+
+Common flags: --model_config_file (the file the server reads; rewritten atomically),
+--export_base (the exported tree on this machine), --server (gRPC host:port).
+"""
+
+import json
+import os
+import sys
+
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+
+from absl import app  # noqa: E402
+from absl import flags  # noqa: E402
+
+from everywear_tf import errors  # noqa: E402
+from everywear_tf import spec  # noqa: E402
+from everywear_tf.serving import rollout  # noqa: E402
+
+COMMANDS = ('publish', 'stage', 'canary', 'promote', 'rollback', 'status')
+_CATEGORY = flags.DEFINE_enum('category', None, list(spec.CATEGORIES), 'The category to roll.')
+_CONFIG = flags.DEFINE_string('model_config_file', 'serving/models.config',
+                              'The ModelServerConfig the server reads.')
+_EXPORT_BASE = flags.DEFINE_string('export_base', 'exported', 'The exported SavedModel tree.')
+_SERVER = flags.DEFINE_string('server', 'localhost:8500', 'gRPC host:port of the server.')
+_WEIGHTS_ROOT = flags.DEFINE_string('weights_root', None, 'publish: <root>/<model_name>/ '
+                                    'weights directories.')
+_VERSION = flags.DEFINE_string('version', None, "publish: a number or 'auto'; stage, canary, "
+                               'promote: the version.')
+_TIMEOUT = flags.DEFINE_float('timeout', 300.0, 'Seconds to wait for loads and reloads.')
+flags.mark_flag_as_required('category')
+
+
+def main(argv):
+    if len(argv) != 2 or argv[1] not in COMMANDS:
+        print(f'rollout: error: say one of {", ".join(COMMANDS)}', file=sys.stderr)
+        return 2
+    command = argv[1]
+    steps = rollout.Rollout(_CONFIG.value, _EXPORT_BASE.value, _SERVER.value, _CATEGORY.value,
+                            _TIMEOUT.value, log=lambda m: print(m, file=sys.stderr))
+    try:
+        if command == 'publish':
+            if not _WEIGHTS_ROOT.value:
+                raise rollout.RolloutError('publish needs --weights_root')
+            print(steps.publish(_WEIGHTS_ROOT.value, _VERSION.value or 'auto'))
+        elif command == 'status':
+            print(json.dumps(steps.status(), indent=1))
+        elif command == 'rollback':
+            print(steps.rollback())
+        elif command == 'promote':
+            steps.promote(int(_VERSION.value) if _VERSION.value else None)
+        else:
+            if not _VERSION.value:
+                raise rollout.RolloutError(f'{command} needs --version')
+            getattr(steps, command)(int(_VERSION.value))
+    except (errors.EverywearError, ValueError) as e:
+        print(f'rollout: error: {e}', file=sys.stderr)
+        return 1
+    finally:
+        steps.close()
+    return 0
+
+
+if __name__ == '__main__':
+    app.run(lambda argv: sys.exit(main(argv)))
