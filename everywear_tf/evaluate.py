@@ -1,6 +1,7 @@
 """How good a set of weights is: paired SSIM, PSNR, L1 and warped-mask IoU, against baselines.
 
-Metrics per item, averaged:
+Metrics per item, averaged, for the networks' try-on (``model``) and for that try-on pasted
+into the photo where the garment changes (``composited``, what the pipeline delivers):
 - ``ssim``: Wang et al.'s SSIM (11×11 Gaussian window, σ 1.5, K1 0.01, K2 0.03, on 0..255, per
   channel then averaged), the setting the try-on literature reports; ``psnr`` in dB; ``l1``: mean
   absolute difference in [0, 1]; all between the try-on and the ground-truth person.
@@ -27,6 +28,23 @@ TARGET_PARSE = datasets.TARGET_PARSE
 METRICS = ('ssim', 'psnr', 'l1', 'warp_iou')
 GARMENT_LABELS = {spec.MEN_TSHIRTS: lip.CPVTON_CLOTH, spec.MEN_LONG: lip.CPVTON_CLOTH,
                   spec.MEN_PANTS: lip.LOWER_CLOTH}
+# What a new garment may change besides the old garment's pixels: the limbs it covers or bares.
+LIMB_LABELS = {spec.MEN_TSHIRTS: (lip.LEFT_ARM, lip.RIGHT_ARM),
+               spec.MEN_LONG: (lip.LEFT_ARM, lip.RIGHT_ARM),
+               spec.MEN_PANTS: (lip.LEFT_LEG, lip.RIGHT_LEG)}
+
+
+def replaced_region(category, parse, clothing_mask):
+    """bool [B,H,W]: where the try-on replaces the photo (the old garment, the limbs it
+    touches, and the new garment's mask), as the pipeline's paste-back does."""
+    return (np.isin(parse, GARMENT_LABELS[category] + LIMB_LABELS[category])
+            | (np.asarray(clothing_mask) >= 128))
+
+
+def composite(category, person, parse, outputs):
+    """The try-on pasted into the input photo inside ``replaced_region`` (uint8)."""
+    region = replaced_region(category, parse, outputs['clothing_mask'])[..., None]
+    return np.where(region, outputs[spec.TRYON], person)
 
 
 def image_metrics(output, target):
@@ -67,6 +85,7 @@ def evaluate(tryon, dataset, output_dir=None, batch_size=8, limit=None, log=None
     count = len(dataset) if limit is None else min(limit, len(dataset))
     labels = GARMENT_LABELS[tryon.category]
     scores = {'model': {m: [] for m in METRICS},
+              'composited': {m: [] for m in ('ssim', 'psnr', 'l1')},
               'person_unchanged': {m: [] for m in ('ssim', 'psnr', 'l1')},
               'no_warp': {'warp_iou': []}}
     per_item = []
@@ -79,6 +98,9 @@ def evaluate(tryon, dataset, output_dir=None, batch_size=8, limit=None, log=None
         outputs = tryon(inputs)
         model = {**image_metrics(outputs[spec.TRYON], target),
                  'warp_iou': iou(outputs[spec.WARPED_MASK] >= 128, region)}
+        pasted = composite(tryon.category, inputs[spec.PERSON], inputs[spec.PARSE], outputs)
+        for m, values in image_metrics(pasted, target).items():
+            scores['composited'][m] += list(values)
         unchanged = image_metrics(inputs[spec.PERSON], target)
         no_warp = iou(inputs[spec.CLOTH_MASK] >= 128, region)
         for m in METRICS:
@@ -106,7 +128,7 @@ def evaluate(tryon, dataset, output_dir=None, batch_size=8, limit=None, log=None
 def table(summary):
     """A plain-text table of a summary (rows: model and baselines)."""
     lines = [f"{'':18} {'SSIM':>7} {'PSNR':>7} {'L1':>7} {'warp IoU':>9}"]
-    for name in ('model', 'person_unchanged', 'no_warp'):
+    for name in ('model', 'composited', 'person_unchanged', 'no_warp'):
         row = summary[name]
 
         def cell(metric, width, fmt):
