@@ -207,3 +207,35 @@ def train(trainer, dataset, output_dir, loop_config, log=None):
 
 def build(module, config_name=configs.LITE, **overrides):
     return factory.build(configs.get(module, config_name, **overrides))
+
+
+def recalibrate_batch_norm(model, inputs):
+    """Replaces every BatchNormalization's moving statistics by exact averages over ``inputs``.
+
+    EDM's batch norms use momentum 0.999, as VITON's: after a short run (a few thousand steps)
+    the moving averages still remember their initial values, and inference (which uses them)
+    drifts from training. Each layer's momentum is set so that the k-th of n batches is weighed
+    1/k, giving the plain mean of the batch statistics; momenta are restored afterwards.
+    ``inputs``: an iterable of network inputs (batches).
+    """
+    layers = [layer for layer in model.layers
+              if isinstance(layer, tf.keras.layers.BatchNormalization)]
+    momenta = [layer.momentum for layer in layers]
+    try:
+        for count, batch in enumerate(inputs):
+            for layer in layers:
+                layer.momentum = count / (count + 1.0)
+            model(batch, training=True)
+    finally:
+        for layer, momentum in zip(layers, momenta):
+            layer.momentum = momentum
+    return model
+
+
+def edm_batches(dataset, batch_size, count, seed=0):
+    """EDM inputs for ``recalibrate_batch_norm``: ``count`` batches from ``dataset``."""
+    stream = iter(loop.batches(dataset, batch_size, seed, 0, spec.MODULE_INPUTS[spec.EDM]))
+    for _ in range(count):
+        batch = next(stream)
+        yield representation.edm_input(batch[spec.PERSON], batch[spec.PARSE],
+                                       batch[spec.KEYPOINTS], batch[spec.CLOTH])

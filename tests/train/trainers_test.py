@@ -120,3 +120,17 @@ def test_progress_line_has_rate_and_eta():
     progress.started -= 10.0
     line = progress.line(20, {'total': 0.5})
     assert line.startswith('step 20/100 total 0.5000 |') and 'steps/s' in line and 'ETA' in line
+
+
+def test_recalibrated_batch_norm_holds_the_mean_of_the_batch_statistics():
+    model = tf.keras.Sequential([tf.keras.layers.BatchNormalization(momentum=0.999)])
+    rng = np.random.default_rng(0)
+    batches = [rng.normal(i, 1 + i, (8, 3)).astype(np.float32) for i in range(4)]
+    trainers.recalibrate_batch_norm(model, batches)
+    layer = model.layers[0]
+    np.testing.assert_allclose(layer.moving_mean.numpy(),
+                               np.mean([b.mean(0) for b in batches], axis=0), rtol=1e-5)
+    # Non-fused batch norm (EDM's, like VITON's) averages the biased batch variance.
+    np.testing.assert_allclose(layer.moving_variance.numpy(),
+                               np.mean([b.var(0) for b in batches], axis=0), rtol=1e-4)
+    assert layer.momentum == 0.999
