@@ -33,7 +33,8 @@ _CATEGORY = flags.DEFINE_enum('category', None, list(spec.CATEGORIES),
                               'Garment category (chooses the garment labels of the targets).')
 _DATASET_ROOT = flags.DEFINE_string('dataset_root', None, 'The dataset directory.')
 _LAYOUT = flags.DEFINE_enum('layout', 'cpvton', ['cpvton', 'viton'], 'The dataset layout.')
-_PAIRS = flags.DEFINE_string('pairs', None, 'Pairs file (default: train_pairs.txt for the '
+_MODE = flags.DEFINE_string('mode', 'train', 'CP-VTON layout: the split directory to read.')
+_PAIRS = flags.DEFINE_string('pairs', None, 'Pairs file (default: <mode>_pairs.txt for the '
                              'CP-VTON layout, viton_train_images.txt for VITON).')
 _OUTPUT_DIR = flags.DEFINE_string('output_dir', None, 'Checkpoints, logs and final weights.')
 _CONFIG = flags.DEFINE_enum('config', configs.FULL, list(configs.CONFIG_NAMES), 'Network size.')
@@ -54,6 +55,10 @@ _PERCEPTUAL_WEIGHT = flags.DEFINE_float('perceptual_weight', None,
 _GMM_WEIGHTS = flags.DEFINE_string('gmm_weights', None, 'RM only: a trained GMM (warps).')
 _EDM_WEIGHTS = flags.DEFINE_string('edm_weights', None, 'RM only: a trained EDM (coarse '
                                    'persons).')
+_RECALIBRATE = flags.DEFINE_integer(
+        'recalibrate_batch_norm', 0, 'EDM: recompute the batch-norm statistics over this many '
+        'training batches after training (useful after short runs; 0 keeps the moving '
+        'averages, as the original).')
 _SAVE_EVERY = flags.DEFINE_integer('save_every', 500, 'Checkpoint interval in steps.')
 _LOG_EVERY = flags.DEFINE_integer('log_every', 50, 'Progress and scalar interval in steps.')
 _IMAGE_EVERY = flags.DEFINE_integer('image_every', 500, 'Image summary interval in steps.')
@@ -63,7 +68,7 @@ flags.mark_flags_as_required(['module', 'category', 'dataset_root', 'output_dir'
 def _dataset():
     if _LAYOUT.value == 'viton':
         return datasets.VitonDataset(_DATASET_ROOT.value, _PAIRS.value or 'viton_train_images.txt')
-    return datasets.CpVtonDataset(_DATASET_ROOT.value, 'train', _PAIRS.value)
+    return datasets.CpVtonDataset(_DATASET_ROOT.value, _MODE.value, _PAIRS.value)
 
 
 def _trainer():
@@ -109,6 +114,9 @@ def main(argv):
           f'{_DATASET_ROOT.value} for {config.steps} steps, batch {config.batch_size}',
           file=sys.stderr)
     terms = trainers.train(trainer, dataset, _OUTPUT_DIR.value, config)
+    if module == spec.EDM and _RECALIBRATE.value:
+        trainers.recalibrate_batch_norm(trainer.model, trainers.edm_batches(
+                dataset, config.batch_size, _RECALIBRATE.value, seed=config.seed + 1))
     directory = weights.save(trainer.model, os.path.join(_OUTPUT_DIR.value, 'weights'),
                              source=os.path.abspath(_DATASET_ROOT.value), overwrite=True,
                              trained={'category': _CATEGORY.value, 'steps': config.steps,

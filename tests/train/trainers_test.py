@@ -134,3 +134,28 @@ def test_recalibrated_batch_norm_holds_the_mean_of_the_batch_statistics():
     np.testing.assert_allclose(layer.moving_variance.numpy(),
                                np.mean([b.var(0) for b in batches], axis=0), rtol=1e-4)
     assert layer.momentum == 0.999
+
+
+def test_train_binary_runs_and_refuses_perceptual_without_vgg(tmp_path):
+    import os
+    import subprocess
+    import sys
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    data = os.path.join(root, 'tests', 'testdata', 'cpvton')
+    binary = os.path.join(root, 'train', 'train.py')
+    common = ['--category=men_tshirts', f'--dataset_root={data}', '--mode=test',
+              '--pairs=test_pairs.txt',
+              '--config=lite', '--steps=2', '--batch_size=2', '--log_every=1']
+    refused = subprocess.run([sys.executable, binary, '--module=edm', *common,
+                              f'--output_dir={tmp_path / "edm"}'], capture_output=True, text=True,
+                             timeout=300)
+    assert refused.returncode == 1 and '--perceptual_weight=0' in refused.stderr
+    ran = subprocess.run([sys.executable, binary, '--module=edm', '--perceptual_weight=0',
+                          '--recalibrate_batch_norm=1', *common,
+                          f'--output_dir={tmp_path / "edm"}'], capture_output=True, text=True,
+                         timeout=300)
+    assert ran.returncode == 0, ran.stderr
+    assert 'step 2/2' in ran.stderr
+    from everywear_tf import weights
+    manifest = weights.read_manifest(tmp_path / 'edm' / 'weights')
+    assert manifest['module'] == 'edm' and manifest['trained']['steps'] == 2
