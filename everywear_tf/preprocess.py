@@ -1,0 +1,182 @@
+"""Full photos → the networks' 256×192 frames, with the transform recorded for the way back.
+
+- ``body_frame``: the whole photo letterboxed (aspect kept, padded) into 256×192.
+- ``upper_frame``: a 4:3 box around the upper body (head to hips, from the keypoints), clamped
+  to the photo, scaled to 256×192.
+- ``garment_frame``: a product photo padded on white to 4:3 and scaled to 256×192, its mask
+  computed when none is given.
+
+Transforms are 2×3 affine maps from photo pixels to frame pixels with pixel centres at integer
+coordinates (OpenCV's convention), so ``cv2.invertAffineTransform`` gives the way back exactly.
+Photos are area-reduced to the frame's scale before the final resampling, so a 10000×10000 photo
+does not alias.
+"""
+
+import dataclasses
+
+import cv2
+import numpy as np
+
+from everywear_tf import errors
+from everywear_tf import spec
+from everywear_tf.data import cloth_mask as cloth_masks
+from everywear_tf.data import synthetic
+
+FRAME = spec.FRAME_SHAPE
+PAD_VALUE = 255  # letterbox padding: white, like the originals' backgrounds
+HEAD = (synthetic.NOSE, synthetic.R_EYE, synthetic.L_EYE, synthetic.R_EAR, synthetic.L_EAR)
+SHOULDERS = (synthetic.R_SHOULDER, synthetic.L_SHOULDER)
+HIPS = (synthetic.R_HIP, synthetic.L_HIP)
+
+
+@dataclasses.dataclass(frozen=True)
+class Frame:
+    """One 256×192 frame cut from a photo."""
+    image: np.ndarray  # uint8 [256,192,3]
+    parse: np.ndarray  # uint8 [256,192] (zeros for garments)
+    keypoints: np.ndarray  # float32 [18,3], frame pixels; missing = confidence 0
+    transform: np.ndarray  # float64 [2,3]: photo pixel → frame pixel
+    source_size: tuple  # (height, width) of the photo
+
+
+def scale_translate(scale, offset_x, offset_y):
+    """The affine map x_f = scale·x + offset_x (pixel centres on integers)."""
+    return np.array([[scale, 0.0, offset_x], [0.0, scale, offset_y]], np.float64)
+
+
+def box_transform(box, frame=FRAME):
+    """Affine map of a photo box (x0, y0, x1, y1 in pixel-edge coordinates) onto the frame.
+
+    The box's edges map onto the frame's edges: x_f + 0.5 = s·(x + 0.5 − x0).
+    """
+    x0, y0, x1, y1 = box
+    scale = frame[0] / (y1 - y0)
+    return scale_translate(scale, 0.5 * scale - 0.5 - scale * x0, 0.5 * scale - 0.5 - scale * y0)
+
+
+def letterbox_box(source_size, frame=FRAME):
+    """The box around the whole photo with the frame's aspect ratio, photo centred."""
+    height, width = source_size
+    aspect = frame[1] / frame[0]
+    if width / height > aspect:  # wide photo: pad above and below
+        box_height = width / aspect
+        return (0.0, (height - box_height) / 2, float(width), (height + box_height) / 2)
+    box_width = height * aspect
+    return ((width - box_width) / 2, 0.0, (width + box_width) / 2, float(height))
+
+
+def warp_image(image, transform, frame=FRAME, interpolation=cv2.INTER_LINEAR,
+               border=PAD_VALUE):
+    """Resamples ``image`` through ``transform`` into the frame. Shrinking is done by area
+    averaging to the final scale first (so big photos do not alias), then the remaining
+    sub-pixel shift by bilinear interpolation."""
+    scale = transform[0, 0]
+    if interpolation != cv2.INTER_NEAREST and scale < 1.0:
+        small = cv2.resize(image, (max(1, round(image.shape[1] * scale)),
+                                   max(1, round(image.shape[0] * scale))),
+                           interpolation=cv2.INTER_AREA)
+        # Photo pixel x maps to small pixel (x + 0.5)·(small/size) − 0.5.
+        sx = small.shape[1] / image.shape[1]
+        sy = small.shape[0] / image.shape[0]
+        to_small = np.array([[sx, 0, 0.5 * sx - 0.5], [0, sy, 0.5 * sy - 0.5], [0, 0, 1]])
+        transform = transform @ np.linalg.inv(to_small)
+        image = small
+    value = (border,) * 3 if image.ndim == 3 else border
+    return cv2.warpAffine(image, transform, (frame[1], frame[0]), flags=interpolation,
+                          borderMode=cv2.BORDER_CONSTANT, borderValue=value)
+
+
+def transform_keypoints(keypoints, transform):
+    """[18,3] keypoints through an affine map; missing points (confidence 0) stay (0, 0, 0)."""
+    keypoints = np.asarray(keypoints, np.float64)
+    out = keypoints.copy()
+    out[:, :2] = keypoints[:, :2] @ transform[:, :2].T + transform[:, 2]
+    out[keypoints[:, 2] <= 0] = 0.0
+    return out.astype(np.float32)
+
+
+def invert(transform):
+    return cv2.invertAffineTransform(np.asarray(transform, np.float64))
+
+
+def _check(image, parse, keypoints, path):
+    if parse is not None and parse.shape != image.shape[:2]:
+        raise errors.ParseMapError(path, f'parse is {parse.shape[0]}x{parse.shape[1]}, the '
+                                         f'photo {image.shape[0]}x{image.shape[1]}')
+    keypoints = np.asarray(keypoints, np.float32)
+    if keypoints.shape != (spec.NUM_KEYPOINTS, 3):
+        raise errors.KeypointsError(path, f'expected [18,3] keypoints, got {keypoints.shape}')
+    return keypoints
+
+
+def _frame(image, parse, keypoints, transform):
+    frame_parse = (np.zeros(FRAME, np.uint8) if parse is None else
+                   warp_image(parse, transform, interpolation=cv2.INTER_NEAREST, border=0))
+    return Frame(image=warp_image(image, transform), parse=frame_parse,
+                 keypoints=transform_keypoints(keypoints, transform), transform=transform,
+                 source_size=tuple(image.shape[:2]))
+
+
+def body_frame(image, parse, keypoints, path='<memory>'):
+    """The whole photo letterboxed into 256×192 (white padding)."""
+    keypoints = _check(image, parse, keypoints, path)
+    return _frame(image, parse, keypoints, box_transform(letterbox_box(image.shape[:2])))
+
+
+def upper_box(keypoints, source_size, path='<memory>'):
+    """A 4:3 (H:W) box from above the head to below the hips, centred on the shoulders.
+
+    Needs both shoulders and at least one hip or the neck; raises KeypointsError otherwise.
+    """
+    keypoints = np.asarray(keypoints, np.float64)
+    present = keypoints[:, 2] > 0
+    if not all(present[i] for i in SHOULDERS):
+        raise errors.KeypointsError(path, 'no upper-body crop: both shoulders are needed')
+    shoulders = keypoints[list(SHOULDERS), :2]
+    shoulder_width = abs(shoulders[0, 0] - shoulders[1, 0])
+    hips = [keypoints[i, :2] for i in HIPS if present[i]]
+    centre_x = shoulders[:, 0].mean()
+    top_points = [keypoints[i, 1] for i in HEAD + (synthetic.NECK,) if present[i]]
+    if not hips and not present[synthetic.NECK]:
+        raise errors.KeypointsError(path, 'no upper-body crop: a hip or the neck is needed')
+    shoulder_y = shoulders[:, 1].mean()
+    bottom = max(p[1] for p in hips) if hips else shoulder_y + 2.2 * shoulder_width
+    torso = max(bottom - shoulder_y, 1.0)
+    top = min(top_points + [shoulder_y - 0.45 * torso]) - 0.25 * torso
+    bottom = bottom + 0.3 * torso
+    box_height = bottom - top
+    box_width = box_height * FRAME[1] / FRAME[0]
+    if box_width < 2 * shoulder_width:  # arms out: widen, keeping 4:3
+        box_width = 2 * shoulder_width
+        box_height = box_width * FRAME[0] / FRAME[1]
+        middle = (top + bottom) / 2
+        top, bottom = middle - box_height / 2, middle + box_height / 2
+    height, width = source_size
+    box_height = min(box_height, height, width * FRAME[0] / FRAME[1])
+    box_width = box_height * FRAME[1] / FRAME[0]
+    x0 = min(max(centre_x - box_width / 2, 0.0), width - box_width)
+    y0 = min(max(top, 0.0), height - box_height)
+    return (x0, y0, x0 + box_width, y0 + box_height)
+
+
+def upper_frame(image, parse, keypoints, path='<memory>'):
+    """The upper-body crop of a photo (raises KeypointsError when the pose cannot give one)."""
+    keypoints = _check(image, parse, keypoints, path)
+    box = upper_box(keypoints, image.shape[:2], path)
+    return _frame(image, parse, keypoints, box_transform(box))
+
+
+def garment_frame(image, mask=None, path='<memory>'):
+    """A product photo padded on white to 4:3 and scaled to 256×192, with its mask."""
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise errors.ImageError(path, f'expected a uint8 RGB photo, got {image.dtype} '
+                                      f'{image.shape}')
+    transform = box_transform(letterbox_box(image.shape[:2]))
+    frame_image = warp_image(image, transform)
+    if mask is None:
+        frame_mask = cloth_masks.compute_cloth_mask(frame_image)
+    else:
+        if mask.shape != image.shape[:2]:
+            raise errors.ImageError(path, f'mask is {mask.shape}, the photo {image.shape[:2]}')
+        frame_mask = warp_image(mask, transform, border=0)
+    return frame_image, frame_mask
