@@ -1,0 +1,47 @@
+"""Paste-back: untouched pixels stay bit for bit; islands go; the seam is feathered."""
+
+import cv2
+import numpy as np
+
+from everywear_tf import postprocess
+from everywear_tf import preprocess
+from everywear_tf import spec
+from everywear_tf.data import lip
+
+
+def test_pixels_outside_the_region_are_the_photos_own():
+    rng = np.random.default_rng(0)
+    photo = rng.integers(0, 256, (700, 500, 3), dtype=np.uint8)
+    transform = preprocess.box_transform(preprocess.letterbox_box(photo.shape[:2]))
+    selection = np.zeros(spec.FRAME_SHAPE, np.uint8)
+    selection[80:160, 60:130] = 255
+    frame = np.full(spec.FRAME_SHAPE + (3,), 7, np.uint8)
+    result, alpha = postprocess.paste(photo, frame, selection, transform)
+    untouched = alpha == 0
+    assert untouched.mean() > 0.7
+    np.testing.assert_array_equal(result[untouched], photo[untouched])
+    inside = alpha == 1
+    assert inside.sum() > 1000 and np.all(result[inside] == 7)
+    feathered = (alpha > 0) & (alpha < 1)
+    assert feathered.any()  # a soft seam outside the region
+
+
+def test_clean_mask_drops_islands_and_fills_holes():
+    mask = np.zeros((100, 100), np.uint8)
+    mask[20:80, 20:80] = 255
+    mask[50, 50] = 0  # a pinhole
+    mask[5, 5] = 255  # a speck
+    cleaned = postprocess.clean_mask(mask)
+    assert cleaned[50, 50] == 255 and cleaned[5, 5] == 0 and cleaned[30, 30] == 255
+
+
+def test_selection_covers_old_garment_and_new_mask():
+    parse = np.zeros(spec.FRAME_SHAPE, np.uint8)
+    parse[60:140, 50:140] = lip.UPPER_CLOTHES
+    parse[60:150, 30:50] = lip.LEFT_ARM
+    mask = np.zeros(spec.FRAME_SHAPE, np.uint8)
+    mask[70:160, 60:130] = 255
+    selection = postprocess.selection_mask(spec.MEN_TSHIRTS, parse, mask)
+    assert selection[100, 40] == 255 and selection[155, 100] == 255 and selection[10, 10] == 0
+    pants = postprocess.selection_mask(spec.MEN_PANTS, parse, np.zeros_like(mask))
+    assert pants.max() == 0
