@@ -1,0 +1,126 @@
+"""The whole try-on on full photos: preprocess → GMM → EDM → RM → paste back; outfits.
+
+Backends run the three networks of a category on 256×192 frames: ``LocalBackend`` in process
+from weights directories (the embedded default), or ``ServerBackend`` through TF Serving with
+the client. Both go through the same signature functions, so their outputs are identical.
+"""
+
+import dataclasses
+import os
+
+import numpy as np
+
+from everywear_tf import errors
+from everywear_tf import postprocess
+from everywear_tf import preprocess
+from everywear_tf import spec
+from everywear_tf import tryon
+from everywear_tf import weights
+from everywear_tf.data import keypoints as keypoint_files
+
+UPPER = 'upper'
+LOWER = 'lower'
+
+
+def region_of(category):
+    if category not in spec.CATEGORIES:
+        raise errors.EverywearError(f'unknown category {category!r}; expected one of '
+                                    f'{spec.CATEGORIES}')
+    return UPPER if category in spec.UPPER_CATEGORIES else LOWER
+
+
+class LocalBackend:
+    """Networks loaded in this process from ``<weights_root>/<module>_<category>/``."""
+
+    def __init__(self, weights_root):
+        self.weights_root = weights_root
+        self._chains = {}
+
+    def __call__(self, category, inputs):
+        if category not in self._chains:
+            models = [weights.load(os.path.join(self.weights_root,
+                                                spec.model_name(module, category)), module)
+                      for module in spec.MODULES]
+            self._chains[category] = tryon.Tryon(category, *models)
+        return self._chains[category](inputs)
+
+
+class ServerBackend:
+    """The same chain through TF Serving (or the dev server) at ``address``."""
+
+    def __init__(self, address, **client_options):
+        from everywear_tf.serving import client
+        self.client = client.Client(address, **client_options)
+
+    def __call__(self, category, inputs):
+        return self.client.tryon(category, inputs)
+
+
+@dataclasses.dataclass
+class Result:
+    """One garment tried on one photo: the final photo and every intermediate the workspace
+    layout names (frame-sized ones at 256×192, photo-sized ones at the photo's size)."""
+    final: np.ndarray  # photo size
+    frame: preprocess.Frame
+    outputs: dict  # the networks' outputs for the frame (batch of 1 squeezed)
+    selection: np.ndarray  # uint8 [256,192]: _sel_mask
+    alpha: np.ndarray  # float32, photo size: where the frame was pasted
+
+    def images(self):
+        """{suffix: uint8 image} as the Everywear document names them (DESIGN.md §7)."""
+        tryon_frame = self.outputs[spec.TRYON]
+        selected = self.selection[..., None] > 0
+        return {
+                '_final': self.final,
+                '_fg': np.where(selected, tryon_frame, 0).astype(np.uint8),
+                '_bg': np.where(selected, 0, self.frame.image).astype(np.uint8),
+                '_mask': self.outputs['clothing_mask'],
+                '_sel_mask': self.selection,
+                '_tps': self.outputs[spec.WARPED_CLOTH],
+                '_tps_mask': self.outputs[spec.TPS_MASK],
+        }
+
+
+def _frame_for(category, photo, parse, keypoints, path):
+    if region_of(category) == UPPER:
+        return preprocess.upper_frame(photo, parse, keypoints, path)
+    return preprocess.body_frame(photo, parse, keypoints, path)
+
+
+def try_on(backend, category, photo, parse, keypoints, garment, garment_mask=None,
+           pose_path='<memory>'):
+    """One garment on one full photo (any size); returns a Result."""
+    frame = _frame_for(category, photo, parse, keypoints, pose_path)
+    cloth, cloth_mask = preprocess.garment_frame(garment, garment_mask)
+    inputs = {spec.PERSON: frame.image[None], spec.PARSE: frame.parse[None],
+              spec.KEYPOINTS: keypoint_files.to_signature(frame.keypoints)[None],
+              spec.CLOTH: cloth[None], spec.CLOTH_MASK: cloth_mask[None]}
+    outputs = {k: v[0] for k, v in backend(category, inputs).items()}
+    selection = postprocess.selection_mask(category, frame.parse, outputs['clothing_mask'])
+    final, alpha = postprocess.paste(photo, outputs[spec.TRYON], selection, frame.transform)
+    return Result(final=final, frame=frame, outputs=outputs, selection=selection, alpha=alpha)
+
+
+def outfit(backend, photo, parse, keypoints, top=None, bottom=None, pose_path='<memory>'):
+    """Pants first on the body frame, then the top on the upper crop of that result.
+
+    ``top`` / ``bottom``: (category, garment image, garment mask or None), either may be None.
+    Returns (final photo, {'bottom': Result, 'top': Result}).
+    """
+    results = {}
+    current = photo
+    if bottom is not None:
+        category, image, mask = bottom
+        if region_of(category) != LOWER:
+            raise errors.EverywearError(f'{category} is not a lower garment')
+        results['bottom'] = try_on(backend, category, current, parse, keypoints, image, mask,
+                                   pose_path)
+        current = results['bottom'].final
+    if top is not None:
+        category, image, mask = top
+        if region_of(category) != UPPER:
+            raise errors.EverywearError(f'{category} is not an upper garment')
+        results['top'] = try_on(backend, category, current, parse, keypoints, image, mask,
+                                pose_path)
+        current = results['top'].final
+    return current, results
