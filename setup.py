@@ -33,13 +33,18 @@ setuptools.setup(
     version='0.1.0',
     description='TensorFlow 2 port of the Everywear virtual try-on pipeline (GMM, EDM, RM).',
     python_requires='>=3.11,<3.12',
-    packages=setuptools.find_packages(include=['everywear_tf', 'everywear_tf.*']),
-    package_data={'everywear_tf': ['demo/*.png', 'demo/*.json', 'demo/README.md']},
+    packages=setuptools.find_packages(include=['everywear_tf', 'everywear_tf.*']) + [
+            'everywear_tf.demo_weights'],
+    # The demo weights live in checkpoints/demo/ and install as everywear_tf.demo_weights.
+    package_dir={'everywear_tf.demo_weights': 'checkpoints/demo'},
+    package_data={'everywear_tf': ['demo/*.png', 'demo/*.json'],
+                  'everywear_tf.demo_weights': ['*/manifest.json', '*/weights.*']},
     install_requires=INSTALL_REQUIRES,
     extras_require=EXTRAS_REQUIRE,
     entry_points={
         'console_scripts': [
             'everywear = everywear_tf.cli.main:run',
+            'everywear-tryon = everywear_tf.cli.tryon:run',
         ],
     },
 )

@@ -1,0 +1,91 @@
+r"""everywear-tryon: a person photo wearing a top and/or pants, at the photo's own resolution.
+
+  everywear-tryon --demo --output=tryon.png
+  everywear-tryon --person=me.jpg --pose=me_keypoints.json --parse=me_parse.png \
+      --top=shirt.jpg --bottom=trousers.jpg --output=me_dressed.png
+  everywear-tryon ... --server=localhost:8500      # through TF Serving instead of in process
+
+Networks come from --weights_root (default: the bundled demo weights, trained on drawn data:
+they show the pipeline working, not photo-quality results).
+"""
+
+import os
+import sys
+
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+
+from absl import app  # noqa: E402
+from absl import flags  # noqa: E402
+
+from everywear_tf import demo  # noqa: E402
+from everywear_tf import demo_weights  # noqa: E402
+from everywear_tf import errors  # noqa: E402
+from everywear_tf import pipeline  # noqa: E402
+from everywear_tf import spec  # noqa: E402
+from everywear_tf.data import images  # noqa: E402
+from everywear_tf.data import keypoints as keypoint_files  # noqa: E402
+from everywear_tf.data import parsing  # noqa: E402
+
+_DEMO = flags.DEFINE_bool('demo', False, 'Use the bundled person, t-shirt and pants.')
+_PERSON = flags.DEFINE_string('person', None, 'Person photo (any size).')
+_POSE = flags.DEFINE_string('pose', None, 'Its keypoints: OpenPose JSON, VITON .mat/.pkl or '
+                            'Everywear pose JSON.')
+_PARSE = flags.DEFINE_string('parse', None, 'Its LIP label map (PNG or VITON .mat), photo size.')
+_TOP = flags.DEFINE_string('top', None, 'Upper garment photo on white.')
+_TOP_MASK = flags.DEFINE_string('top_mask', None, 'Its mask (default: computed).')
+_TOP_CATEGORY = flags.DEFINE_enum('top_category', spec.MEN_TSHIRTS,
+                                  list(spec.UPPER_CATEGORIES), 'What the top is.')
+_BOTTOM = flags.DEFINE_string('bottom', None, 'Pants photo on white.')
+_BOTTOM_MASK = flags.DEFINE_string('bottom_mask', None, 'Its mask (default: computed).')
+_OUTPUT = flags.DEFINE_string('output', 'tryon.png', 'Where the dressed photo goes (PNG).')
+_WEIGHTS_ROOT = flags.DEFINE_string('weights_root', demo_weights.DIRECTORY,
+                                    'Directory of <module>_<category>/ weights directories.')
+_SERVER = flags.DEFINE_string('server', None, 'TF Serving gRPC host:port (default: in process).')
+
+
+def _inputs():
+    if _DEMO.value:
+        return (demo.PERSON, demo.PERSON_POSE, demo.PERSON_PARSE, demo.TSHIRT, demo.TSHIRT_MASK,
+                demo.PANTS, demo.PANTS_MASK)
+    if not (_PERSON.value and _POSE.value and _PARSE.value):
+        raise app.UsageError('pass --person, --pose and --parse (or --demo)')
+    if not (_TOP.value or _BOTTOM.value):
+        raise app.UsageError('pass --top and/or --bottom')
+    return (_PERSON.value, _POSE.value, _PARSE.value, _TOP.value, _TOP_MASK.value,
+            _BOTTOM.value, _BOTTOM_MASK.value)
+
+
+def _garment(category, path, mask_path):
+    if not path:
+        return None
+    return (category, images.read_image(path), images.read_mask(mask_path) if mask_path else None)
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f'unexpected arguments: {argv[1:]}')
+    person, pose, parse_path, top, top_mask, bottom, bottom_mask = _inputs()
+    try:
+        photo = images.read_image(person)
+        parse = parsing.read_parse(parse_path, image_size=photo.shape[:2])
+        keypoints = keypoint_files.read_keypoints(pose)
+        backend = (pipeline.ServerBackend(_SERVER.value) if _SERVER.value else
+                   pipeline.LocalBackend(_WEIGHTS_ROOT.value))
+        final, _ = pipeline.outfit(backend, photo, parse, keypoints,
+                                   top=_garment(_TOP_CATEGORY.value, top, top_mask),
+                                   bottom=_garment(spec.MEN_PANTS, bottom, bottom_mask),
+                                   pose_path=pose)
+        images.write_png(_OUTPUT.value, final)
+    except errors.EverywearError as e:
+        print(f'everywear-tryon: error: {e}', file=sys.stderr)
+        return 1
+    print(f'wrote {_OUTPUT.value}')
+    return 0
+
+
+def run():
+    app.run(lambda argv: sys.exit(main(argv)))
+
+
+if __name__ == '__main__':
+    run()
