@@ -45,6 +45,7 @@ setuptools.setup(
         'console_scripts': [
             'everywear = everywear_tf.cli.main:run',
             'everywear-tryon = everywear_tf.cli.tryon:run',
+            'everywear-batch = everywear_tf.cli.batch:run',
         ],
     },
 )

@@ -1,0 +1,55 @@
+r"""everywear-batch: try-ons for every line of a jobs file, into an Everywear workspace.
+
+  everywear-batch --input_dir=shoot --workspace=ws
+  everywear-batch --input_dir=shoot --workspace=ws --server=localhost:8500
+
+Input layout and outputs: everywear_tf/batch.py. Rerun the same command after an interruption:
+finished jobs are skipped. Failed jobs are listed in <workspace>/output/report.json and make
+the exit status 1; the others complete.
+"""
+
+import os
+import sys
+
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+
+from absl import app  # noqa: E402
+from absl import flags  # noqa: E402
+
+from everywear_tf import batch  # noqa: E402
+from everywear_tf import demo_weights  # noqa: E402
+from everywear_tf import errors  # noqa: E402
+from everywear_tf import pipeline  # noqa: E402
+
+_INPUT_DIR = flags.DEFINE_string('input_dir', None, 'persons/, garments/<category>/, pairs.txt')
+_WORKSPACE = flags.DEFINE_string('workspace', 'workspace', 'Where input/, stage/, output/ go.')
+_JOBS = flags.DEFINE_string('jobs', None, 'Jobs file (default: <input_dir>/pairs.txt).')
+_WEIGHTS_ROOT = flags.DEFINE_string('weights_root', demo_weights.DIRECTORY,
+                                    'Directory of <module>_<category>/ weights directories.')
+_SERVER = flags.DEFINE_string('server', None, 'TF Serving gRPC host:port (default: in process).')
+flags.mark_flag_as_required('input_dir')
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f'unexpected arguments: {argv[1:]}')
+    try:
+        jobs = batch.read_jobs(_JOBS.value or os.path.join(_INPUT_DIR.value, 'pairs.txt'))
+    except errors.EverywearError as e:
+        print(f'everywear-batch: error: {e}', file=sys.stderr)
+        return 1
+    backend = (pipeline.ServerBackend(_SERVER.value) if _SERVER.value else
+               pipeline.LocalBackend(_WEIGHTS_ROOT.value))
+    report = batch.Batch(_INPUT_DIR.value, _WORKSPACE.value, backend).run(jobs)
+    failed = report['failed']
+    print(f'{report["total"] - len(failed)} of {report["total"]} jobs done; '
+          f'{len(failed)} failed (see {os.path.join(_WORKSPACE.value, "output", "report.json")})')
+    return 1 if failed else 0
+
+
+def run():
+    app.run(lambda argv: sys.exit(main(argv)))
+
+
+if __name__ == '__main__':
+    run()

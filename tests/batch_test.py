@@ -1,0 +1,200 @@
+"""Batch runs: the workspace layout, a bad-input corpus that fails item by item, and a run
+killed with SIGKILL that resumes to the same bytes as an uninterrupted one."""
+
+import hashlib
+import json
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import time
+
+import cv2
+import numpy as np
+import pytest
+
+from everywear_tf import batch
+from everywear_tf import configs
+from everywear_tf import pipeline
+from everywear_tf import spec
+from everywear_tf import weights
+from everywear_tf.data import images
+from everywear_tf.data import keypoints as keypoint_files
+from everywear_tf.data import parsing
+from everywear_tf.data import synthetic
+from everywear_tf.models import factory
+from tests.models.randomize import randomize
+from tests.preprocess_test import _photo
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope='module')
+def weights_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp('weights')
+    for category in (spec.MEN_TSHIRTS, spec.MEN_PANTS):
+        for module in spec.MODULES:
+            model = factory.build(configs.get(module, configs.LITE))
+            randomize(model, seed=6)
+            weights.save(model, root / spec.model_name(module, category))
+    return root
+
+
+def _person(directory, person_id, size, seed=0):
+    photo, parse, keypoints = _photo(*size, seed=seed)
+    images.write_png(directory / 'persons' / f'{person_id}.png', photo)
+    parsing.write_parse_png(directory / 'persons' / f'{person_id}_parse.png', parse)
+    keypoint_files.write_everywear_pose(directory / 'persons' / f'{person_id}_keypoints.json',
+                                        keypoints, size)
+    return photo, parse, keypoints
+
+
+def _input_dir(root, jobs):
+    rng = np.random.default_rng(0)
+    top = synthetic.render_top(rng, (200, 60, 40), pattern='checks')
+    pants = synthetic.render_pants(rng, (40, 40, 100))
+    images.write_png(root / 'garments' / spec.MEN_TSHIRTS / 'shirt_1.png', top.image)
+    images.write_png(root / 'garments' / spec.MEN_PANTS / 'jeans_1.png', pants.image)
+    images.write_png(root / 'garments' / spec.MEN_PANTS / 'jeans_1_mask.png', pants.mask)
+    (root / 'pairs.txt').write_text(''.join(f'{" ".join(job)}\n' for job in jobs))
+    return root
+
+
+def test_workspace_layout(weights_root, tmp_path):
+    source = _input_dir(tmp_path / 'in', [('anna_0', 'shirt_1', 'jeans_1'),
+                                         ('anna_0', 'shirt_1', '-')])
+    _person(source, 'anna_0', (600, 400))
+    work = tmp_path / 'ws'
+    report = batch.Batch(str(source), str(work), pipeline.LocalBackend(str(weights_root)),
+                         log=lambda m: None).run(batch.read_jobs(source / 'pairs.txt'))
+    assert report['failed'] == {} and report['total'] == 2
+    out = work / 'output'
+    assert (out / 'final_images' / 'anna_0_shirt_1_jeans_1_final.png').exists()
+    assert (out / 'final_images' / 'anna_0_shirt_1_-_final.png').exists()
+    assert (out / 'final_upper_images' / 'anna_0_shirt_1_final.png').exists()
+    assert (out / 'final_lower_images' / 'anna_0_jeans_1_final.png').exists()
+    for suffix in ('_bg', '_fg', '_final', '_mask', '_sel_mask', '_tps', '_tps_mask'):
+        assert (out / 'composed_images' / f'anna_0_shirt_1{suffix}.png').exists(), suffix
+    for suffix in ('.png', '_mask.png', '_gmm.png', '_gmmask.png'):
+        assert (work / 'stage' / f'anna_0_jeans_1{suffix}').exists(), suffix
+    for directory in ('body_images', 'body_resized', 'body_pose', 'body_segment', 'body_pickle',
+                      'upper_images', 'upper_pose', 'upper_segment', 'upper_pickle'):
+        assert os.listdir(work / 'input' / directory), directory
+    final = images.read_image(str(out / 'final_images' / 'anna_0_shirt_1_jeans_1_final.png'))
+    assert final.shape == (600, 400, 3)
+
+
+def test_bad_inputs_fail_one_by_one(weights_root, tmp_path):
+    jobs = [('good_0', 'shirt_1', '-'), ('corrupt_0', 'shirt_1', '-'),
+            ('alpha_0', 'shirt_1', '-'), ('grey_0', '-', 'jeans_1'),
+            ('huge_0', '-', 'jeans_1'), ('nopose_0', 'shirt_1', '-'),
+            ('outside_0', '-', 'jeans_1'), ('noshoulders_0', 'shirt_1', '-'),
+            ('badparse_0', 'shirt_1', '-'), ('good_0', 'dress_1', '-'),
+            ('pickled_0', 'shirt_1', '-')]
+    source = _input_dir(tmp_path / 'in', jobs)
+    persons = source / 'persons'
+    _person(source, 'good_0', (512, 384))
+    _person(source, 'corrupt_0', (512, 384))
+    data = (persons / 'corrupt_0.png').read_bytes()
+    (persons / 'corrupt_0.png').unlink()
+    (persons / 'corrupt_0.jpg').write_bytes(b'\xff\xd8\xff\xe0' + data[100:400])
+    photo, _, _ = _person(source, 'alpha_0', (512, 384))
+    rgba = cv2.cvtColor(photo, cv2.COLOR_RGB2BGRA)
+    cv2.imwrite(str(persons / 'alpha_0.png'), rgba)
+    photo, _, _ = _person(source, 'grey_0', (512, 384))
+    cv2.imwrite(str(persons / 'grey_0.png'), cv2.cvtColor(photo, cv2.COLOR_RGB2GRAY))
+    # A 10000×10000 photo: the drawn person scaled up (flat colours compress well).
+    small, small_parse, small_keypoints = _photo(1000, 1000, seed=2)
+    images.write_png(persons / 'huge_0.png', cv2.resize(small, (10000, 10000),
+                                                        interpolation=cv2.INTER_NEAREST))
+    parsing.write_parse_png(persons / 'huge_0_parse.png', cv2.resize(
+            small_parse, (10000, 10000), interpolation=cv2.INTER_NEAREST))
+    scaled = small_keypoints.copy()
+    scaled[:, :2] *= 10
+    keypoint_files.write_everywear_pose(persons / 'huge_0_keypoints.json', scaled, (10000, 10000))
+    _person(source, 'nopose_0', (512, 384))
+    (persons / 'nopose_0_keypoints.json').unlink()
+    photo, parse, keypoints = _person(source, 'outside_0', (512, 384))
+    keypoints[0, :2] = (-50, 900)  # a nose far outside the photo
+    keypoint_files.write_everywear_pose(persons / 'outside_0_keypoints.json', keypoints,
+                                        (512, 384))
+    photo, parse, keypoints = _person(source, 'noshoulders_0', (512, 384))
+    keypoints[[2, 5]] = 0
+    keypoint_files.write_everywear_pose(persons / 'noshoulders_0_keypoints.json', keypoints,
+                                        (512, 384))
+    _person(source, 'badparse_0', (512, 384))
+    parsing.write_parse_png(persons / 'badparse_0_parse.png', np.zeros((100, 100), np.uint8))
+    images.write_png(source / 'garments' / 'women_dresses' / 'dress_1.png',
+                     np.full((256, 192, 3), 200, np.uint8))
+    _person(source, 'pickled_0', (512, 384))
+    (persons / 'pickled_0_keypoints.json').unlink()
+
+    class Payload:
+        def __reduce__(self):
+            return os.mkdir, (str(tmp_path / 'pwned'),)
+
+    with open(persons / 'pickled_0_keypoints.pkl', 'wb') as f:
+        pickle.dump({'candidate': Payload(), 'subset': np.zeros((1, 20))}, f)
+
+    report = batch.Batch(str(source), str(tmp_path / 'ws'),
+                         pipeline.LocalBackend(str(weights_root)),
+                         log=lambda m: None).run(batch.read_jobs(source / 'pairs.txt'))
+    failed = report['failed']
+    expected = {'corrupt_0_shirt_1_-': 'not a decodable image',
+                'nopose_0_shirt_1_-': 'nopose_0_keypoints.json: no such file',
+                'noshoulders_0_shirt_1_-': 'both shoulders are needed',
+                'badparse_0_shirt_1_-': 'different aspect ratio',
+                'good_0_dress_1_-': "no garment 'dress_1'",
+                'pickled_0_shirt_1_-': 'refuses to load'}
+    assert set(failed) == set(expected), failed
+    for name, problem in expected.items():
+        assert problem in failed[name], (name, failed[name])
+    assert not (tmp_path / 'pwned').exists()
+    for name in ('good_0_shirt_1_-', 'alpha_0_shirt_1_-', 'grey_0_-_jeans_1',
+                 'huge_0_-_jeans_1', 'outside_0_-_jeans_1'):
+        assert name in report['done']
+    saved = json.loads((tmp_path / 'ws' / 'output' / 'report.json').read_text())
+    assert saved['failed'] == failed
+
+
+def _digest(directory):
+    h = hashlib.sha256()
+    for root, _, files in sorted(os.walk(directory)):
+        for name in sorted(files):
+            if name == 'report.json':
+                continue
+            path = os.path.join(root, name)
+            h.update(os.path.relpath(path, directory).encode())
+            with open(path, 'rb') as f:
+                h.update(f.read())
+    return h.hexdigest()
+
+
+def test_a_killed_run_resumes_to_the_same_bytes(weights_root, tmp_path):
+    jobs = [(f'p{i}_0', 'shirt_1', 'jeans_1' if i % 2 else '-') for i in range(5)]
+    source = _input_dir(tmp_path / 'in', jobs)
+    for i in range(5):
+        _person(source, f'p{i}_0', (420 + 20 * i, 320), seed=i)
+    command = [sys.executable, '-m', 'everywear_tf.cli.batch', f'--input_dir={source}',
+               f'--weights_root={weights_root}']
+    straight = subprocess.run(command + [f'--workspace={tmp_path / "straight"}'],
+                              capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert straight.returncode == 0, straight.stderr
+    killed = subprocess.Popen(command + [f'--workspace={tmp_path / "killed"}'], cwd=ROOT,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    finals = tmp_path / 'killed' / 'output' / 'final_images'
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        if finals.exists() and len(os.listdir(finals)) >= 2:
+            break
+        time.sleep(0.05)
+    killed.send_signal(signal.SIGKILL)
+    killed.wait()
+    done_before = len(os.listdir(finals))
+    assert 2 <= done_before < 5
+    resumed = subprocess.run(command + [f'--workspace={tmp_path / "killed"}'],
+                             capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f'{done_before} of 5 jobs already done' in resumed.stderr
+    assert _digest(tmp_path / 'killed') == _digest(tmp_path / 'straight')
