@@ -1,13 +1,26 @@
-"""Pose files → one in-memory form: float32 [18,3] (x, y, confidence) in OpenPose COCO-18 order,
-a missing point having confidence 0 (and x = y = 0).
+"""Pose files → one in-memory form: float32 [18,3] (x, y, confidence) in OpenPose COCO-18 order
+(nose, neck, r-shoulder, r-elbow, r-wrist, l-shoulder, l-elbow, l-wrist, r-hip, r-knee, r-ankle,
+l-hip, l-knee, l-ankle, r-eye, l-eye, r-ear, l-ear); a missing point has confidence 0 and
+x = y = 0, as OpenPose writes it.
 
-Readers: OpenPose JSON (``pose_keypoints_2d`` or the legacy ``pose_keypoints``; COCO-18 or
-BODY_25; several people → the most confident), VITON's pose ``.mat`` / pickled dict
-(``candidate`` / ``subset`` from the Realtime Multi-Person Pose Estimation demo), and Everywear
-pose files. ``to_signature`` gives the networks' form: [18,2] with missing points at -1.
+Readers:
+- OpenPose JSON: ``people[i].pose_keypoints_2d`` (OpenPose ≥ 1.3) or the legacy
+  ``pose_keypoints`` (what CP-VTON's convert_data.m wrote); COCO-18 (54 values) or BODY_25
+  (75 values, mapped to COCO-18); with several people, the one with the largest summed
+  confidence (CP-VTON's cp_dataset.py simply takes ``people[0]``).
+- VITON's pose ``.mat`` (test set) and pickled dicts (``data/pose.pkl``, train set), written by
+  the Realtime Multi-Person Pose Estimation demo: ``candidate`` [N,4] (x, y, score, id) and
+  ``subset`` [P,20] (18 candidate indices, -1 for missing, then total score, part count).
+  VITON reads row 0 and truncates x, y to int (utils.py:30-35); here coordinates stay float
+  (the pose maps truncate them anyway) and the row is chosen by ``person``.
+- Everywear pose files (JSON, see ``write_everywear_pose``).
+
+``to_signature`` gives the networks' form: float32 [..., 18, 2] with missing points at -1.
 """
 
 import json
+import math
+import numbers
 import os
 
 import numpy as np
@@ -19,157 +32,254 @@ from everywear_tf import spec
 from everywear_tf.data import safe_pickle
 
 COCO18 = 'coco18'
-# BODY_25 index of each COCO-18 point (BODY_25 inserts MidHip at 8 and adds feet from 19).
+# BODY_25 index of each COCO-18 point: BODY_25 is COCO-18 with MidHip inserted at 8 (so COCO
+# 8..17 are BODY_25 9..18) and six foot points appended at 19..24.
 BODY25_TO_COCO18 = (0, 1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18)
 EVERYWEAR_FORMAT = 'everywear-pose'
 EVERYWEAR_VERSION = 1
+
+# Which person of a VITON ``subset`` to read.
+BEST = 'best'  # the highest total score, subset[:, 18]
+FIRST = 'first'  # row 0, as VITON's utils.extract_pose_keypoints (utils.py:33) does
 
 
 def _error(path, problem):
     return errors.KeypointsError(path, problem)
 
 
-def _finite(path, array, what):
-    bad = ~np.isfinite(array)
-    if bad.any():
-        raise _error(path, f'{what} has non-finite values (NaN or infinity) at index '
-                           f'{int(np.argwhere(bad)[0][0])}')
+def _is_number(value):
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
 def from_flat(values, path='<memory>', where='keypoints'):
-    """[18·3] or [25·3] flat (x, y, c) values → [18,3]; missing points zeroed.
+    """A flat list of 54 (COCO-18) or 75 (BODY_25) numbers, (x, y, c) per point → [18,3].
 
-    ``where`` names the values inside the file in error messages.
+    Points with confidence ≤ 0 become (0, 0, 0). ``where`` names the values in error messages.
     """
-    try:
-        array = np.asarray(values, np.float64).reshape(-1)
-    except (TypeError, ValueError):
-        raise _error(path, f'{where} must be numbers') from None
-    if array.size == 18 * 3:
-        points = array.reshape(18, 3)
-    elif array.size == 25 * 3:
-        points = array.reshape(25, 3)[list(BODY25_TO_COCO18)]
+    if isinstance(values, np.ndarray):
+        if values.dtype.kind not in 'iuf':
+            raise _error(path, f'{where} must be numbers, got {values.dtype} values')
+        values = values.reshape(-1).tolist()
+    if not isinstance(values, (list, tuple)):
+        raise _error(path, f'{where} must be a list of numbers, got {type(values).__name__}')
+    floats = []
+    for i, value in enumerate(values):
+        if not _is_number(value):
+            raise _error(path, f'{where}[{i}] is {value!r}, not a number')
+        try:
+            value = float(value)
+        except OverflowError:
+            value = math.inf
+        if not math.isfinite(value):
+            raise _error(path, f'{where}[{i}] is {value!r}, a non-finite value (coordinates '
+                               'and confidences must be finite)')
+        floats.append(value)
+    if len(floats) == 18 * 3:
+        points = np.asarray(floats, np.float64).reshape(18, 3)
+    elif len(floats) == 25 * 3:
+        points = np.asarray(floats, np.float64).reshape(25, 3)[list(BODY25_TO_COCO18)]
     else:
         raise _error(path, f'{where}: expected 54 (COCO-18) or 75 (BODY_25) values, got '
-                           f'{array.size}')
-    _finite(path, points, where)
+                           f'{len(values)}')
+    if np.any(np.abs(points) > np.finfo(np.float32).max):
+        raise _error(path, f'{where}: values beyond float32 range')
     points = points.astype(np.float32)
     points[points[:, 2] <= 0] = 0.0
     return points
 
 
-def read_openpose_json(path):
+def _load_json(path):
     path = errors.require_file(path)
     try:
         with open(path, 'rb') as f:
-            document = json.loads(f.read().decode('utf-8'))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise _error(path, f'not valid JSON ({e})') from None
-    if not isinstance(document, dict) or not isinstance(document.get('people'), list):
+            data = f.read()
+    except OSError as e:
+        raise _error(path, f'cannot be read ({e.strerror or e})') from None
+    try:
+        return path, json.loads(data.decode('utf-8'))
+    except UnicodeDecodeError as e:
+        raise _error(path, f'not valid JSON (not UTF-8 text: {e.reason} at byte {e.start})') \
+            from None
+    except json.JSONDecodeError as e:
+        raise _error(path, f'not valid JSON ({e.msg} at line {e.lineno} column {e.colno}; '
+                           'truncated?)') from None
+    except RecursionError:
+        raise _error(path, 'not valid JSON (nested too deeply)') from None
+
+
+def _from_openpose(path, document):
+    if not isinstance(document, dict) or 'people' not in document:
         raise _error(path, 'no "people" list: not an OpenPose keypoints file')
-    if not document['people']:
+    people = document['people']
+    if not isinstance(people, list):
+        raise _error(path, f'"people" must be a list, got {type(people).__name__}')
+    if not people:
         raise _error(path, 'no person detected ("people" is empty)')
     candidates = []
-    for i, person in enumerate(document['people']):
+    for i, person in enumerate(people):
         if not isinstance(person, dict):
             raise _error(path, f'people[{i}] is not an object')
         key = 'pose_keypoints_2d' if 'pose_keypoints_2d' in person else 'pose_keypoints'
         if key not in person:
-            raise _error(path, f'people[{i}] has neither pose_keypoints_2d nor pose_keypoints')
+            raise _error(path, f'people[{i}] has neither "pose_keypoints_2d" nor '
+                               '"pose_keypoints"')
         candidates.append(from_flat(person[key], path, f'people[{i}].{key}'))
-    return max(candidates, key=lambda points: float(points[:, 2].sum()))
+    # max keeps the first of equally confident people.
+    return max(candidates, key=lambda points: float(points[:, 2].astype(np.float64).sum()))
 
 
-def _from_candidate_subset(path, candidate, subset):
-    """VITON's extract_pose_keypoints: the first person of ``subset`` (build_viton.py), with
-    candidate rows (x, y, score, id); a -1 index is a missing point."""
-    candidate = np.asarray(candidate, np.float64)
-    subset = np.asarray(subset, np.float64)
-    if subset.ndim == 1:
-        subset = subset[None]
+def read_openpose_json(path):
+    """[18,3] of an OpenPose JSON file (COCO-18 or BODY_25; the most confident person)."""
+    path, document = _load_json(path)
+    return _from_openpose(path, document)
+
+
+def _numeric_array(path, value, name):
+    try:
+        array = np.asarray(value)
+        if array.dtype.kind not in 'iuf':
+            raise TypeError(array.dtype)
+        return array.astype(np.float64)
+    except (TypeError, ValueError):
+        raise _error(path, f'"{name}" must be a numeric array') from None
+
+
+def from_viton_pose(pose, path='<memory>', person=BEST):
+    """[18,3] of a VITON pose dict {'candidate': [N,4], 'subset': [P,20]}.
+
+    ``person``: BEST (highest total score, subset[:, 18]) or FIRST (row 0, VITON's own rule).
+    The confidence is the candidate's score; a present point whose score is not positive gets
+    confidence 1 so that it does not read as missing (VITON itself ignores scores).
+    """
+    if person not in (BEST, FIRST):
+        raise ValueError(f'person must be {BEST!r} or {FIRST!r}, got {person!r}')
+    if not isinstance(pose, dict) or 'candidate' not in pose or 'subset' not in pose:
+        raise _error(path, 'needs "candidate" and "subset" (a VITON pose)')
+    candidate = _numeric_array(path, pose['candidate'], 'candidate')
+    subset = _numeric_array(path, pose['subset'], 'subset')
     if subset.size == 0:
         raise _error(path, 'no person detected ("subset" is empty)')
-    if subset.ndim != 2 or subset.shape[1] < 18:
+    if subset.ndim == 1:
+        subset = subset[None]
+    if subset.ndim != 2 or subset.shape[1] != 20:
         raise _error(path, f'"subset" must be [people, 20], got shape {subset.shape}')
+    if candidate.size == 0:
+        candidate = np.zeros((0, 4))
+    if candidate.ndim == 1:
+        candidate = candidate[None]
     if candidate.ndim != 2 or candidate.shape[1] < 3:
         raise _error(path, f'"candidate" must be [N, 4], got shape {candidate.shape}')
-    _finite(path, candidate[:, :3], '"candidate"')
+    for name, array in (('candidate', candidate[:, :3]), ('subset', subset)):
+        if not np.all(np.isfinite(array)):
+            raise _error(path, f'"{name}" has non-finite values (NaN or infinity)')
+    row = 0 if person == FIRST else int(np.argmax(subset[:, 18]))  # argmax: first of ties
     points = np.zeros((spec.NUM_KEYPOINTS, 3), np.float32)
-    for k, index in enumerate(subset[0, :18]):
+    for k, index in enumerate(subset[row, :18]):
         if index < 0:
             continue
-        if int(index) >= len(candidate):
-            raise _error(path, f'keypoint {k} refers to candidate {int(index)} of '
-                               f'{len(candidate)}')
+        if index != int(index) or int(index) >= len(candidate):
+            raise _error(path, f'subset[{row}, {k}] = {index:g} is not an index into the '
+                               f'{len(candidate)} candidates')
         x, y, score = candidate[int(index), :3]
         points[k] = (x, y, score if score > 0 else 1.0)
+    if not np.all(np.isfinite(points)):
+        raise _error(path, '"candidate" has values beyond float32 range')
     return points
 
 
-def read_viton_pose_mat(path):
+def read_viton_pose_mat(path, person=BEST):
+    """[18,3] of a VITON pose .mat (``candidate`` / ``subset``); see ``from_viton_pose``."""
     path = errors.require_file(path)
     try:
         mat = scipy.io.loadmat(path)
-    except (ValueError, OSError, TypeError, scipy.io.matlab.MatReadError) as e:
-        raise _error(path, f'not a readable .mat file ({e})') from None
-    if 'candidate' not in mat or 'subset' not in mat:
-        raise _error(path, 'needs "candidate" and "subset" (VITON pose .mat)')
-    return _from_candidate_subset(path, mat['candidate'], mat['subset'])
+    except Exception as e:  # scipy raises many types for a bad file; all mean the same here
+        raise _error(path, f'not a readable .mat file ({type(e).__name__}: {e})') from None
+    return from_viton_pose(mat, path, person)
 
 
-def read_viton_pose_pickle(path, key=None):
-    """A pickled {'candidate', 'subset'} dict, or VITON's pose.pkl {image_id: {...}} with ``key``."""
+def read_viton_pose_pickle(path, key=None, person=BEST):
+    """[18,3] of a pickled VITON pose, read with the restricted unpickler (latin1 for Python 2).
+
+    The pickle is either one {'candidate', 'subset'} dict or, like VITON's ``data/pose.pkl``, a
+    dict of them keyed by image id (``key``, e.g. '000001_0').
+    """
     data = safe_pickle.load(path, encoding='latin1')
-    if isinstance(data, dict) and key is not None:
-        if key not in data:
+    if key is not None:
+        if not isinstance(data, dict) or key not in data:
             raise _error(path, f'no entry {key!r}')
-        data = data[key]
-    if not isinstance(data, dict) or 'candidate' not in data or 'subset' not in data:
-        raise _error(path, 'needs a dict with "candidate" and "subset" (VITON pose pickle)')
-    return _from_candidate_subset(path, data['candidate'], data['subset'])
+        return from_viton_pose(data[key], f'{os.fspath(path)}[{key!r}]', person)
+    if isinstance(data, dict) and 'candidate' not in data and data and all(
+            isinstance(v, dict) for v in data.values()):
+        raise _error(path, f'holds the poses of {len(data)} images (like VITON\'s pose.pkl); '
+                           'pass key=<image id>')
+    return from_viton_pose(data, path, person)
+
+
+def _checked_size(path, image_size):
+    try:
+        size = tuple(int(v) for v in image_size)
+        ok = len(size) == 2 and all(v > 0 and v == s for v, s in zip(size, image_size))
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise _error(path, f'image_size must be (height, width) positive integers, got '
+                           f'{image_size!r}')
+    return size
 
 
 def write_everywear_pose(path, keypoints, image_size):
-    """Writes an Everywear pose file (JSON) atomically."""
-    keypoints = np.asarray(keypoints, np.float32)
-    if keypoints.shape != (spec.NUM_KEYPOINTS, 3):
-        raise ValueError(f'keypoints must be [18,3], got {keypoints.shape}')
-    document = {'format': EVERYWEAR_FORMAT, 'version': EVERYWEAR_VERSION, 'order': COCO18,
-                'image_size': [int(image_size[0]), int(image_size[1])],
-                'keypoints': [[round(float(v), 3) for v in point] for point in keypoints]}
-    fileio.atomic_write_bytes(path, json.dumps(document, indent=1).encode())
+    """Writes an Everywear pose file atomically:
 
-
-def read_everywear_pose(path, document=None):
-    """(keypoints [18,3], image_size (h, w)) of an Everywear pose file."""
+    {"format": "everywear-pose", "version": 1, "order": "coco18", "image_size": [h, w],
+     "keypoints": [[x, y, c], ... 18 ...]}   (pixels of that image; missing = [0, 0, 0])
+    """
     path = os.fspath(path)
-    if document is None:
-        errors.require_file(path)
-        try:
-            with open(path, 'rb') as f:
-                document = json.loads(f.read().decode('utf-8'))
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise _error(path, f'not valid JSON ({e})') from None
+    keypoints = np.asarray(keypoints)
+    if keypoints.shape != (spec.NUM_KEYPOINTS, 3) or keypoints.dtype.kind not in 'iuf':
+        raise _error(path, f'cannot write keypoints of {keypoints.dtype} {keypoints.shape}: '
+                           'expected numbers [18,3]')
+    if not np.all(np.isfinite(keypoints)):
+        raise _error(path, 'cannot write non-finite keypoints (NaN or infinity)')
+    size = _checked_size(path, image_size)
+    points = keypoints.astype(np.float64)
+    points[points[:, 2] <= 0] = 0.0
+    document = {'format': EVERYWEAR_FORMAT, 'version': EVERYWEAR_VERSION, 'order': COCO18,
+                'image_size': list(size),
+                'keypoints': [[round(float(v), 3) for v in point] for point in points]}
+    fileio.atomic_write_bytes(path, (json.dumps(document, indent=1) + '\n').encode())
+
+
+def _from_everywear(path, document):
     if document.get('format') != EVERYWEAR_FORMAT:
-        raise _error(path, f'"format" must be {EVERYWEAR_FORMAT!r}')
+        raise _error(path, f'"format" is {document.get("format")!r}; expected '
+                           f'{EVERYWEAR_FORMAT!r}')
     if document.get('version') != EVERYWEAR_VERSION:
         raise _error(path, f'unsupported version {document.get("version")!r}; this reader '
                            f'knows version {EVERYWEAR_VERSION}')
     if document.get('order') != COCO18:
-        raise _error(path, f'"order" must be {COCO18!r}')
+        raise _error(path, f'"order" is {document.get("order")!r}; expected {COCO18!r}')
     size = document.get('image_size')
     if (not isinstance(size, list) or len(size) != 2 or
-            not all(isinstance(v, int) and v > 0 for v in size)):
+            not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in size)):
         raise _error(path, f'"image_size" must be [height, width], got {size!r}')
     points = document.get('keypoints')
     if not isinstance(points, list) or len(points) != spec.NUM_KEYPOINTS or not all(
             isinstance(p, list) and len(p) == 3 for p in points):
-        raise _error(path, 'expected "keypoints": 18 [x, y, confidence] triples')
-    return from_flat(points, path), tuple(size)
+        raise _error(path, '"keypoints" must be 18 [x, y, confidence] triples')
+    return from_flat([v for p in points for v in p], path, 'keypoints'), tuple(size)
+
+
+def read_everywear_pose(path):
+    """(keypoints [18,3], image_size (h, w)) of an Everywear pose file."""
+    path, document = _load_json(path)
+    if not isinstance(document, dict):
+        raise _error(path, 'not an Everywear pose file (not a JSON object)')
+    return _from_everywear(path, document)
 
 
 def read_keypoints(path):
-    """Any supported pose file → [18,3], chosen by extension (and content for .json)."""
+    """[18,3] of any supported pose file, by extension: .json (Everywear if it has a "format"
+    key, else OpenPose), .mat (VITON), .pkl / .pickle (VITON, one pose dict)."""
     path = errors.require_file(path)
     lower = path.lower()
     if lower.endswith('.mat'):
@@ -177,24 +287,20 @@ def read_keypoints(path):
     if lower.endswith(('.pkl', '.pickle')):
         return read_viton_pose_pickle(path)
     if lower.endswith('.json'):
-        try:
-            with open(path, 'rb') as f:
-                document = json.loads(f.read().decode('utf-8'))
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise _error(path, f'not valid JSON ({e})') from None
+        path, document = _load_json(path)
         if isinstance(document, dict) and 'format' in document:
-            return read_everywear_pose(path, document)[0]
-        return read_openpose_json(path)
+            return _from_everywear(path, document)[0]
+        return _from_openpose(path, document)
     raise _error(path, 'unknown pose format: expected .json (OpenPose or Everywear), .mat or '
                        '.pkl (VITON)')
 
 
 def to_signature(keypoints):
-    """[..., 18, 3] → float32 [..., 18, 2] with missing (confidence ≤ 0) points at -1."""
+    """[..., 18, 3] → float32 [..., 18, 2] (x, y) with missing (confidence ≤ 0) points at
+    spec.MISSING_KEYPOINT for both x and y."""
     keypoints = np.asarray(keypoints, np.float32)
-    if keypoints.shape[-2:] != (spec.NUM_KEYPOINTS, 3):
-        raise ValueError(f'keypoints must be [..., 18, 3], got {keypoints.shape}')
+    if keypoints.ndim < 2 or keypoints.shape[-2:] != (spec.NUM_KEYPOINTS, 3):
+        raise errors.KeypointsError(None, f'keypoints must be [..., 18, 3], got shape '
+                                          f'{keypoints.shape}')
     missing = keypoints[..., 2:] <= 0
     return np.where(missing, np.float32(spec.MISSING_KEYPOINT), keypoints[..., :2])
-
-

@@ -5,15 +5,19 @@
 README.md beside this script lists what each fixture exercises.
 """
 
+import io
 import json
 import os
 import pickle
 import shutil
+import struct
 
 import cv2
 import numpy as np
 import scipy.io
+from PIL import Image
 
+from everywear_tf import fileio
 from everywear_tf import spec
 from everywear_tf.data import bundle
 from everywear_tf.data import images
@@ -34,8 +38,53 @@ def _path(*parts):
 
 
 def _write(name, data):
-    with open(_path(name), 'wb') as f:
-        f.write(data if isinstance(data, bytes) else data.encode())
+    fileio.atomic_write_bytes(_path(name), data if isinstance(data, bytes) else data.encode())
+
+
+class _Python2Pickler(pickle._Pickler):
+    """Protocol 2 as Python 2 wrote it: str and bytes as (SHORT_)BINSTRING, so an array's
+    data is a raw byte string (Python 3 writes _codecs.encode(..., 'latin1') instead). This is
+    what VITON's pose.pkl looks like; Python 3 reads it with encoding='latin1'."""
+
+    dispatch = dict(pickle._Pickler.dispatch)
+
+    def save_binstring(self, obj):
+        data = obj.encode('latin1') if isinstance(obj, str) else obj
+        if len(data) < 256:
+            self.write(pickle.SHORT_BINSTRING + bytes([len(data)]) + data)
+        else:
+            self.write(pickle.BINSTRING + struct.pack('<i', len(data)) + data)
+        self.memoize(obj)
+
+    dispatch[bytes] = save_binstring
+    dispatch[str] = save_binstring
+
+
+def python2_pickle(obj):
+    buffer = io.BytesIO()
+    _Python2Pickler(buffer, protocol=2).dump(obj)
+    return buffer.getvalue()
+
+
+def _savemat(name, arrays, **kwargs):
+    """scipy.io.savemat with a fixed header text (scipy writes the creation time there)."""
+    buffer = io.BytesIO()
+    scipy.io.savemat(buffer, arrays, **kwargs)
+    header = b'MATLAB 5.0 MAT-file, written by everywear make_fixtures.py'.ljust(116)
+    _write(name, header + buffer.getvalue()[116:])
+
+
+def _save_npy(name, array):
+    with fileio.atomic_writer(_path(name)) as f:
+        np.save(f, array)
+
+
+def _viton_segment(labels):
+    """A 256×192 label map as LIP_SSL gave it to VITON: padded to a square at the top-left,
+    parsed at 641² (upsampled here with Pillow's NEAREST), stored transposed."""
+    square = np.zeros((256, 256), np.uint8)
+    square[:, :192] = labels
+    return np.asarray(Image.fromarray(square).resize((641, 641), Image.NEAREST)).T
 
 
 def _flat(points):
@@ -64,36 +113,40 @@ def pose_fixtures(person):
             {'pose_keypoints_2d': _flat(points)[:51]}]}))
     _write('pose_nan.json', valid.replace(str(_flat(points)[0]), 'NaN', 1))
     _write('pose_no_people.json', json.dumps({'version': 1.3, 'people': []}))
+    _write('pose_non_numeric.json', json.dumps({'people': [
+            {'pose_keypoints_2d': _flat(points)[:5] + ['12.5'] + _flat(points)[6:]}]}))
     # VITON: candidate rows (x, y, score, id), subset rows (18 indices, total score, count).
+    # Row 0 is a weak spurious detection (4 parts, score 2.1); row 1 is the person (score 15.3).
     present = [k for k in range(18) if points[k, 2] > 0]
-    candidate = np.array([[points[k, 0], points[k, 1], 0.9, i] for i, k in enumerate(present)])
-    subset = -np.ones((1, 20))
-    subset[0, present] = np.arange(len(present))
-    subset[0, 18:] = (15.3, len(present))
-    scipy.io.savemat(_path('viton_pose.mat'), {'candidate': candidate, 'subset': subset})
-    with open(_path('viton_pose.pkl'), 'wb') as f:
-        pickle.dump({'candidate': candidate, 'subset': subset}, f, protocol=2)
+    spurious = [(10.0, 20.0), (12.0, 30.0), (8.0, 30.0), (16.0, 30.0)]
+    candidate = np.array([[x, y, 0.5, i] for i, (x, y) in enumerate(spurious)] +
+                         [[points[k, 0], points[k, 1], 0.9, len(spurious) + i]
+                          for i, k in enumerate(present)])
+    subset = -np.ones((2, 20))
+    subset[0, :4] = np.arange(4)
+    subset[0, 18:] = (2.1, 4)
+    subset[1, present] = len(spurious) + np.arange(len(present))
+    subset[1, 18:] = (15.3, len(present))
+    pose = {'candidate': candidate, 'subset': subset}
+    _savemat('viton_pose.mat', pose)
+    _write('viton_pose.pkl', python2_pickle(pose))
     everywear = {'format': 'everywear-pose', 'version': 1, 'order': 'coco18',
                  'image_size': [256, 192], 'keypoints': np.round(points, 3).tolist()}
     _write('pose_everywear.json', json.dumps(everywear, indent=1))
-    np.save(_path('pose_expected.npy'), np.round(points, 3).astype(np.float32))
+    _save_npy('pose_expected.npy', np.round(points, 3).astype(np.float32))
 
 
 def parse_fixtures(person):
     labels = person.parse
     parsing.write_parse_png(_path('parse_palette.png'), labels)
-    cv2.imwrite(_path('parse_grey.png'), labels)
+    images.write_png(_path('parse_grey.png'), labels)
     colours = np.asarray(lip.PALETTE, np.uint8)[labels]
-    cv2.imwrite(_path('parse_lip_colours.png'), cv2.cvtColor(colours, cv2.COLOR_RGB2BGR))
+    images.write_png(_path('parse_lip_colours.png'), colours)
     bad = labels.copy()
     bad[:4, :4] = 25
-    cv2.imwrite(_path('parse_label_25.png'), bad)
-    # VITON: the photo padded at the bottom-right to a square, parsed at 641², stored transposed.
-    square = np.zeros((256, 256), np.uint8)
-    square[:, :192] = labels
-    segment = parsing.nearest_resize(square, (641, 641)).T
-    scipy.io.savemat(_path('viton_segment.mat'), {'segment': segment}, do_compression=True)
-    np.save(_path('parse_expected.npy'), labels)
+    images.write_png(_path('parse_label_25.png'), bad)
+    _savemat('viton_segment.mat', {'segment': _viton_segment(labels)}, do_compression=True)
+    _save_npy('parse_expected.npy', labels)
 
 
 class _Mkdir:
@@ -104,8 +157,8 @@ class _Mkdir:
 
 
 def pickle_fixtures(person):
-    with open(_path('malicious.pkl'), 'wb') as f:
-        pickle.dump({'image': np.zeros(3), 'payload': _Mkdir()}, f, protocol=2)
+    _write('malicious.pkl', pickle.dumps({'image': np.zeros(3), 'payload': _Mkdir()},
+                                         protocol=2))
     transform = np.array([[0.5, 0.0, 10.0], [0.0, 0.5, 0.0]])
     bundle.write_bundle(_path('bundle_valid.pkl'), {
             'image': person.image, 'parse': person.parse, 'keypoints': person.keypoints,
@@ -117,7 +170,7 @@ def dataset_fixtures():
     root = _path('cpvton')
     shutil.rmtree(root, ignore_errors=True)
     synthetic_tryon.write_split(root, 'test', spec.MEN_TSHIRTS, 2, SEED)
-    # VITON's layout: JPEG persons and products, transposed segment .mat, pose .mat.
+    # VITON's layout: JPEG persons and products, transposed segment .mat, pose .mat / pose.pkl.
     viton = _path('viton')
     shutil.rmtree(viton, ignore_errors=True)
     lines = []
@@ -128,17 +181,18 @@ def dataset_fixtures():
         for name, rgb in ((image_id, sample.person), (f'{i:06d}_1', sample.cloth)):
             ok, data = cv2.imencode('.jpg', cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR),
                                     [cv2.IMWRITE_JPEG_QUALITY, 95])
-            with open(_path('viton', 'women_top', name + '.jpg'), 'wb') as f:
-                f.write(data.tobytes())
-        square = np.zeros((256, 256), np.uint8)
-        square[:, :192] = sample.parse
-        scipy.io.savemat(_path('viton', 'segment', image_id + '.mat'),
-                         {'segment': parsing.nearest_resize(square, (641, 641)).T},
-                         do_compression=True)
+            _write(os.path.join('viton', 'women_top', name + '.jpg'), data.tobytes())
+        _savemat(os.path.join('viton', 'segment', image_id + '.mat'),
+                 {'segment': _viton_segment(sample.parse)}, do_compression=True)
         candidate = np.array([[x, y, c, k] for k, (x, y, c) in enumerate(sample.keypoints)])
         subset = np.concatenate([np.arange(18.0), [17.0, 18.0]])[None]
-        scipy.io.savemat(_path('viton', 'pose', image_id + '.mat'),
-                         {'candidate': candidate, 'subset': subset})
+        subset[0, 3] = -1  # one missing point
+        if i == 0:  # the test set's form
+            _savemat(os.path.join('viton', 'pose', image_id + '.mat'),
+                     {'candidate': candidate, 'subset': subset})
+        else:  # the train set's form: pose.pkl, a Python 2 pickle {image id: pose}
+            _write(os.path.join('viton', 'pose.pkl'),
+                   python2_pickle({image_id: {'candidate': candidate, 'subset': subset}}))
         lines.append(f'{image_id}.jpg {(i + 1) % 2:06d}_1.jpg\n')
     _write(os.path.join('viton', 'viton_test_pairs.txt'), ''.join(lines))
 
