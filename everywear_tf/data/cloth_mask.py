@@ -1,24 +1,47 @@
-"""A product photo's garment mask when none is given: near-white background removed, holes
-filled, specks removed. Product shots are on white, so this recovers the masks CP-VTON's
-datasets ship (cloth-mask/) closely enough for GMM's inputs."""
+"""A product photo's garment mask when none is given, made the way CP-VTON made its cloth-mask/
+files (convert_data.m:95-97 of sergeywong/cp-vton):
+
+    mask = (R <= 250) & (G <= 250) & (B <= 250);  mask = imfill(mask);  mask = medfilt2(mask);
+
+i.e. a pixel is garment only when all three channels are at most 250, enclosed background holes
+(a white print) are filled (MATLAB's imfill on a numeric image: background 4-connected to the
+border stays background), and a 3×3 median with zero padding (medfilt2's default) removes
+specks. CP-VTON then stored the mask as JPEG; here it stays exact {0, 255}. Note the rule: a
+garment pixel with any channel above 250 (pure red (255, 0, 0), say) counts as background unless
+it is enclosed by garment. (VITON's shape-context step used ``none of R, G, B == 255`` instead,
+shape_context_warp.m:35.)
+"""
 
 import cv2
 import numpy as np
 
-WHITE_THRESHOLD = 250  # every channel at or above → background
+from everywear_tf import errors
+
+WHITE_THRESHOLD = 250  # a channel above this is "white"
+
+
+def fill_holes(mask):
+    """bool [H,W] with the background regions not 4-connected to the border filled."""
+    height, width = mask.shape
+    padded = np.pad(mask.astype(np.uint8), 1)  # a background ring so the fill reaches around
+    flood_mask = np.zeros((height + 4, width + 4), np.uint8)
+    cv2.floodFill(padded, flood_mask, (0, 0), 2, flags=4)
+    return padded[1:-1, 1:-1] != 2
+
+
+def median3(mask):
+    """bool [H,W]: MATLAB medfilt2 (3×3, zero padding) of a binary mask: ≥ 5 of 9 set."""
+    padded = np.pad(mask.astype(np.uint8), 1)
+    height, width = mask.shape
+    count = sum(padded[dy:dy + height, dx:dx + width] for dy in range(3) for dx in range(3))
+    return count >= 5
 
 
 def compute_cloth_mask(cloth, white_threshold=WHITE_THRESHOLD):
-    """uint8 [H,W,3] RGB on white → uint8 {0, 255} [H,W]."""
+    """uint8 [H,W,3] RGB product photo on white → uint8 {0, 255} [H,W] garment mask."""
     cloth = np.asarray(cloth)
-    if cloth.dtype != np.uint8 or cloth.ndim != 3 or cloth.shape[2] != 3:
-        raise ValueError(f'a product photo must be uint8 [H,W,3], got {cloth.dtype} '
-                         f'{cloth.shape}')
-    foreground = np.any(cloth < white_threshold, axis=-1).astype(np.uint8) * 255
-    # Holes: background pixels not connected to the border (a white print on the garment).
-    height, width = foreground.shape
-    flood = np.pad(foreground, 1)  # a background ring so the fill reaches around
-    mask = np.zeros((height + 4, width + 4), np.uint8)
-    cv2.floodFill(flood, mask, (0, 0), 128)
-    filled = np.where(flood[1:-1, 1:-1] == 128, 0, 255).astype(np.uint8)
-    return cv2.medianBlur(filled, 3)
+    if cloth.dtype != np.uint8 or cloth.ndim != 3 or cloth.shape[2] != 3 or cloth.size == 0:
+        raise errors.ImageError(None, f'a product photo must be uint8 [H,W,3], got {cloth.dtype} '
+                                      f'{cloth.shape}')
+    foreground = np.all(cloth <= white_threshold, axis=-1)
+    return median3(fill_holes(foreground)).astype(np.uint8) * 255
