@@ -1,28 +1,37 @@
 """Try-on datasets in the originals' layouts, yielding the signature inputs of DESIGN.md §4.
 
-``CpVtonDataset``: CP-VTON's layout (also VITON-resize as CP-VTON redistributed it, and this
+``CpVtonDataset``: CP-VTON's layout (cp_dataset.py of sergeywong/cp-vton; also VITON-resize as
+CP-VTON redistributed it, CP-VTON+'s data with ``parse_dir='image-parse-new'``, and this
 project's synthetic sets)::
 
-    root/{mode}_pairs.txt            "person.jpg cloth.jpg" per line
-    root/{mode}/image/               person photos
-    root/{mode}/image-parse/         LIP label maps (<person stem>.png)
-    root/{mode}/pose/                OpenPose JSON (<person stem>_keypoints.json)
-    root/{mode}/cloth/, cloth-mask/  product photos and their masks (same names)
+    root/{mode}_pairs.txt              "person.jpg cloth.jpg" per line (cp_dataset.py:35-39)
+    root/{mode}/image/<person>         person photos (:66)
+    root/{mode}/image-parse/<stem>.png LIP label maps (:70-71)
+    root/{mode}/pose/<stem>_keypoints.json   OpenPose JSON (:95-98)
+    root/{mode}/cloth/<cloth>          product photos (:53)
+    root/{mode}/cloth-mask/<cloth>     their masks, same file name (:54)
 
-``VitonDataset``: VITON's own layout::
+``VitonDataset``: VITON's own layout (``data/`` of xthan/VITON)::
 
-    root/<list file>                 "NNNNNN_0.jpg NNNNNN_1.jpg" per line
-    root/women_top/                  persons (_0) and products (_1)
-    root/segment/<id>.mat            transposed 641² parses
-    root/pose/<id>.mat or root/pose.pkl
+    root/<list file>                   "NNNNNN_0.jpg NNNNNN_1.jpg" per line
+                                       (viton_test_pairs.txt, viton_train_images.txt)
+    root/women_top/                    persons (_0) and products (_1)
+    root/segment/<id>.mat              transposed 641² parses
+    root/pose/<id>.mat                 test-set poses, or
+    root/pose.pkl                      train-set poses, {id: pose} (build_viton.py:354)
 
-Items are dicts with the spec's input keys (uint8 person/cloth [256,192,3], uint8 parse and
-cloth_mask [256,192], float32 keypoints [18,2], missing = -1) plus 'person_id' and 'cloth_id'.
-Every problem names the file.
+(model_zalando_mask_content_test.py:39-47, 60-66: images, segment and pose directories.)
+
+VITON ships no product masks, so they are computed (cloth_mask.compute_cloth_mask).
+
+Items are dicts with the spec's input keys (uint8 person / cloth [256,192,3], uint8 parse and
+cloth_mask [256,192], float32 keypoints [18,2], missing = -1) plus 'person_id' and 'cloth_id'
+(file stems). Every problem is a typed error naming the file.
 """
 
 import os
 
+import numpy as np
 import tensorflow as tf
 
 from everywear_tf import errors
@@ -32,24 +41,33 @@ from everywear_tf.data import images
 from everywear_tf.data import keypoints as keypoint_files
 from everywear_tf.data import lip
 from everywear_tf.data import parsing
+from everywear_tf.data import safe_pickle
 
 TARGET_PERSON = 'target_person'
 TARGET_PARSE = 'target_parse'
+PERSON_ID = 'person_id'
+CLOTH_ID = 'cloth_id'
 
 
 def read_pairs(path):
-    """[(person, cloth)] from a pairs file; a malformed line is a DatasetError with its number."""
+    """[(person, cloth)] file names of a pairs file; a malformed line is a DatasetError with its
+    number. Blank lines are skipped."""
     path = errors.require_file(path)
     pairs = []
-    with open(path, encoding='utf-8') as f:
-        for number, line in enumerate(f, start=1):
-            fields = line.split()
-            if not fields:
-                continue
-            if len(fields) != 2:
-                raise errors.DatasetError(path, f'line {number}: expected "person cloth", got '
-                                                f'{line.strip()!r}')
-            pairs.append(tuple(fields))
+    try:
+        with open(path, encoding='utf-8') as f:
+            lines = f.read().splitlines()
+    except UnicodeDecodeError as e:
+        raise errors.DatasetError(path, f'not UTF-8 text ({e.reason} at byte {e.start})') \
+            from None
+    for number, line in enumerate(lines, start=1):
+        fields = line.split()
+        if not fields:
+            continue
+        if len(fields) != 2:
+            raise errors.DatasetError(path, f'line {number}: expected "person cloth", got '
+                                            f'{line.strip()!r}')
+        pairs.append(tuple(fields))
     if not pairs:
         raise errors.DatasetError(path, 'lists no pairs')
     return pairs
@@ -61,13 +79,13 @@ def _stem(name):
 
 def _require_dir(path):
     if not os.path.isdir(path):
-        raise errors.DatasetError(path, 'missing directory (see the dataset layout in '
+        raise errors.DatasetError(path, 'missing directory (see the dataset layouts in '
                                         'everywear_tf/data/datasets.py)')
     return path
 
 
 class _Dataset:
-    """Shared parts: len, the tf.data view."""
+    """Shared parts: len() and the tf.data view."""
 
     pairs = ()
 
@@ -77,20 +95,30 @@ class _Dataset:
     def read(self, i):
         raise NotImplementedError
 
+    def _tf_specs(self):
+        """{key: (tf dtype, item shape)} of what ``read`` returns."""
+        specs = {key: (tf.as_dtype(spec.INPUT_SPECS[key][0]), spec.INPUT_SPECS[key][1][1:])
+                 for key in spec.MODULE_INPUTS[spec.GMM]}
+        specs[PERSON_ID] = (tf.string, ())
+        specs[CLOTH_ID] = (tf.string, ())
+        return specs
+
     def as_tf_dataset(self, shuffle=False, seed=0):
-        """A tf.data.Dataset of item dicts (the spec's input keys), optionally shuffled."""
-        keys = spec.MODULE_INPUTS[spec.GMM]
-        dtypes = [tf.as_dtype(spec.INPUT_SPECS[key][0]) for key in keys]
+        """A tf.data.Dataset of the item dicts, in order or shuffled (``seed`` fixes the order of
+        each epoch). Items are read with ``read`` through tf.numpy_function; shapes are set."""
+        specs = self._tf_specs()
+        keys = tuple(specs)
 
         def load(index):
             item = self.read(int(index))
-            return tuple(item[key] for key in keys)
+            return tuple(np.asarray(item[key]) if specs[key][0] != tf.string
+                         else np.bytes_(item[key].encode('utf-8')) for key in keys)
 
         def mapped(index):
-            values = tf.numpy_function(load, [index], dtypes)
+            values = tf.numpy_function(load, [index], [specs[key][0] for key in keys])
             out = {}
             for key, value in zip(keys, values):
-                value.set_shape(spec.INPUT_SPECS[key][1][1:])
+                value.set_shape(specs[key][1])
                 out[key] = value
             return out
 
@@ -101,77 +129,112 @@ class _Dataset:
 
 
 class CpVtonDataset(_Dataset):
-    """CP-VTON's layout; ``targets`` names (image dir, parse dir) of ground truths for the
-    listed pairs (the synthetic test split's 'image-swap', 'image-parse-swap')."""
+    """CP-VTON's layout (module docstring).
+
+    Args:
+      root: the data root (holding ``{mode}_pairs.txt`` and ``{mode}/``).
+      mode: the split directory, 'train' or 'test' (CP-VTON's --datamode).
+      pairs: the pairs file name under ``root``; default ``{mode}_pairs.txt``.
+      parse_dir: 'image-parse' (CP-VTON) or 'image-parse-new' (CP-VTON+, with ``max_label=20``).
+      max_label: the largest label accepted in the parses.
+      targets: (image dir, parse dir) of ground truths for the listed pairs, read into
+        TARGET_PERSON / TARGET_PARSE (the synthetic test split's 'image-swap', 'image-parse-swap').
+    """
 
     def __init__(self, root, mode='train', pairs=None, parse_dir='image-parse',
                  max_label=lip.MAX_LABEL, targets=None):
-        self.root = os.fspath(root)
-        _require_dir(self.root)
+        self.root = _require_dir(os.fspath(root))
         self.split = _require_dir(os.path.join(self.root, mode))
-        for directory in ('image', parse_dir, 'pose', 'cloth'):
+        for directory in ('image', parse_dir, 'pose', 'cloth', 'cloth-mask'):
             _require_dir(os.path.join(self.split, directory))
-        self.parse_dir, self.max_label, self.targets = parse_dir, max_label, targets
-        if targets is not None:
-            for directory in targets:
+        self.parse_dir, self.max_label = parse_dir, max_label
+        self.targets = tuple(targets) if targets is not None else None
+        if self.targets is not None:
+            if len(self.targets) != 2:
+                raise ValueError(f'targets must be (image dir, parse dir), got {targets!r}')
+            for directory in self.targets:
                 _require_dir(os.path.join(self.split, directory))
         self.pairs = read_pairs(os.path.join(self.root, pairs or f'{mode}_pairs.txt'))
 
-    def _cloth_mask(self, cloth_name, cloth):
-        directory = os.path.join(self.split, 'cloth-mask')
-        for name in (cloth_name, _stem(cloth_name) + '.png', _stem(cloth_name) + '.jpg'):
-            path = os.path.join(directory, name)
-            if os.path.isfile(path):
-                return images.read_mask(path, expected_size=spec.FRAME_SHAPE)
-        return cloth_masks.compute_cloth_mask(cloth)
+    def _tf_specs(self):
+        specs = super()._tf_specs()
+        if self.targets is not None:
+            specs[TARGET_PERSON] = (tf.uint8, spec.FRAME_SHAPE + (3,))
+            specs[TARGET_PARSE] = (tf.uint8, spec.FRAME_SHAPE)
+        return specs
+
+    def _path(self, directory, name):
+        return os.path.join(self.split, directory, name)
+
+    def _cloth_mask(self, cloth_name):
+        path = self._path('cloth-mask', cloth_name)  # CP-VTON: the cloth's own file name
+        if not os.path.isfile(path):
+            png = self._path('cloth-mask', _stem(cloth_name) + '.png')  # re-encoded losslessly
+            if os.path.isfile(png):
+                path = png
+        return images.read_mask(path, expected_size=spec.FRAME_SHAPE)
+
+    def _parse(self, directory, stem):
+        return parsing.read_parse(self._path(directory, stem + '.png'), spec.FRAME_SHAPE,
+                                  self.max_label)
 
     def read(self, i):
+        """Item ``i`` (see the module docstring)."""
         person_name, cloth_name = self.pairs[i]
         stem = _stem(person_name)
-        split = self.split
-        person = images.read_image(os.path.join(split, 'image', person_name), spec.FRAME_SHAPE)
-        parse = parsing.read_parse(os.path.join(split, self.parse_dir, stem + '.png'),
-                                   spec.FRAME_SHAPE, self.max_label)
-        points = keypoint_files.read_keypoints(os.path.join(split, 'pose',
-                                                            stem + '_keypoints.json'))
-        cloth = images.read_image(os.path.join(split, 'cloth', cloth_name), spec.FRAME_SHAPE)
-        item = {spec.PERSON: person, spec.PARSE: parse,
-                spec.KEYPOINTS: keypoint_files.to_signature(points), spec.CLOTH: cloth,
-                spec.CLOTH_MASK: self._cloth_mask(cloth_name, cloth),
-                'person_id': stem, 'cloth_id': _stem(cloth_name)}
+        points = keypoint_files.read_keypoints(self._path('pose', stem + '_keypoints.json'))
+        item = {spec.PERSON: images.read_image(self._path('image', person_name),
+                                               spec.FRAME_SHAPE),
+                spec.PARSE: self._parse(self.parse_dir, stem),
+                spec.KEYPOINTS: keypoint_files.to_signature(points),
+                spec.CLOTH: images.read_image(self._path('cloth', cloth_name), spec.FRAME_SHAPE),
+                spec.CLOTH_MASK: self._cloth_mask(cloth_name),
+                PERSON_ID: stem, CLOTH_ID: _stem(cloth_name)}
         if self.targets is not None:
             image_dir, parse_dir = self.targets
-            item[TARGET_PERSON] = images.read_image(os.path.join(split, image_dir, person_name),
+            item[TARGET_PERSON] = images.read_image(self._path(image_dir, person_name),
                                                     spec.FRAME_SHAPE)
-            item[TARGET_PARSE] = parsing.read_parse(os.path.join(split, parse_dir, stem + '.png'),
-                                                    spec.FRAME_SHAPE, self.max_label)
+            item[TARGET_PARSE] = self._parse(parse_dir, stem)
         return item
 
 
 class VitonDataset(_Dataset):
-    """VITON's layout (data/ of xthan/VITON); product masks are computed from the white
-    background, as VITON has none."""
+    """VITON's layout (module docstring). Poses use row 0 of ``subset`` as VITON does
+    (utils.py:33); product masks are computed from the white background."""
 
     def __init__(self, root, list_file='viton_test_pairs.txt', images_dir='women_top'):
-        self.root = os.fspath(root)
-        _require_dir(self.root)
+        self.root = _require_dir(os.fspath(root))
         self.images = _require_dir(os.path.join(self.root, images_dir))
         self.segments = _require_dir(os.path.join(self.root, 'segment'))
         self.pose_dir = os.path.join(self.root, 'pose')
         self.pose_pickle = os.path.join(self.root, 'pose.pkl')
         if not os.path.isdir(self.pose_dir) and not os.path.isfile(self.pose_pickle):
-            raise errors.DatasetError(self.root, 'needs pose/<id>.mat files or pose.pkl')
+            raise errors.DatasetError(self.pose_dir, 'missing: VITON keeps poses in pose/<id>.mat '
+                                                     '(test) or pose.pkl (train)')
         self.pairs = read_pairs(os.path.join(self.root, list_file))
+        self._pose_table = None
 
     def _keypoints(self, image_id):
         mat = os.path.join(self.pose_dir, image_id + '.mat')
         if os.path.isfile(mat):
-            return keypoint_files.read_viton_pose_mat(mat)
-        if os.path.isfile(self.pose_pickle):
-            return keypoint_files.read_viton_pose_pickle(self.pose_pickle, key=image_id)
-        raise errors.InputNotFoundError(mat, 'no pose .mat for this image and no pose.pkl')
+            return keypoint_files.read_viton_pose_mat(mat, person=keypoint_files.FIRST)
+        if not os.path.isfile(self.pose_pickle):
+            raise errors.InputNotFoundError(mat, 'no such file (and no pose.pkl)')
+        if self._pose_table is None:  # ~14k poses: unpickled once, not per item
+            table = safe_pickle.load(self.pose_pickle, encoding='latin1')
+            if not isinstance(table, dict):
+                raise errors.KeypointsError(self.pose_pickle, 'must hold a dict {image id: '
+                                                              'pose}')
+            self._pose_table = table
+        if image_id not in self._pose_table:
+            raise errors.KeypointsError(self.pose_pickle, f'no pose for {image_id!r} (and no '
+                                                          f'{mat})')
+        return keypoint_files.from_viton_pose(self._pose_table[image_id],
+                                              f'{self.pose_pickle}[{image_id!r}]',
+                                              keypoint_files.FIRST)
 
     def read(self, i):
+        """Item ``i`` (see the module docstring)."""
         person_name, cloth_name = self.pairs[i]
         image_id = _stem(person_name)
         person = images.read_image(os.path.join(self.images, person_name), spec.FRAME_SHAPE)
@@ -181,6 +244,4 @@ class VitonDataset(_Dataset):
         return {spec.PERSON: person, spec.PARSE: parse,
                 spec.KEYPOINTS: keypoint_files.to_signature(self._keypoints(image_id)),
                 spec.CLOTH: cloth, spec.CLOTH_MASK: cloth_masks.compute_cloth_mask(cloth),
-                'person_id': image_id, 'cloth_id': _stem(cloth_name)}
-
-
+                PERSON_ID: image_id, CLOTH_ID: _stem(cloth_name)}
