@@ -281,15 +281,17 @@ class TFServingBehaviour:
         with self.serve(tmp_path, _config(_tree(exports, tmp_path))) as server:
             missing = _request()
             del missing.inputs[spec.MASK]
+            assert sorted(spec.MODULE_INPUTS[spec.RM]) == ['coarse', 'mask', 'warped_cloth']
             assert _code(lambda: server.predict.Predict(missing))[1] == (
                     'input size does not match signature: 2!=3 len({coarse,warped_cloth}) != '
                     'len({coarse,mask,warped_cloth}). Sent extra: {}. Missing but required: '
                     '{mask}.')
             request = _request()
             request.output_filter.append('nope')
+            outputs = ','.join(sorted(spec.MODULE_OUTPUTS[spec.RM]))
             assert _code(lambda: server.predict.Predict(request))[1] == (
                     'output tensor alias not found in signature: nope Outputs expected to be in '
-                    'the set {alpha,tryon}.')
+                    f'the set {{{outputs}}}.')
 
     @diverges('get_model_metadata_impl.cc wording of the metadata_field checks')
     def test_metadata_field_must_be_signature_def(self, exports, tmp_path):
