@@ -1,20 +1,38 @@
-"""CP-VTON / CP-VTON+ ``gmm_final.pth`` → our Gmm (cp-vton networks.py names, 104 entries).
+"""CP-VTON / CP-VTON+ ``gmm_final.pth`` → our Gmm.
 
-Convolutions OIHW → HWIO; batch norms γ, β, running mean and variance (ε 1e-5 is the model's);
-``num_batches_tracked`` (absent from torch 0.4.0 saves) is excluded. The linear layer reads the
-regression features in NCHW order in our Gmm too, so its weight is simply transposed.
+The source names are those of cp-vton's networks.py ``GMM.state_dict()`` (104 entries, reference
+cpvton.md §1.6): ``extractionA.model.{0,3,...,15}`` and ``extractionB.model.*`` convolutions,
+``extraction{A,B}.model.{2,5,8,11,14}`` batch norms (Conv → ReLU → BN),
+``regression.conv.{0,3,6,9}`` convolutions, ``regression.conv.{1,4,7,10}`` batch norms,
+``regression.linear``.
+
+Convolutions go OIHW → HWIO; batch norms give γ (``weight``), β (``bias``), running mean and
+variance (ε 1e-5 is our model's); ``num_batches_tracked`` (absent from torch 0.4.0 saves) is
+excluded. Our Gmm flattens the regression features in NCHW order before its Dense layer, as the
+original's ``x.view(B, -1)`` does, so the linear weight is simply transposed.
+
+CP-VTON+ differs only in its cloth branch's input (the 1-channel mask, not RGB):
+``extractionB.model.0.weight`` is (64, 1, 4, 4) rather than (64, 3, 4, 4). The variant comes from
+the config; a checkpoint of the other variant is refused with a message saying which to use.
 """
 
 from everywear_tf import configs
 from everywear_tf import spec
+from everywear_tf.convert import errors
 from everywear_tf.convert import tables
 from everywear_tf.convert import torch_pth
+from everywear_tf.models import blocks
 from everywear_tf.models import factory
 
-EXTRACTOR_CONVS = (0, 3, 6, 9, 12, 15)
+FORMAT = 'cpvton_torch'
+EXTRACTOR_CONVS = (0, 3, 6, 9, 12, 15)  # nn.Sequential indices in FeatureExtraction
 EXTRACTOR_NORMS = (2, 5, 8, 11, 14)
-REGRESSION_CONVS = (0, 3, 6, 9)
+REGRESSION_CONVS = (0, 3, 6, 9)  # in FeatureRegression.conv
 REGRESSION_NORMS = (1, 4, 7, 10)
+BRANCHES = (('extraction_a', 'extractionA'), ('extraction_b', 'extractionB'))
+CLOTH_BRANCH_INPUT = 'extractionB.model.0.weight'
+CLOTH_BRANCH_KERNEL = 'extraction_b_conv0/kernel'
+STATE_DICT_SIZE = 104  # with num_batches_tracked; 90 without
 
 
 def _batch_norm(target, source):
@@ -29,9 +47,12 @@ def _conv(target, source):
             tables.Rule(f'{target}/bias', f'{source}.bias')]
 
 
-def table(variant):
+def table(variant=configs.CPVTON):
+    """The conversion table (the same names for both variants; shapes differ in one tensor)."""
+    if variant not in configs.GMM_VARIANTS:
+        raise ValueError(f'unknown GMM variant {variant!r}; known: {configs.GMM_VARIANTS}')
     rules = []
-    for ours, theirs in (('extraction_a', 'extractionA'), ('extraction_b', 'extractionB')):
+    for ours, theirs in BRANCHES:
         for i, index in enumerate(EXTRACTOR_CONVS):
             rules += _conv(f'{ours}_conv{i}', f'{theirs}.model.{index}')
         for i, index in enumerate(EXTRACTOR_NORMS):
@@ -43,29 +64,39 @@ def table(variant):
     rules += [tables.Rule('regression_linear/kernel', 'regression.linear.weight',
                           tables.TRANSPOSE),
               tables.Rule('regression_linear/bias', 'regression.linear.bias')]
-    return tables.Table(tuple(rules), exclude=(r'.*\.num_batches_tracked',))
+    norms = [f'{theirs}.model.{i}' for _, theirs in BRANCHES for i in EXTRACTOR_NORMS]
+    norms += [f'regression.conv.{i}' for i in REGRESSION_NORMS]
+    return tables.Table(tuple(rules), exclude=tables.slots(norms, ['num_batches_tracked'], '.'))
 
 
-CLOTH_BRANCH_INPUT = 'extractionB.model.0.weight'
-
-
-def check_variant(state, config, path):
-    """CP-VTON's cloth branch takes RGB (3 input channels), CP-VTON+'s the mask (1)."""
+def check_variant(state, model, path):
+    """Refuses a checkpoint of the other variant, naming the cloth-branch tensor, its shape, the
+    shape ``model`` needs, and the variant to use."""
     weight = state.get(CLOTH_BRANCH_INPUT)
-    if weight is None or weight.ndim != 4 or weight.shape[1] == config.cloth_channels:
+    if weight is None or weight.ndim != 4:
+        return  # apply_table reports it
+    needed = tables.Rule(CLOTH_BRANCH_KERNEL, CLOTH_BRANCH_INPUT, tables.OIHW_TO_HWIO)\
+        .source_shape(blocks.named_weights(model)[CLOTH_BRANCH_KERNEL].shape)
+    if weight.shape[1] == needed[1]:
         return
+    variant = model.config.variant
     found = {3: configs.CPVTON, 1: configs.CPVTON_PLUS}.get(weight.shape[1])
-    suggestion = f"; it is a {found} checkpoint: use variant='{found}'" if found else ''
-    raise tables.CheckpointError(
-            path, f'{CLOTH_BRANCH_INPUT!r} has shape {tuple(weight.shape)}: its cloth branch '
-                  f'takes {weight.shape[1]} channel(s), the {config.variant} config '
-                  f'{config.cloth_channels}{suggestion}')
+    if found is None or found == variant:
+        return  # not a variant question: apply_table reports the shape
+    name = {configs.CPVTON: 'CP-VTON (RGB cloth input)',
+            configs.CPVTON_PLUS: 'CP-VTON+ (cloth-mask input)'}[found]
+    raise errors.CheckpointError(
+            path, f'{CLOTH_BRANCH_INPUT!r} has shape {tuple(weight.shape)} but the {variant} '
+                  f'config needs {needed}: this is a {name} checkpoint; use '
+                  f"variant='{found}' (--variant={found})")
 
 
 def convert(pth_path, config=None):
-    """A Gmm holding the weights of ``pth_path`` (config: full CP-VTON by default)."""
+    """A Gmm (built from ``config``, full CP-VTON by default) holding ``pth_path``'s weights."""
     config = config or configs.get(spec.GMM, configs.FULL)
+    if not isinstance(config, configs.GmmConfig):
+        raise TypeError(f'cpvton_torch converts into a GmmConfig network, got {config!r}')
     state = torch_pth.read_state_dict(pth_path)
-    check_variant(state, config, pth_path)
     model = factory.build(config)
-    return tables.apply(table(config.variant), state, model, pth_path)
+    check_variant(state, model, pth_path)
+    return tables.apply_table(table(config.variant), state, model, pth_path)
