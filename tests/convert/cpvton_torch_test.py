@@ -15,6 +15,7 @@ from everywear_tf.convert import torch_pth
 from everywear_tf.models import blocks
 from everywear_tf.models import factory
 from tests.convert import pth_writer
+from tests.convert import torch_or_skip
 from tests.data.fixtures import path
 from tests.models import gmm_test
 from tests.testdata.convert import torch_inputs
@@ -60,7 +61,7 @@ def test_converted_theta_equals_torch_and_numpy(variant, kind):
 def test_fresh_torch_files_convert_to_torch_theta(tmp_path):
     """torch.save now, in both serialisations (plain and wrapped), from the original's
     architecture built in torch; our theta against torch's."""
-    torch = pytest.importorskip('torch', reason='torch is not installed (the `torch` extra)')
+    torch = torch_or_skip()
     from tests.testdata.convert import make_torch_fixtures
     torch.manual_seed(5)
     network = make_torch_fixtures.Gmm(3)
@@ -83,6 +84,24 @@ def test_fresh_torch_files_convert_to_torch_theta(tmp_path):
             theta = model.regress(agnostic.transpose(0, 2, 3, 1), cloth.transpose(0, 2, 3, 1),
                                   training=False).numpy()
             np.testing.assert_allclose(theta, expected, atol=1e-5)
+
+
+def test_the_committed_fixtures_are_what_their_script_makes(tmp_path, capsys):
+    """make_torch_fixtures.py, rerun with the installed torch, writes the same tensors and
+    theta as the committed files (so they can be regenerated and trusted)."""
+    torch_or_skip()
+    from tests.testdata.convert import make_torch_fixtures
+    make_torch_fixtures.main(str(tmp_path))
+    for variant in VARIANTS:
+        for kind in ('zip', 'legacy'):
+            fresh = torch_pth.read_state_dict(str(tmp_path / f'gmm_{variant}_{kind}.pth'))
+            committed = torch_pth.read_state_dict(_fixture(variant, kind))
+            assert list(fresh) == list(committed)
+            for name in fresh:
+                np.testing.assert_array_equal(fresh[name], committed[name], err_msg=name)
+        np.testing.assert_allclose(np.load(tmp_path / f'gmm_{variant}_theta.npy'),
+                                   np.load(path('convert', f'gmm_{variant}_theta.npy')),
+                                   atol=1e-6)
 
 
 def _random_state(config, seed=0):

@@ -13,15 +13,11 @@ from everywear_tf import errors as base_errors
 from everywear_tf.convert import errors
 from everywear_tf.convert import torch_pth
 from tests.convert import pth_writer
+from tests.convert import torch_or_skip
 from tests.data.fixtures import path
 
 FIXTURES = [f'gmm_{variant}_{kind}.pth' for variant in ('cpvton', 'cpvton_plus')
             for kind in ('zip', 'legacy')]
-
-
-def _torch():
-    return pytest.importorskip('torch', reason='torch is not installed (the `torch` extra): '
-                                               'only the fresh-torch.save checks need it')
 
 
 @pytest.mark.parametrize('variant', ['cpvton', 'cpvton_plus'])
@@ -194,7 +190,7 @@ def test_unsupported_content_asks_for_the_torch_extra(tmp_path, monkeypatch):
 def test_fresh_torch_save_files_in_both_serialisations(tmp_path):
     """Files written now by the installed torch, beyond the committed fixtures: dtypes, views,
     wrappers, and the torch.load fallback for nn.Parameter entries."""
-    torch = _torch()
+    torch = torch_or_skip()
     torch.manual_seed(0)
     base = torch.randn(6, 5)
     state = collections.OrderedDict(
@@ -226,7 +222,7 @@ def test_fresh_torch_save_files_in_both_serialisations(tmp_path):
 
 def test_the_test_writer_matches_torch(tmp_path):
     """pth_writer's files, which the tests above rely on, are what torch.load reads too."""
-    torch = _torch()
+    torch = torch_or_skip()
     root = pth_writer.Storage(np.arange(20, dtype=np.float32), key='9', location='cpu')
     state = {'a': pth_writer.Tensor(root, 1, (2, 2), (1, 2), view=('10', 10, 6)),
              'b': pth_writer.Tensor(root, 4, (3,), (2,))}

@@ -74,7 +74,7 @@ class Gmm(nn.Module):
         return self.regression(corr.contiguous())
 
 
-def main():
+def main(directory=HERE):
     torch.manual_seed(0)
     for variant, channels in (('cpvton', 3), ('cpvton_plus', 1)):
         model = Gmm(channels)
@@ -90,10 +90,10 @@ def main():
         with torch.no_grad():
             theta = model(torch.from_numpy(agnostic), torch.from_numpy(cloth)).numpy()
         state = model.state_dict()
-        torch.save(state, os.path.join(HERE, f'gmm_{variant}_zip.pth'))
-        torch.save(state, os.path.join(HERE, f'gmm_{variant}_legacy.pth'),
+        torch.save(state, os.path.join(directory, f'gmm_{variant}_zip.pth'))
+        torch.save(state, os.path.join(directory, f'gmm_{variant}_legacy.pth'),
                    _use_new_zipfile_serialization=False)
-        np.save(os.path.join(HERE, f'gmm_{variant}_theta.npy'), theta)
+        np.save(os.path.join(directory, f'gmm_{variant}_theta.npy'), theta)
         print(variant, len(state), 'entries')
 
 
