@@ -13,7 +13,8 @@ original's ``x.view(B, -1)`` does, so the linear weight is simply transposed.
 
 CP-VTON+ differs only in its cloth branch's input (the 1-channel mask, not RGB):
 ``extractionB.model.0.weight`` is (64, 1, 4, 4) rather than (64, 3, 4, 4). The variant comes from
-the config; a checkpoint of the other variant is refused with a message saying which to use.
+the config; a checkpoint of the other variant is refused, the error saying which variant to use
+before listing the mismatches.
 """
 
 from everywear_tf import configs
@@ -69,26 +70,23 @@ def table(variant=configs.CPVTON):
     return tables.Table(tuple(rules), exclude=tables.slots(norms, ['num_batches_tracked'], '.'))
 
 
-def check_variant(state, model, path):
-    """Refuses a checkpoint of the other variant, naming the cloth-branch tensor, its shape, the
-    shape ``model`` needs, and the variant to use."""
+def variant_problem(state, model):
+    """'wrong variant: ...' when the cloth branch's input width is the other variant's (naming
+    the tensor, its shape, the shape ``model`` needs, and the variant to use); else None."""
     weight = state.get(CLOTH_BRANCH_INPUT)
     if weight is None or weight.ndim != 4:
-        return  # apply_table reports it
+        return None
     needed = tables.Rule(CLOTH_BRANCH_KERNEL, CLOTH_BRANCH_INPUT, tables.OIHW_TO_HWIO)\
         .source_shape(blocks.named_weights(model)[CLOTH_BRANCH_KERNEL].shape)
-    if weight.shape[1] == needed[1]:
-        return
     variant = model.config.variant
     found = {3: configs.CPVTON, 1: configs.CPVTON_PLUS}.get(weight.shape[1])
-    if found is None or found == variant:
-        return  # not a variant question: apply_table reports the shape
+    if weight.shape[1] == needed[1] or found is None or found == variant:
+        return None
     name = {configs.CPVTON: 'CP-VTON (RGB cloth input)',
             configs.CPVTON_PLUS: 'CP-VTON+ (cloth-mask input)'}[found]
-    raise errors.CheckpointError(
-            path, f'{CLOTH_BRANCH_INPUT!r} has shape {tuple(weight.shape)} but the {variant} '
-                  f'config needs {needed}: this is a {name} checkpoint; use '
-                  f"variant='{found}' (--variant={found})")
+    return (f'wrong variant: {CLOTH_BRANCH_INPUT!r} has shape {tuple(weight.shape)} but the '
+            f'{variant} config needs {needed}: this is a {name} checkpoint; use '
+            f"variant='{found}' (--variant={found})")
 
 
 def convert(pth_path, config=None):
@@ -98,5 +96,13 @@ def convert(pth_path, config=None):
         raise TypeError(f'cpvton_torch converts into a GmmConfig network, got {config!r}')
     state = torch_pth.read_state_dict(pth_path)
     model = factory.build(config)
-    check_variant(state, model, pth_path)
-    return tables.apply_table(table(config.variant), state, model, pth_path)
+    hint = variant_problem(state, model)
+    try:
+        return tables.apply_table(table(config.variant), state, model, pth_path)
+    except errors.CheckpointError as e:
+        if hint is None:
+            raise
+        # The likely cause first, then every problem.
+        raise errors.CheckpointError(
+                pth_path, f'{hint.partition(": ")[2]}; {e.problem}', (hint,) + e.problems) \
+            from None

@@ -191,11 +191,22 @@ def test_a_cpvton_plus_checkpoint_into_a_cpvton_config():
         cpvton_torch.convert(_fixture(configs.CPVTON_PLUS, 'zip'), _config(configs.CPVTON))
     message = str(raised.value)
     assert message.startswith(_fixture(configs.CPVTON_PLUS, 'zip'))
-    assert ("'extractionB.model.0.weight' has shape (4, 1, 4, 4) but the cpvton config needs "
-            "(4, 3, 4, 4)") in message
-    assert "CP-VTON+ (cloth-mask input) checkpoint; use variant='cpvton_plus'" in message
+    assert message.startswith(
+            f"{_fixture(configs.CPVTON_PLUS, 'zip')}: 'extractionB.model.0.weight' has shape "
+            "(4, 1, 4, 4) but the cpvton config needs (4, 3, 4, 4): this is a CP-VTON+ "
+            "(cloth-mask input) checkpoint; use variant='cpvton_plus' (--variant=cpvton_plus); "
+            "does not match the network (1 problem): wrong shapes: "
+            "'extractionB.model.0.weight' has shape (4, 1, 4, 4), extraction_b_conv0/kernel "
+            "needs (4, 3, 4, 4)"), message
+    assert raised.value.problems[0].startswith('wrong variant: ')
     with pytest.raises(errors.CheckpointError, match=r"needs \(4, 1, 4, 4\).*variant='cpvton'"):
         cpvton_torch.convert(_fixture(configs.CPVTON, 'legacy'), _config(configs.CPVTON_PLUS))
+    # A wider network too: the variant still comes first, every other mismatch follows.
+    with pytest.raises(errors.CheckpointError) as raised:
+        cpvton_torch.convert(_fixture(configs.CPVTON_PLUS, 'legacy'),
+                             configs.get(spec.GMM, configs.LITE, height=128, width=64))
+    assert "use variant='cpvton_plus'" in str(raised.value)
+    assert len(raised.value.problems) > 50
 
 
 def test_every_problem_is_listed_and_nothing_is_assigned(state):
