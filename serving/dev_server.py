@@ -20,6 +20,7 @@ from absl import flags  # noqa: E402
 from everywear_tf import errors  # noqa: E402
 from everywear_tf.serving import config as serving_config  # noqa: E402
 from everywear_tf.serving import dev_server  # noqa: E402
+from everywear_tf.serving import manager  # noqa: E402
 
 _CONFIG = flags.DEFINE_string('model_config_file', 'serving/models.config',
                               'ModelServerConfig text proto.')
@@ -37,8 +38,8 @@ _ALLOW_LABELS = flags.DEFINE_bool('allow_version_labels_for_unavailable_models',
                                   'Let new labels point at versions not yet loaded.')
 
 
-def _config():
-    config = serving_config.read_models(_CONFIG.value)
+def _config(path=None):
+    config = serving_config.read_models(path or _CONFIG.value)
     if _PREFIX.value:
         for model in config.model_config_list.config:
             if model.base_path.startswith('/models/'):
@@ -55,10 +56,14 @@ def main(argv):
         print(f'dev_server: error: {e}', file=sys.stderr)
         return 1
     server = dev_server.DevServer(
-            config, _HOST.value, _PORT.value, _REST_PORT.value, _FS_POLL.value,
-            _CONFIG.value if not _PREFIX.value else None, _CONFIG_POLL.value,
-            _ALLOW_LABELS.value, log=lambda message: print(message, file=sys.stderr, flush=True))
-    server.start()
+            config, _HOST.value, _PORT.value, _REST_PORT.value, _FS_POLL.value, _CONFIG.value,
+            _CONFIG_POLL.value, _ALLOW_LABELS.value,
+            log=lambda message: print(message, file=sys.stderr, flush=True), read_config=_config)
+    try:
+        server.start()
+    except manager.ServingError as e:  # TF Serving exits too: "Failed to start server"
+        print(f'dev_server: failed to start: {e.code.name}: {e.message}', file=sys.stderr)
+        return 1
     stopped = threading.Event()
     signal.signal(signal.SIGTERM, lambda *a: stopped.set())
     signal.signal(signal.SIGINT, lambda *a: stopped.set())

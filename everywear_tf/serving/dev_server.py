@@ -18,7 +18,9 @@ import grpc
 import numpy as np
 import tensorflow as tf
 from google.protobuf import any_pb2
-from tensorflow.core.framework import types_pb2
+from google.protobuf import json_format
+from tensorflow.core.framework import tensor_pb2
+from tensorflow.core.framework import tensor_shape_pb2
 from tensorflow.core.protobuf import saved_model_pb2
 from tensorflow_serving.apis import get_model_metadata_pb2
 from tensorflow_serving.apis import get_model_status_pb2
@@ -28,14 +30,22 @@ from tensorflow_serving.apis import predict_pb2
 from tensorflow_serving.apis import prediction_service_pb2_grpc
 
 from everywear_tf.serving import config as serving_config
+from everywear_tf.serving import manager as manager_lib
+from everywear_tf.serving.manager import DEFAULT_SIGNATURE
 from everywear_tf.serving.manager import Manager
 from everywear_tf.serving.manager import ServingError
-from everywear_tf.serving.manager import State
 
-DEFAULT_SIGNATURE = 'serving_default'
-_HTTP_STATUS = {grpc.StatusCode.NOT_FOUND: 404, grpc.StatusCode.INVALID_ARGUMENT: 400,
-                grpc.StatusCode.FAILED_PRECONDITION: 400, grpc.StatusCode.RESOURCE_EXHAUSTED: 413,
-                grpc.StatusCode.UNIMPLEMENTED: 501, grpc.StatusCode.UNAVAILABLE: 503}
+# http_server.cc ToHTTPStatusCode; anything else is 500.
+_HTTP_STATUS = {grpc.StatusCode.CANCELLED: 499, grpc.StatusCode.UNKNOWN: 500,
+                grpc.StatusCode.INVALID_ARGUMENT: 400, grpc.StatusCode.DEADLINE_EXCEEDED: 504,
+                grpc.StatusCode.NOT_FOUND: 404, grpc.StatusCode.ALREADY_EXISTS: 409,
+                grpc.StatusCode.PERMISSION_DENIED: 403, grpc.StatusCode.RESOURCE_EXHAUSTED: 429,
+                grpc.StatusCode.FAILED_PRECONDITION: 400, grpc.StatusCode.ABORTED: 409,
+                grpc.StatusCode.OUT_OF_RANGE: 400, grpc.StatusCode.UNIMPLEMENTED: 501,
+                grpc.StatusCode.INTERNAL: 500, grpc.StatusCode.UNAVAILABLE: 503,
+                grpc.StatusCode.DATA_LOSS: 500, grpc.StatusCode.UNAUTHENTICATED: 401}
+_RELOAD_ONLY_LISTS = ('ServerModelConfig type not supported by HandleReloadConfigRequest. Only '
+                      'ModelConfigList is currently supported')
 
 
 def _signature_defs(path):
@@ -46,30 +56,33 @@ def _signature_defs(path):
 
 
 def run_signature(version, saved_model, signature_name, inputs):
-    """Runs ``signature_name`` on {key: ndarray}; ServingError on bad inputs (TF's wording)."""
-    signature = version.signature(signature_name or DEFAULT_SIGNATURE)
-    expected = signature.structured_input_signature[1]
-    if set(inputs) != set(expected):
-        raise ServingError(grpc.StatusCode.INVALID_ARGUMENT,
-                           f'input size does not match signature: {len(inputs)}!='
-                           f'{len(expected)} len({sorted(inputs)}) != len({sorted(expected)})')
-    for index, key in enumerate(sorted(expected)):
-        spec = expected[key]
-        value = inputs[key]
-        if value.dtype != spec.dtype.as_numpy_dtype:
-            raise ServingError(grpc.StatusCode.INVALID_ARGUMENT,
-                               f'Expects arg[{index}] to be {spec.dtype.name} but '
-                               f'{tf.as_dtype(value.dtype).name} is provided')
-        if not spec.shape.is_compatible_with(value.shape):
-            raise ServingError(grpc.StatusCode.INVALID_ARGUMENT,
-                               f'input {key!r} has shape {list(value.shape)}, the signature '
-                               f'takes {spec.shape}')
-    del saved_model  # held by the caller until the call returns
-    try:
-        outputs = signature(**{k: tf.constant(v) for k, v in inputs.items()})
-    except (tf.errors.InvalidArgumentError, ValueError, TypeError) as e:
-        raise ServingError(grpc.StatusCode.INVALID_ARGUMENT, str(e).splitlines()[0]) from None
-    return {key: value.numpy() for key, value in outputs.items()}
+    """Runs ``signature_name`` of the SavedModel the request holds on {key: ndarray}."""
+    del version  # the request's own reference is ``saved_model``
+    return manager_lib.predict(saved_model, signature_name, inputs)
+
+
+def _typed_fields(array):
+    """A TensorProto with values in the typed fields, as TF Serving's Tensor::AsProtoField."""
+    dtype = tf.as_dtype(array.dtype)
+    proto = tensor_pb2.TensorProto(dtype=dtype.as_datatype_enum, tensor_shape=(
+            tensor_shape_pb2.TensorShapeProto(dim=[
+                    tensor_shape_pb2.TensorShapeProto.Dim(size=d) for d in array.shape])))
+    flat = array.ravel()
+    if dtype in (tf.float32,):
+        proto.float_val.extend(flat.tolist())
+    elif dtype == tf.float64:
+        proto.double_val.extend(flat.tolist())
+    elif dtype in (tf.int32, tf.int16, tf.int8, tf.uint8, tf.uint16):
+        proto.int_val.extend(flat.tolist())
+    elif dtype == tf.int64:
+        proto.int64_val.extend(flat.tolist())
+    elif dtype == tf.bool:
+        proto.bool_val.extend(flat.tolist())
+    elif dtype == tf.string:
+        proto.string_val.extend(flat.tolist())
+    else:  # half, complex, uint32/64...: the packed form, which tf.make_ndarray reads too
+        return tf.make_tensor_proto(array)
+    return proto
 
 
 class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
@@ -79,29 +92,41 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
     def Predict(self, request, context):
         try:
             version, saved_model = self.manager.resolve(request.model_spec)
+            signature_name = request.model_spec.signature_name or DEFAULT_SIGNATURE
+            outputs = manager_lib.signature(saved_model, signature_name).structured_outputs
+            seen = set()
+            for alias in request.output_filter:
+                if alias not in outputs:
+                    raise ServingError(grpc.StatusCode.INVALID_ARGUMENT,
+                                       f'output tensor alias not found in signature: {alias} '
+                                       f'Outputs expected to be in the set '
+                                       f'{{{",".join(sorted(outputs))}}}.')
+                if alias in seen:
+                    raise ServingError(grpc.StatusCode.INVALID_ARGUMENT,
+                                       f'duplicate output tensor alias: {alias}')
+                seen.add(alias)
             inputs = {k: tf.make_ndarray(v) for k, v in request.inputs.items()}
-            outputs = run_signature(version, saved_model, request.model_spec.signature_name,
-                                    inputs)
+            outputs = manager_lib.predict(saved_model, signature_name, inputs)
         except ServingError as e:
             context.abort(e.code, e.message)
-        wanted = set(request.output_filter) or set(outputs)
-        unknown = wanted - set(outputs)
-        if unknown:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT,
-                          f'output tensor alias not found in signature: {sorted(unknown)[0]}')
         response = predict_pb2.PredictResponse()
         response.model_spec.name = version.name
         response.model_spec.version.value = version.number
-        response.model_spec.signature_name = request.model_spec.signature_name or \
-            DEFAULT_SIGNATURE
-        for key in wanted:
-            response.outputs[key].CopyFrom(tf.make_tensor_proto(outputs[key]))
+        response.model_spec.signature_name = signature_name
+        for key in request.output_filter or outputs:
+            response.outputs[key].CopyFrom(_typed_fields(outputs[key]))
         return response
 
     def GetModelMetadata(self, request, context):
-        if list(request.metadata_field) != ['signature_def']:
+        if not request.HasField('model_spec'):
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, 'Missing ModelSpec')
+        if not request.metadata_field:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT,
-                          'Metadata field signature_def is the only one supported')
+                          'GetModelMetadataRequest must specify at least one metadata_field')
+        for field in request.metadata_field:
+            if field != 'signature_def':
+                context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                              f'Metadata field {field} is not supported')
         try:
             version, _ = self.manager.resolve(request.model_spec)
         except ServingError as e:
@@ -119,9 +144,11 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
 
 
 def _status_proto(manager, name, number):
+    """GetModelStatusResponse; a label is ignored, as GetModelStatusImpl ignores it."""
     response = get_model_status_pb2.GetModelStatusResponse()
     for version, state, error in manager.status(name, number):
         status = response.model_version_status.add(version=version, state=int(state))
+        status.status.SetInParent()  # ToStatusProto: an OK status is printed too
         if error is not None:
             status.status.error_code = error[0].value[0]
             status.status.error_message = error[1]
@@ -133,6 +160,8 @@ class ModelService(model_service_pb2_grpc.ModelServiceServicer):
         self.manager = manager
 
     def GetModelStatus(self, request, context):
+        if not request.HasField('model_spec'):
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, 'Missing ModelSpec')
         number = request.model_spec.version.value if request.model_spec.HasField(
                 'version') else None
         try:
@@ -142,6 +171,8 @@ class ModelService(model_service_pb2_grpc.ModelServiceServicer):
 
     def HandleReloadConfigRequest(self, request, context):
         response = model_management_pb2.ReloadConfigResponse()
+        if request.config.WhichOneof('config') != 'model_config_list':
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, _RELOAD_ONLY_LISTS)
         try:
             self.manager.reload(request.config)
         except ServingError as e:
@@ -149,8 +180,12 @@ class ModelService(model_service_pb2_grpc.ModelServiceServicer):
         return response
 
 
-_PATH = re.compile(r'^/v1/models/(?P<name>[^/:]+)(?:/versions/(?P<version>\d+)|'
-                   r'/labels/(?P<label>[a-zA-Z0-9_]+))?(?P<rest>/metadata|:predict)?$')
+# http_rest_api_util.cc kPredictionApiGegex and kModelStatusApiRegex (2.15.1).
+_POST_PATH = re.compile(r'/v1/models/(?P<name>[^/:]+)(?:/versions/(?P<version>\d+)|'
+                        r'/labels/(?P<label>[^/:]+))?:(?P<method>classify|regress|predict)',
+                        re.IGNORECASE)
+_GET_PATH = re.compile(r'/v1/models(?:/(?P<name>[^/:]+))?(?:/versions/(?P<version>\d+)|'
+                       r'/labels/(?P<label>[^/:]+))?(?:/(?P<metadata>metadata))?', re.IGNORECASE)
 
 
 def _json_value(array):
@@ -185,50 +220,63 @@ class _RestHandler(http_server.BaseHTTPRequestHandler):
             spec.version_label = match['label']
         return spec
 
+    def _malformed(self, method):
+        return ServingError(grpc.StatusCode.INVALID_ARGUMENT,
+                            f'Malformed request: {method} {self.path}')
+
     def do_GET(self):
-        match = _PATH.match(self.path)
-        if not match or match['rest'] == ':predict':
-            return self._error(grpc.StatusCode.NOT_FOUND, f'Malformed request: GET {self.path}')
         try:
-            if match['rest'] == '/metadata':
+            match = _GET_PATH.fullmatch(self.path)
+            if not match:
+                raise self._malformed('GET')
+            if not match['name']:
+                raise ServingError(grpc.StatusCode.INVALID_ARGUMENT,
+                                   'Missing model name in request.')
+            if match['metadata']:
                 version, _ = self.manager.resolve(self._spec(match))
-                defs = _signature_defs(version.path)
-                metadata = {k: _signature_json(v) for k, v in defs.items()}
-                return self._send(200, {'model_spec': {'name': version.name,
-                                                       'version': str(version.number)},
-                                        'metadata': {'signature_def': {
-                                                'signature_def': metadata}}})
+                response = get_model_metadata_pb2.GetModelMetadataResponse()
+                response.model_spec.name = version.name
+                response.model_spec.version.value = version.number
+                signatures = get_model_metadata_pb2.SignatureDefMap()
+                for key, value in _signature_defs(version.path).items():
+                    signatures.signature_def[key].CopyFrom(value)
+                return self._send(200, {
+                        'model_spec': _json(response.model_spec),
+                        'metadata': {'signature_def': _json(signatures)}})
             number = int(match['version']) if match['version'] else None
-            if match['label']:
-                number = self.manager.resolve(self._spec(match))[0].number
-            statuses = self.manager.status(match['name'], number)
+            response = _status_proto(self.manager, match['name'], number)
         except ServingError as e:
             return self._error(e.code, e.message)
-        self._send(200, {'model_version_status': [
-                {'version': str(n), 'state': State(s).name,
-                 'status': {'error_code': error[0].name if error else 'OK',
-                            'error_message': error[1] if error else ''}}
-                for n, s, error in statuses]})
+        self._send(200, _json(response))
 
     def do_POST(self):
-        match = _PATH.match(self.path)
-        if not match or match['rest'] != ':predict':
-            return self._error(grpc.StatusCode.NOT_FOUND, f'Malformed request: POST {self.path}')
+        match = _POST_PATH.fullmatch(self.path)
+        if not match:
+            return self._error(grpc.StatusCode.INVALID_ARGUMENT,
+                               f'Malformed request: POST {self.path}')
+        if match['method'].lower() != 'predict':
+            return self._error(grpc.StatusCode.UNIMPLEMENTED,
+                               f'{match["method"]} is not implemented by the development server')
         length = int(self.headers.get('Content-Length', 0))
         if self.max_body and length > self.max_body:
+            self.rfile.read(length)  # drain it, so the client reads the answer
             return self._error(grpc.StatusCode.RESOURCE_EXHAUSTED,
                                f'request of {length} bytes exceeds {self.max_body}')
         try:
             body = json.loads(self.rfile.read(length) or b'{}')
             version, saved_model = self.manager.resolve(self._spec(match))
-            signature_name = body.get('signature_name', DEFAULT_SIGNATURE)
-            expected = version.signature(signature_name).structured_input_signature[1]
+            signature_name = body.get('signature_name') or DEFAULT_SIGNATURE
+            if signature_name not in saved_model.signatures:
+                raise ServingError(grpc.StatusCode.INVALID_ARGUMENT,
+                                   f'Serving signature name: "{signature_name}" not found in '
+                                   'signature def')
+            expected = saved_model.signatures[signature_name].structured_input_signature[1]
             row = 'instances' in body
             if row == ('inputs' in body):
                 raise ServingError(grpc.StatusCode.INVALID_ARGUMENT,
                                    'Missing \'inputs\' or \'instances\' key')
             inputs = _rest_inputs(body['instances'] if row else body['inputs'], expected, row)
-            outputs = run_signature(version, saved_model, signature_name, inputs)
+            outputs = manager_lib.predict(saved_model, signature_name, inputs)
         except ServingError as e:
             return self._error(e.code, e.message)
         except (ValueError, KeyError, TypeError) as e:
@@ -242,6 +290,12 @@ class _RestHandler(http_server.BaseHTTPRequestHandler):
             return self._send(200, {'predictions': predictions})
         out = {k: _json_value(v) for k, v in outputs.items()}
         self._send(200, {'outputs': next(iter(out.values())) if len(out) == 1 else out})
+
+
+def _json(message):
+    """A proto as TF Serving's REST handler prints it (field names kept, defaults printed)."""
+    return json_format.MessageToDict(message, preserving_proto_field_name=True,
+                                     including_default_value_fields=True)
 
 
 def _rest_inputs(payload, expected, row):
@@ -262,23 +316,15 @@ def _rest_inputs(payload, expected, row):
                             if key in expected else None) for key, value in columns.items()}
 
 
-def _signature_json(signature_def):
-    def tensors(mapping):
-        return {k: {'dtype': types_pb2.DataType.Name(v.dtype),
-                    'tensor_shape': {'dim': [{'size': str(d.size)} for d in v.tensor_shape.dim]},
-                    'name': v.name} for k, v in mapping.items()}
-
-    return {'inputs': tensors(signature_def.inputs), 'outputs': tensors(signature_def.outputs),
-            'method_name': signature_def.method_name}
-
-
 class DevServer:
     """gRPC + REST front of a Manager, with file-system (and optionally config-file) polling."""
 
     def __init__(self, config, host='127.0.0.1', grpc_port=0, rest_port=0,
                  file_system_poll_seconds=1.0, config_file=None, config_poll_seconds=0.0,
                  allow_labels_for_unavailable=False, max_message_bytes=64 * 1024 * 1024,
-                 log=None):
+                 log=None, read_config=None):
+        """``read_config(path)`` reads the polled config file (default: as written)."""
+        self.read_config = read_config or serving_config.read_models
         self.log = log or (lambda message: None)
         self.manager = Manager(allow_labels_for_unavailable=allow_labels_for_unavailable,
                                log=self.log)
@@ -331,7 +377,7 @@ class DevServer:
     def _poll_config(self):
         while not self._stop.wait(self.config_poll_seconds):
             try:
-                config = serving_config.read_models(self.config_file)
+                config = self.read_config(self.config_file)
                 if config != self.manager.config:
                     self.manager.reload(config)
             except Exception as e:  # a bad file keeps the old config, as TF Serving does

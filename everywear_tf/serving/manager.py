@@ -3,9 +3,12 @@
 A ``Manager`` holds a ModelServerConfig. ``poll()`` scans each model's base path for numeric
 version directories, works out which versions the policy wants (latest N, all, specific), loads
 the new ones first (warmup replayed) and only then unloads the unwanted ones, so a model never
-goes without an AVAILABLE version during a swap (TF Serving's AvailabilityPreservingPolicy).
-Labels resolve only to AVAILABLE versions. Requests resolve a version under a lock and keep a
-reference to it, so an unload never breaks a request in flight.
+goes without an AVAILABLE version during a swap, and an unwanted version stays while no wanted
+one is AVAILABLE (TF Serving's AvailabilityPreservingPolicy). Versions that ended stay listed as
+END, newest first, as TF Serving's ServableStateMonitor lists them. Labels are checked before
+anything loads, at start-up too (ServerCore::ReloadConfig), and resolve only to AVAILABLE
+versions. Requests resolve a version under a lock and keep a reference to its SavedModel, so an
+unload never breaks a request in flight.
 
 This is for development and tests; production runs the official tensorflow/serving.
 """
@@ -20,7 +23,6 @@ from tensorflow_serving.apis import get_model_status_pb2
 from tensorflow_serving.config import model_server_config_pb2
 
 from everywear_tf.export import warmup
-from everywear_tf.serving import config as serving_config
 
 
 class State(enum.IntEnum):
@@ -41,6 +43,30 @@ class ServingError(Exception):
         self.message = message
 
 
+DEFAULT_SIGNATURE = 'serving_default'
+MAX_WARMUP_RECORDS = 1000  # WarmupConsts::kMaxNumRecords
+_OK_PLATFORM = 'tensorflow'
+
+
+def signature(saved_model, key):
+    """``saved_model``'s signature ``key``; FAILED_PRECONDITION as predict_util.cc words it."""
+    signatures = saved_model.signatures
+    if key not in signatures:
+        raise ServingError(grpc.StatusCode.FAILED_PRECONDITION,
+                           f'Serving signature key "{key}" not found.')
+    return signatures[key]
+
+
+def _error_of(exception):
+    """(grpc.StatusCode, message) of a failed load or warmup."""
+    if isinstance(exception, ServingError):
+        return exception.code, exception.message
+    if isinstance(exception, tf.errors.OpError):
+        return grpc.StatusCode(next(c for c in grpc.StatusCode
+                                    if c.value[0] == exception.error_code)), exception.message
+    return grpc.StatusCode.UNKNOWN, f'{type(exception).__name__}: {exception}'[:2000]
+
+
 class Version:
     """One version of one model: its state, and the loaded SavedModel when AVAILABLE."""
 
@@ -49,13 +75,10 @@ class Version:
         self.state = State.START
         self.error = None  # (grpc.StatusCode, message) when the load failed
         self.saved_model = None
+        self.aspired = True  # the policy still wants it (a failed load is not retried then)
 
     def signature(self, key):
-        signatures = self.saved_model.signatures
-        if key not in signatures:
-            raise ServingError(grpc.StatusCode.FAILED_PRECONDITION,
-                               f'Serving signature key "{key}" not found.')
-        return signatures[key]
+        return signature(self.saved_model, key)
 
 
 def version_numbers(base_path):
@@ -75,6 +98,53 @@ def aspired(model_config, present):
         return set(policy.specific.versions) & set(present)
     count = policy.latest.num_versions if choice == 'latest' else 1
     return set(present[-max(count, 1):])
+
+
+def validate(config, old_config):
+    """TF Serving's checks on a new ModelServerConfig (server_core.cc), in its words.
+
+    Returns False for an empty config at start-up, which TF Serving accepts and ignores.
+    """
+    choice, old_choice = config.WhichOneof('config'), old_config.WhichOneof('config')
+    if not (old_choice is None or config == old_config or
+            choice == old_choice == 'model_config_list'):
+        raise ServingError(grpc.StatusCode.FAILED_PRECONDITION,
+                           'Cannot transition to requested config. It is only legal to transition '
+                           'from one ModelConfigList to another.')
+    if choice is None:
+        return False
+    if choice != 'model_config_list':
+        raise ServingError(grpc.StatusCode.INVALID_ARGUMENT,
+                           'custom_model_config is not supported by the development server')
+    seen = set()
+    for model in config.model_config_list.config:
+        if model.name in seen:
+            raise ServingError(grpc.StatusCode.INVALID_ARGUMENT,
+                               f'Illegal to list model {model.name} multiple times in config list')
+        seen.add(model.name)
+    for model in config.model_config_list.config:
+        if not os.path.isabs(model.base_path) and '://' not in model.base_path:
+            raise ServingError(grpc.StatusCode.INVALID_ARGUMENT,
+                               f'Expected model {model.name} to have an absolute path or URI; '
+                               f'got base_path()={model.base_path}')
+    old_platforms = {m.name: m.model_platform for m in old_config.model_config_list.config}
+    for model in config.model_config_list.config:
+        if not model.model_platform:
+            raise ServingError(grpc.StatusCode.INVALID_ARGUMENT,
+                               'Illegal setting neither ModelServerConfig::model_type '
+                               '(deprecated) nor ModelServerConfig::model_platform, model name is '
+                               f'{model.name}')
+        old = old_platforms.get(model.name, model.model_platform)
+        if model.model_platform != old:
+            raise ServingError(grpc.StatusCode.INVALID_ARGUMENT,
+                               f"Illegal to change a model's platform. For model {model.name} "
+                               f'platform was {old} and new platform requested is '
+                               f'{model.model_platform}')
+        if model.model_platform != _OK_PLATFORM:
+            raise ServingError(grpc.StatusCode.INVALID_ARGUMENT,
+                               f'Model {model.name} requests unsupported platform '
+                               f'{model.model_platform}')
+    return True
 
 
 class Manager:
@@ -98,29 +168,40 @@ class Manager:
         return {m.name: m for m in config.model_config_list.config}
 
     def reload(self, config):
-        """Applies a new ModelServerConfig (TF Serving's HandleReloadConfigRequest).
+        """Applies a new ModelServerConfig (TF Serving's ServerCore::ReloadConfig).
 
         Invalid configs and labels on versions that are not AVAILABLE are refused with the old
-        config kept. Models left out are unloaded; new ones are loaded by the poll that follows.
+        config kept; labels are checked before anything loads, at start-up too, so a start-up
+        config with labels needs ``allow_labels_for_unavailable`` as with TF Serving. Models left
+        out are unloaded. Returns once the versions wanted are loaded; models new to the config
+        that have versions but none AVAILABLE (every load failed) are reported with UNKNOWN, as
+        TF Serving's WaitUntilModelsAvailable reports them.
         """
-        try:
-            serving_config.validate(config)
-        except serving_config.ConfigError as e:
-            raise ServingError(grpc.StatusCode.INVALID_ARGUMENT, e.problem) from None
         with self._lock:
-            first = not self.config.model_config_list.config
-            if first:
-                # At start-up TF Serving loads the models first, then applies the labels.
-                self.config = config
-        if first:
-            self.poll()
-        with self._lock:
+            if not validate(config, self.config):
+                self.log('taking no action for an empty config')
+                return
             self._check_labels(config)
+            new_models = set(self._model_configs(config)) - set(self._model_configs())
             self.config = config
-            for name, model in self._model_configs().items():
-                self.labels[name] = dict(model.version_labels)
-        if not first:
-            self.poll()
+            self.labels = {name: dict(model.version_labels)
+                           for name, model in self._model_configs().items()}
+        self.poll()
+        self._require_available(new_models)
+
+    def _require_available(self, names):
+        failed = []
+        with self._lock:
+            for name in sorted(names):
+                versions = self.models.get(name, {})
+                if versions and not any(v.state == State.AVAILABLE for v in versions.values()):
+                    failed.extend(v for v in versions.values() if v.error is not None)
+        if failed:
+            details = ''.join(f'{{{{name: {v.name} version: {v.number}}} due to error: '
+                              f'{v.error[0].name}: {v.error[1]}}}, ' for v in failed)
+            count = len({v.name for v in failed})
+            raise ServingError(grpc.StatusCode.UNKNOWN,
+                               f'{count} model(s) did not become available: {{{details}}}')
 
     def _check_labels(self, config):
         for name, model in self._model_configs(config).items():
@@ -128,8 +209,9 @@ class Manager:
             for label, number in model.version_labels.items():
                 version = self.models.get(name, {}).get(number)
                 available = version is not None and version.state == State.AVAILABLE
-                new_label = label not in old_labels
-                if not available and not (self.allow_labels_for_unavailable and new_label):
+                # The flag covers new labels and labels that keep their version.
+                unmoved = old_labels.get(label, number) == number
+                if not available and not (self.allow_labels_for_unavailable and unmoved):
                     raise ServingError(
                             grpc.StatusCode.FAILED_PRECONDITION,
                             f'Request to assign label to version {number} of model {name}, '
@@ -138,7 +220,12 @@ class Manager:
     # --- loading -------------------------------------------------------------------------------
 
     def poll(self):
-        """One file-system scan: load what is wanted and absent, then unload what is unwanted."""
+        """One file-system scan: load what is wanted and absent, then unload what is unwanted.
+
+        Unwanted versions unload only once a wanted one is AVAILABLE, or when nothing is wanted;
+        until then the newest unwanted AVAILABLE version keeps serving (AvailabilityPreservingPolicy).
+        A wanted version whose load failed is not retried while it stays wanted.
+        """
         with self._load_lock:
             configs = self._model_configs()
             plans = {}
@@ -146,23 +233,29 @@ class Manager:
                 wanted = aspired(model, version_numbers(model.base_path))
                 with self._lock:
                     current = self.models.setdefault(name, {})
-                    to_load = sorted(n for n in wanted if n not in current or
-                                     current[n].state == State.END and current[n].error is None)
+                    for number, version in current.items():
+                        version.aspired = number in wanted
+                    to_load = sorted((n for n in wanted if n not in current or
+                                      current[n].state == State.END and
+                                      (current[n].error is None or not current[n].aspired)),
+                                     reverse=True)  # the newest first, as the policy does
                 plans[name] = (model.base_path, wanted, to_load)
             for name, (base_path, _, to_load) in plans.items():
                 for number in to_load:
                     self._load(name, number, os.path.join(base_path, str(number)))
             with self._lock:
-                for name in list(self.models):
+                for name, versions in self.models.items():
                     wanted = plans[name][1] if name in plans else set()
-                    for number, version in list(self.models[name].items()):
-                        if number not in wanted and version.state != State.END:
-                            self._unload(version)
-                        if number not in wanted and version.state == State.END:
-                            del self.models[name][number]
-                    if name not in configs:
-                        del self.models[name]
-                        self.labels.pop(name, None)
+                    for version in versions.values():
+                        version.aspired = version.number in wanted
+                    serving = sorted(n for n, v in versions.items()
+                                     if n not in wanted and v.state == State.AVAILABLE)
+                    aspired_serving = any(versions[n].state == State.AVAILABLE
+                                          for n in wanted if n in versions)
+                    if any(n in versions for n in wanted) and not aspired_serving:
+                        serving = serving[:-1]  # keep the newest until a wanted one serves
+                    for number in serving:
+                        self._unload(versions[number])
 
     def _load(self, name, number, path):
         version = Version(name, number, path)
@@ -175,7 +268,7 @@ class Manager:
             self._run_warmup(version)
         except Exception as e:  # any failure ends this version, as in TF Serving
             version.saved_model = None
-            version.error = (grpc.StatusCode.UNKNOWN, f'{type(e).__name__}: {e}'[:2000])
+            version.error = _error_of(e)
             with self._lock:
                 version.state = State.END
             self.log(f'failed to load {name} version {number}: {version.error[1][:200]}')
@@ -188,10 +281,14 @@ class Manager:
         records = os.path.join(version.path, warmup.WARMUP_DIRECTORY, warmup.WARMUP_FILE)
         if not os.path.exists(records):
             return
-        for request in warmup.read_warmup(version.path):
-            signature = version.signature(request.model_spec.signature_name or
-                                          'serving_default')
-            signature(**{k: tf.constant(tf.make_ndarray(v)) for k, v in request.inputs.items()})
+        requests = warmup.read_warmup(version.path)
+        if len(requests) > MAX_WARMUP_RECORDS:
+            raise ServingError(grpc.StatusCode.INVALID_ARGUMENT,
+                               f'Number of warmup records exceeds the maximum '
+                               f'({MAX_WARMUP_RECORDS}) at {records}')
+        for request in requests:  # through Predict's own checks, as saved_model_warmup.cc does
+            predict(version.saved_model, request.model_spec.signature_name,
+                    {k: tf.make_ndarray(v) for k, v in request.inputs.items()})
 
     def _unload(self, version):
         version.state = State.UNLOADING
@@ -230,7 +327,7 @@ class Manager:
             return version, version.saved_model
 
     def status(self, name, number=None):
-        """[(number, State, error)] for GetModelStatus, NOT_FOUND as TF Serving words it."""
+        """[(number, State, error)] for GetModelStatus, newest first, END versions included."""
         with self._lock:
             versions = self.models.get(name)
             if not versions:
@@ -241,7 +338,7 @@ class Manager:
                     raise ServingError(grpc.StatusCode.NOT_FOUND,
                                        f'Could not find version {number} of model {name}')
                 versions = {number: versions[number]}
-            return [(n, v.state, v.error) for n, v in sorted(versions.items())]
+            return [(n, v.state, v.error) for n, v in sorted(versions.items(), reverse=True)]
 
     def available(self, name, number=None):
         with self._lock:
@@ -249,3 +346,38 @@ class Manager:
             if number is None:
                 return any(v.state == State.AVAILABLE for v in versions.values())
             return number in versions and versions[number].state == State.AVAILABLE
+
+
+def predict(saved_model, signature_name, inputs):
+    """Runs a signature on {key: ndarray} with predict_util.cc's checks and wording.
+
+    ``saved_model`` is the caller's own reference, so an unload in the meantime does not matter.
+    Returns {key: ndarray}.
+    """
+    function = signature(saved_model, signature_name or DEFAULT_SIGNATURE)
+    expected = function.structured_input_signature[1]
+    if set(inputs) != set(expected):
+        sent, wanted = sorted(inputs), sorted(expected)
+        raise ServingError(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f'input size does not match signature: {len(sent)}!={len(wanted)} '
+                f'len({{{",".join(sent)}}}) != len({{{",".join(wanted)}}}). Sent extra: '
+                f'{{{",".join(k for k in sent if k not in expected)}}}. Missing but required: '
+                f'{{{",".join(k for k in wanted if k not in inputs)}}}.')
+    for index, key in enumerate(sorted(expected)):
+        spec = expected[key]
+        value = inputs[key]
+        if value.dtype != spec.dtype.as_numpy_dtype:
+            raise ServingError(grpc.StatusCode.INVALID_ARGUMENT,
+                               f'Expects arg[{index}] to be {spec.dtype.name} but '
+                               f'{tf.as_dtype(value.dtype).name} is provided')
+        if not spec.shape.is_compatible_with(value.shape):
+            raise ServingError(grpc.StatusCode.INVALID_ARGUMENT,
+                               f'input {key!r} has shape {list(value.shape)}, the signature '
+                               f'takes {spec.shape}')
+    try:
+        outputs = function(**{k: tf.constant(v) for k, v in inputs.items()})
+    except (tf.errors.InvalidArgumentError, ValueError, TypeError) as e:
+        raise ServingError(grpc.StatusCode.INVALID_ARGUMENT, str(e).splitlines()[0]) from None
+    return {key: value.numpy() for key, value in outputs.items()}
+

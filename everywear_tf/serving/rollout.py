@@ -121,7 +121,9 @@ class Rollout:
         deadline = time.monotonic() + self.timeout
         while True:
             states = {name: self.states(name).get(version) for name in self.names}
-            failed = {n: s[1] for n, s in states.items() if s and s[0] == _END}
+            # END without an error is an unloaded version (it may be re-added); with one, a
+            # failed load.
+            failed = {n: s[1] for n, s in states.items() if s and s[0] == _END and s[1]}
             if failed:
                 raise RolloutError(f'version {version} failed to load: {failed}')
             if all(s and s[0] == _AVAILABLE for s in states.values()):

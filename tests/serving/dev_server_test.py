@@ -169,15 +169,15 @@ def test_versions_appear_and_disappear_while_serving(exports, tmp_path):
         assert _versions(models) == {1: 'AVAILABLE'}
         shutil.copytree(exports / RM / '2', root / RM / '2')
         deadline = time.monotonic() + 60
-        while _versions(models) != {2: 'AVAILABLE'} and time.monotonic() < deadline:
+        while _versions(models) != {2: 'AVAILABLE', 1: 'END'} and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert _versions(models) == {2: 'AVAILABLE'}  # latest 1: the old one unloaded
+        assert _versions(models) == {2: 'AVAILABLE', 1: 'END'}  # latest 1: the old one unloaded
         assert predict.Predict(_request()).model_spec.version.value == 2
         shutil.rmtree(root / RM / '2')
         shutil.copytree(exports / RM / '1', root / RM / '1', dirs_exist_ok=True)
-        while _versions(models) != {1: 'AVAILABLE'} and time.monotonic() < deadline:
+        while _versions(models) != {1: 'AVAILABLE', 2: 'END'} and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert _versions(models) == {1: 'AVAILABLE'}
+        assert _versions(models) == {1: 'AVAILABLE', 2: 'END'}
 
 
 def test_a_bad_config_is_rejected_and_the_old_one_kept(exports):
@@ -221,10 +221,12 @@ def test_a_bad_warmup_file_fails_that_version(exports, tmp_path):
     with tf.io.TFRecordWriter(str(path)) as writer:
         writer.write(prediction_log_pb2.PredictionLog(
                 predict_log=prediction_log_pb2.PredictLog(request=broken)).SerializeToString())
-    with _server(root) as server:
-        predict, models = _stubs(server)
-        assert _versions(models) == {1: 'END'}
-        assert _code(lambda: predict.Predict(_request()))[0] == grpc.StatusCode.NOT_FOUND
+    with pytest.raises(dev_server.ServingError, match='did not become available'):
+        _server(root).start()  # TF Serving does not start either
+    served = dev_server.Manager()
+    with pytest.raises(dev_server.ServingError):
+        served.reload(serving_config.serving_config(str(root), [RM]))
+    assert [(n, s.name) for n, s, _ in served.status(RM)] == [(1, 'END')]
 
 
 def test_oversized_requests_are_resource_exhausted(exports):

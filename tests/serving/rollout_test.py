@@ -55,7 +55,8 @@ def deployment(tmp_path, version_one):
     serving_config.write(config_path, serving_config.serving_config(
             str(base), names, [1], {spec.STABLE: 1, spec.CANARY: 1}))
     server = dev_server.DevServer(serving_config.read_models(config_path),
-                                  file_system_poll_seconds=0.2).start()
+                                  file_system_poll_seconds=0.2,
+                                  allow_labels_for_unavailable=True).start()  # as in k8s/
     steps = rollout.Rollout(str(config_path), str(base), f'127.0.0.1:{server.grpc_port}',
                             CATEGORY, timeout=120)
     yield server, steps, tmp_path

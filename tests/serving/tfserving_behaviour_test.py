@@ -275,8 +275,6 @@ class TFServingBehaviour:
             assert code == grpc.StatusCode.INVALID_ARGUMENT
             assert details.startswith('input size does not match signature: 2!=3'), details
 
-    @diverges('wording: the dev server names neither the expected outputs nor what was sent '
-              'extra or missing')
     def test_predict_errors_name_what_the_signature_expects(self, exports, tmp_path):
         with self.serve(tmp_path, _config(_tree(exports, tmp_path))) as server:
             missing = _request()
@@ -293,7 +291,6 @@ class TFServingBehaviour:
                     'output tensor alias not found in signature: nope Outputs expected to be in '
                     f'the set {{{outputs}}}.')
 
-    @diverges('get_model_metadata_impl.cc wording of the metadata_field checks')
     def test_metadata_field_must_be_signature_def(self, exports, tmp_path):
         with self.serve(tmp_path, _config(_tree(exports, tmp_path))) as server:
             for fields, message in (
@@ -304,8 +301,6 @@ class TFServingBehaviour:
                 assert _code(lambda: server.predict.GetModelMetadata(request)) == (
                         grpc.StatusCode.INVALID_ARGUMENT, message)
 
-    @diverges('the dev server fills tensor_content (tf.make_tensor_proto); TF Serving 2.15.1 fills '
-              'the typed fields (Tensor::AsProtoField in predict_util.cc)')
     def test_response_tensors_use_the_typed_fields(self, exports, tmp_path):
         with self.serve(tmp_path, _config(_tree(exports, tmp_path))) as server:
             response = server.predict.Predict(_request(), timeout=60)
@@ -341,8 +336,6 @@ class TFServingBehaviour:
             assert _code(lambda: server.served_version(version=2)) == (
                     grpc.StatusCode.NOT_FOUND, f'Servable not found for request: Specific({RM}, 2)')
 
-    @diverges('the dev server unloads version 1 as soon as version 2 is aspired, even when 2 fails '
-              'to load; AvailabilityPreservingPolicy keeps 1 until an aspired version is ready')
     def test_a_new_version_that_fails_leaves_the_old_one_serving(self, exports, tmp_path):
         root = _tree(exports, tmp_path, versions=(1,))
         with self.serve(tmp_path, _config(root)) as server:
@@ -352,8 +345,6 @@ class TFServingBehaviour:
             assert server.available() == [1]
             assert _code(lambda: server.served_version())[0] == grpc.StatusCode.OK
 
-    @diverges('the dev server forgets unloaded versions and lists versions oldest first; TF '
-              "Serving's ServableStateMonitor keeps END states and lists newest first")
     def test_unloaded_versions_stay_listed_as_end_newest_first(self, exports, tmp_path):
         root = _tree(exports, tmp_path, versions=(1,))
         _tree(exports, tmp_path, versions=(1,), name=OTHER)
@@ -389,8 +380,6 @@ class TFServingBehaviour:
                     grpc.StatusCode.FAILED_PRECONDITION, _NOT_AVAILABLE.format(1))
             assert server.available() == [2]  # the refused config was not applied
 
-    @diverges('the dev server loads the start-up config before checking its labels; TF Serving '
-              'checks them first (ServerCore::ReloadConfig), so without the flag it exits')
     def test_labels_in_the_start_up_config_need_the_flag(self, exports, tmp_path):
         root = _tree(exports, tmp_path)
         try:
@@ -401,8 +390,6 @@ class TFServingBehaviour:
             assert _NOT_AVAILABLE.format(2) in str(e)
         assert not started
 
-    @diverges('the dev server relaxes the flag only for new labels; TF Serving also for a label '
-              'kept at the same version')
     def test_the_flag_accepts_an_unchanged_label_on_an_unloaded_version(self, exports, tmp_path):
         root = _tree(exports, tmp_path)
         with self.serve(tmp_path, _config(root, [1, 2], {'stable': 1}),
@@ -434,7 +421,6 @@ class TFServingBehaviour:
                     grpc.StatusCode.NOT_FOUND, f'Servable not found for request: Latest({OTHER})')
             assert server.served_version() == 2
 
-    @diverges("config validation wording: the dev server's messages are its own")
     def test_config_errors_use_tf_serving_wording(self, exports, tmp_path):
         root = _tree(exports, tmp_path)
         with self.serve(tmp_path, _config(root)) as server:
@@ -453,8 +439,6 @@ class TFServingBehaviour:
                      'Illegal setting neither ModelServerConfig::model_type (deprecated) nor '
                      f'ModelServerConfig::model_platform, model name is {RM}')]
 
-    @diverges('the dev server applies an empty config (unloading every model) and a custom one; '
-              'HandleReloadConfigRequest takes only a model_config_list')
     def test_a_reload_takes_only_a_model_config_list(self, exports, tmp_path):
         with self.serve(tmp_path, _config(_tree(exports, tmp_path))) as server:
             custom = model_server_config_pb2.ModelServerConfig()
@@ -466,8 +450,6 @@ class TFServingBehaviour:
                         'ModelConfigList is currently supported')
             assert server.available() == [2]
 
-    @diverges('the dev server answers OK when a model it adds cannot load; TF Serving waits for '
-              'new models (WaitUntilModelsAvailable) and reports them')
     def test_a_reload_adding_a_model_that_cannot_load_fails(self, exports, tmp_path):
         root = _tree(exports, tmp_path)
         _tree(exports, tmp_path, versions=(1,), name=OTHER, broken=(1,))
@@ -476,8 +458,6 @@ class TFServingBehaviour:
             assert code == grpc.StatusCode.UNKNOWN
             assert details.startswith('1 model(s) did not become available'), details
 
-    @diverges('the dev server starts without a model whose versions all fail to load; TF '
-              'Serving exits (ServerCore::Create waits for every model)')
     def test_a_start_up_model_that_cannot_load_stops_the_server(self, exports, tmp_path):
         root = _tree(exports, tmp_path, versions=(1,), broken=(1,))
         try:
@@ -495,8 +475,6 @@ class TFServingBehaviour:
             serving_config.write(server.config_path, _config(root, names=(RM, OTHER)))
             assert _eventually(lambda: server.available(OTHER) == [1])
 
-    @diverges('the dev server applies an empty config file (unloading every model); TF Serving '
-              'refuses the transition and keeps serving')
     def test_an_empty_config_file_changes_nothing(self, exports, tmp_path):
         with self.serve(tmp_path, _config(_tree(exports, tmp_path)), poll_config=True) as server:
             fileio.atomic_write_bytes(server.config_path, b'')
@@ -543,8 +521,6 @@ class TFServingBehaviour:
                     (2,) + spec.FRAME_SHAPE).tolist()}, 'signature_name': 'nope'}
             assert _http(f'{url}:predict', bad)[0] == 400
 
-    @diverges('the dev server answers 404 for paths it cannot parse and 400 with its own wording '
-              'for an unknown REST signature')
     def test_rest_errors_use_tf_serving_statuses(self, exports, tmp_path):
         with self.serve(tmp_path, _config(_tree(exports, tmp_path))) as server:
             port = server.rest.split(':')[2].split('/')[0]
@@ -555,8 +531,6 @@ class TFServingBehaviour:
             assert _http(f'{server.rest}/{RM}:predict', body) == (
                     400, {'error': 'Serving signature name: "nope" not found in signature def'})
 
-    @diverges('the dev server answers a status request with a label for that version only; '
-              'GetModelStatusImpl ignores the label and lists every version')
     def test_rest_status_with_a_label_lists_every_version(self, exports, tmp_path):
         root = _tree(exports, tmp_path)
         with self.serve(tmp_path, _config(root, 'all', {'stable': 1}),
@@ -565,8 +539,6 @@ class TFServingBehaviour:
             assert status == 200 and [s['version'] for s in body['model_version_status']] == [
                     '2', '1']
 
-    @diverges('REST metadata JSON: the dev server omits model_spec.signature_name, the dim names, '
-              'unknown_rank and defaults that MessageToJsonString prints')
     def test_rest_metadata_is_the_proto_printed_as_json(self, exports, tmp_path):
         with self.serve(tmp_path, _config(_tree(exports, tmp_path))) as server:
             status, metadata = _http(f'{server.rest}/{RM}/metadata')
@@ -614,7 +586,6 @@ class TestDevServer(TFServingBehaviour):
 
     # Dev-server-only checks: its own limits, internals and binary.
 
-    @diverges('the dev server answers 413; http_server.cc maps RESOURCE_EXHAUSTED to 429')
     def test_a_rest_body_over_the_limit_is_resource_exhausted(self, exports, tmp_path):
         config = _config(_tree(exports, tmp_path))
         with dev_server.DevServer(config, file_system_poll_seconds=0,
@@ -627,8 +598,6 @@ class TestDevServer(TFServingBehaviour):
                 status, error = None, {'connection': repr(e)}
             assert status == 429 and 'error' in error, (status, error)
 
-    @diverges('run_signature looks the signature up on version.saved_model, which the unload '
-              'has cleared, instead of the SavedModel the request holds', raises=AttributeError)
     def test_a_request_keeps_the_version_it_resolved(self, exports, tmp_path):
         root = _tree(exports, tmp_path)
         served = manager.Manager(_config(root, [1, 2]))
@@ -668,9 +637,6 @@ class TestDevServer(TFServingBehaviour):
             assert process.wait(60) == 0
             log.close()
 
-    @diverges('serving/dev_server.py passes no config file to DevServer when '
-              '--model_base_path_prefix is set, so --model_config_file_poll_wait_seconds is '
-              'silently ignored')
     def test_the_binary_polls_the_config_file_with_a_base_path_prefix(self, exports, tmp_path):
         root = _tree(exports, tmp_path)
         _tree(exports, tmp_path, versions=(1,), name=OTHER)
