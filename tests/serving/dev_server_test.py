@@ -233,36 +233,3 @@ def test_oversized_requests_are_resource_exhausted(exports):
     with _server(exports, max_message_bytes=100_000) as server:
         predict, _ = _stubs(server)
         assert _code(lambda: predict.Predict(_request()))[0] == grpc.StatusCode.RESOURCE_EXHAUSTED
-
-
-@pytest.mark.skipif(shutil.which('tensorflow_model_server') is None,
-                    reason='tensorflow_model_server is not on PATH (it cannot be installed from '
-                           'PyPI or Debian here); the same checks ran against the dev server')
-def test_the_same_predict_against_the_real_server(exports, tmp_path):
-    import socket
-    import subprocess
-    config_path = tmp_path / 'models.config'
-    serving_config.write(config_path, serving_config.serving_config(str(exports), [RM]))
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        port = s.getsockname()[1]
-    process = subprocess.Popen(['tensorflow_model_server', f'--port={port}',
-                                f'--model_config_file={config_path}'])
-    try:
-        channel = grpc.insecure_channel(f'127.0.0.1:{port}')
-        predict = prediction_service_pb2_grpc.PredictionServiceStub(channel)
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                response = predict.Predict(_request(), timeout=30)
-                break
-            except grpc.RpcError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(1)
-        assert response.model_spec.version.value == 2
-        assert _code(lambda: predict.Predict(_request('nope'))) == (
-                grpc.StatusCode.NOT_FOUND, 'Servable not found for request: Latest(nope)')
-    finally:
-        process.terminate()
-        process.wait(30)
