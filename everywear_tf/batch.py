@@ -132,7 +132,7 @@ class Batch:
 
     def _write_result(self, person_id, garment_id, result, region):
         stem = f'{person_id}_{garment_id}'
-        stage = {'.png': result.outputs[spec.COARSE], '_mask.png': result.outputs['edm_mask'],
+        stage = {'.png': result.outputs[spec.COARSE], '_mask.png': result.outputs[spec.EDM_MASK],
                  '_gmm.png': result.outputs[spec.WARPED_CLOTH],
                  '_gmmask.png': composition.gmm_mask(result.outputs[spec.WARPED_MASK])}
         for suffix, image in stage.items():

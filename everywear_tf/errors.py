@@ -52,6 +52,19 @@ class DatasetError(InputError):
     """A dataset directory does not follow the expected layout."""
 
 
+def checked_size(path, image_size, error=InputError):
+    """``image_size`` as a (height, width) tuple of positive ints, or ``error`` naming ``path``."""
+    try:
+        size = tuple(int(v) for v in image_size)
+        ok = len(size) == 2 and all(v > 0 and v == s for v, s in zip(size, image_size))
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise error(path, f'image_size must be (height, width) positive integers, got '
+                          f'{image_size!r}')
+    return size
+
+
 def require_file(path) -> str:
     """Returns ``path`` as a string, raising InputNotFoundError if it is not an existing file."""
     path = os.fspath(path)

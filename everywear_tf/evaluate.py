@@ -26,8 +26,7 @@ from everywear_tf.data import lip
 TARGET_PERSON = datasets.TARGET_PERSON
 TARGET_PARSE = datasets.TARGET_PARSE
 METRICS = ('ssim', 'psnr', 'l1', 'warp_iou')
-GARMENT_LABELS = {spec.MEN_TSHIRTS: lip.CPVTON_CLOTH, spec.MEN_LONG: lip.CPVTON_CLOTH,
-                  spec.MEN_PANTS: lip.LOWER_CLOTH}
+GARMENT_LABELS = {category: labels[0] for category, labels in lip.CATEGORY_GARMENT.items()}
 # What a new garment may change besides the old garment's pixels: the limbs it covers or bares.
 LIMB_LABELS = {spec.MEN_TSHIRTS: (lip.LEFT_ARM, lip.RIGHT_ARM),
                spec.MEN_LONG: (lip.LEFT_ARM, lip.RIGHT_ARM),
@@ -43,7 +42,7 @@ def replaced_region(category, parse, clothing_mask):
 
 def composite(category, person, parse, outputs):
     """The try-on pasted into the input photo inside ``replaced_region`` (uint8)."""
-    region = replaced_region(category, parse, outputs['clothing_mask'])[..., None]
+    region = replaced_region(category, parse, outputs[spec.CLOTHING_MASK])[..., None]
     return np.where(region, outputs[spec.TRYON], person)
 
 

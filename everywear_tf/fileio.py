@@ -2,6 +2,7 @@
 
 import contextlib
 import os
+import shutil
 import tempfile
 
 
@@ -27,6 +28,22 @@ def atomic_writer(path, mode='wb'):
         with contextlib.suppress(FileNotFoundError):
             os.remove(tmp)
         raise
+
+
+def publish_directory(temporary, final):
+    """Renames the finished directory ``temporary`` to ``final``, replacing what is there.
+
+    A new name appears complete or not at all; a replaced one is swapped by two renames, so
+    ``final`` is missing only between them, never half-written.
+    """
+    if os.path.exists(final):
+        trash = f'{temporary}-replaced'
+        os.rename(final, trash)
+        os.rename(temporary, final)
+        shutil.rmtree(trash, ignore_errors=True)
+    else:
+        os.rename(temporary, final)
+    return final
 
 
 def atomic_write_bytes(path, data: bytes):

@@ -74,7 +74,7 @@ class Result:
                 '_final': self.final,
                 '_fg': np.where(selected, tryon_frame, 0).astype(np.uint8),
                 '_bg': np.where(selected, 0, self.frame.image).astype(np.uint8),
-                '_mask': self.outputs['clothing_mask'],
+                '_mask': self.outputs[spec.CLOTHING_MASK],
                 '_sel_mask': self.selection,
                 '_tps': self.outputs[spec.WARPED_CLOTH],
                 '_tps_mask': self.outputs[spec.TPS_MASK],
@@ -96,7 +96,7 @@ def try_on(backend, category, photo, parse, keypoints, garment, garment_mask=Non
               spec.KEYPOINTS: keypoint_files.to_signature(frame.keypoints)[None],
               spec.CLOTH: cloth[None], spec.CLOTH_MASK: cloth_mask[None]}
     outputs = {k: v[0] for k, v in backend(category, inputs).items()}
-    selection = postprocess.selection_mask(category, frame.parse, outputs['clothing_mask'])
+    selection = postprocess.selection_mask(category, frame.parse, outputs[spec.CLOTHING_MASK])
     final, alpha = postprocess.paste(photo, outputs[spec.TRYON], selection, frame.transform)
     return Result(final=final, frame=frame, outputs=outputs, selection=selection, alpha=alpha)
 
@@ -109,18 +109,14 @@ def outfit(backend, photo, parse, keypoints, top=None, bottom=None, pose_path='<
     """
     results = {}
     current = photo
-    if bottom is not None:
-        category, image, mask = bottom
-        if region_of(category) != LOWER:
-            raise errors.EverywearError(f'{category} is not a lower garment')
-        results['bottom'] = try_on(backend, category, current, parse, keypoints, image, mask,
-                                   pose_path)
-        current = results['bottom'].final
-    if top is not None:
-        category, image, mask = top
-        if region_of(category) != UPPER:
-            raise errors.EverywearError(f'{category} is not an upper garment')
-        results['top'] = try_on(backend, category, current, parse, keypoints, image, mask,
-                                pose_path)
-        current = results['top'].final
+    for slot, garment, region in (('bottom', bottom, LOWER), ('top', top, UPPER)):
+        if garment is None:
+            continue
+        category, image, mask = garment
+        if region_of(category) != region:
+            article = 'an' if region == UPPER else 'a'
+            raise errors.EverywearError(f'{category} is not {article} {region} garment')
+        results[slot] = try_on(backend, category, current, parse, keypoints, image, mask,
+                               pose_path)
+        current = results[slot].final
     return current, results

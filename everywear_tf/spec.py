@@ -42,6 +42,10 @@ TRYON = 'tryon'
 ALPHA = 'alpha'
 TPS_MASK = 'tps_mask'
 
+# Outputs of the whole chain (in process or through the client), besides the modules' own.
+EDM_MASK = 'edm_mask'  # EDM's mask, before the category rule
+CLOTHING_MASK = 'clothing_mask'  # the mask RM was given (DESIGN.md §4's category rule)
+
 _FRAME = (None, IMAGE_HEIGHT, IMAGE_WIDTH)
 
 # (dtype, shape) of every signature input; None is the dynamic batch dimension.

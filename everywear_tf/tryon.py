@@ -34,5 +34,5 @@ class Tryon:
         mask = composition.clothing_mask(self.category, edm[spec.MASK], gmm[spec.WARPED_MASK])
         rm = self.run_module(spec.RM, {spec.WARPED_CLOTH: gmm[spec.WARPED_CLOTH],
                                        spec.COARSE: edm[spec.COARSE], spec.MASK: mask})
-        return {**gmm, spec.COARSE: edm[spec.COARSE], 'edm_mask': edm[spec.MASK],
-                'clothing_mask': mask, **rm}
+        return {**gmm, spec.COARSE: edm[spec.COARSE], spec.EDM_MASK: edm[spec.MASK],
+                spec.CLOTHING_MASK: mask, **rm}

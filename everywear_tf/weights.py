@@ -17,6 +17,7 @@ import tensorflow as tf
 
 from everywear_tf import configs
 from everywear_tf import errors
+from everywear_tf import fileio
 from everywear_tf import spec
 from everywear_tf.export import modules
 from everywear_tf.models import factory
@@ -63,13 +64,7 @@ def save(model, directory, source=None, overwrite=False, **extra):
                 manifest['source']['sha256'] = sha256(source)
         with open(os.path.join(temporary, MANIFEST), 'w') as f:
             json.dump(manifest, f, indent=1)
-        if os.path.exists(directory):
-            trash = temporary + '-replaced'
-            os.rename(directory, trash)
-            os.rename(temporary, directory)
-            shutil.rmtree(trash, ignore_errors=True)
-        else:
-            os.rename(temporary, directory)
+        fileio.publish_directory(temporary, directory)
     except BaseException:
         shutil.rmtree(temporary, ignore_errors=True)
         raise

@@ -129,23 +129,27 @@ def _check_stage(tensors, prefix, stage):
                         'checkpoint (model-15000); convert it with viton_stage1')
 
 
-def convert_stage1(ckpt_prefix, config=None):
-    """An Edm (``config``, full by default) holding the stage-1 generator of ``ckpt_prefix``."""
-    config = config or configs.get(spec.EDM, configs.FULL)
-    if not isinstance(config, configs.EdmConfig):
-        raise TypeError(f'viton_stage1 converts into an EdmConfig network, got {config!r}')
+_STAGES = {1: (spec.EDM, configs.EdmConfig, stage1_table),
+           2: (spec.RM, configs.RmConfig, stage2_table)}
+
+
+def _convert(stage, ckpt_prefix, config):
+    module, config_type, table = _STAGES[stage]
+    config = config or configs.get(module, configs.FULL)
+    if not isinstance(config, config_type):
+        raise TypeError(f'viton_stage{stage} converts into an {config_type.__name__} network, '
+                        f'got {config!r}')
     tensors = read_checkpoint(ckpt_prefix)
     prefix = checkpoint_prefix(ckpt_prefix)
-    _check_stage(tensors, prefix, 1)
-    return tables.apply_table(stage1_table(), tensors, factory.build(config), prefix)
+    _check_stage(tensors, prefix, stage)
+    return tables.apply_table(table(), tensors, factory.build(config), prefix)
+
+
+def convert_stage1(ckpt_prefix, config=None):
+    """An Edm (``config``, full by default) holding the stage-1 generator of ``ckpt_prefix``."""
+    return _convert(1, ckpt_prefix, config)
 
 
 def convert_stage2(ckpt_prefix, config=None):
     """An Rm (``config``, full by default) holding the refinement network of ``ckpt_prefix``."""
-    config = config or configs.get(spec.RM, configs.FULL)
-    if not isinstance(config, configs.RmConfig):
-        raise TypeError(f'viton_stage2 converts into an RmConfig network, got {config!r}')
-    tensors = read_checkpoint(ckpt_prefix)
-    prefix = checkpoint_prefix(ckpt_prefix)
-    _check_stage(tensors, prefix, 2)
-    return tables.apply_table(stage2_table(), tensors, factory.build(config), prefix)
+    return _convert(2, ckpt_prefix, config)

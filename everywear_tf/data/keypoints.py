@@ -215,18 +215,6 @@ def read_viton_pose_pickle(path, key=None, person=BEST):
     return from_viton_pose(data, path, person)
 
 
-def _checked_size(path, image_size):
-    try:
-        size = tuple(int(v) for v in image_size)
-        ok = len(size) == 2 and all(v > 0 and v == s for v, s in zip(size, image_size))
-    except (TypeError, ValueError):
-        ok = False
-    if not ok:
-        raise _error(path, f'image_size must be (height, width) positive integers, got '
-                           f'{image_size!r}')
-    return size
-
-
 def write_everywear_pose(path, keypoints, image_size):
     """Writes an Everywear pose file atomically:
 
@@ -240,7 +228,7 @@ def write_everywear_pose(path, keypoints, image_size):
                            'expected numbers [18,3]')
     if not np.all(np.isfinite(keypoints)):
         raise _error(path, 'cannot write non-finite keypoints (NaN or infinity)')
-    size = _checked_size(path, image_size)
+    size = errors.checked_size(path, image_size, errors.KeypointsError)
     points = keypoints.astype(np.float64)
     points[points[:, 2] <= 0] = 0.0
     document = {'format': EVERYWEAR_FORMAT, 'version': EVERYWEAR_VERSION, 'order': COCO18,

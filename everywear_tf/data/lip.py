@@ -1,5 +1,7 @@
 """LIP human-parsing labels (20 classes) and the label groups each original uses."""
 
+from everywear_tf import spec
+
 BACKGROUND = 0
 HAT = 1
 HAIR = 2
@@ -44,3 +46,10 @@ VITON_HEAD = (HAT, HAIR, SUNGLASSES, FACE)
 VITON_CLOTH = (UPPER_CLOTHES,)
 # Lower-garment region for the pants category (Everywear's own rule).
 LOWER_CLOTH = (PANTS, SKIRT)
+
+# Garment labels per category: (CP-VTON's im_c region, VITON's clothing mask).
+CATEGORY_GARMENT = {
+        spec.MEN_TSHIRTS: (CPVTON_CLOTH, VITON_CLOTH),
+        spec.MEN_LONG: (CPVTON_CLOTH, VITON_CLOTH),
+        spec.MEN_PANTS: (LOWER_CLOTH, LOWER_CLOTH),
+}

@@ -124,17 +124,6 @@ def read_viton_segment(path, image_size=spec.FRAME_SHAPE):
     return nearest_resize(segment.T.astype(np.int64), (side, side))[:height, :width]
 
 
-def _checked_size(path, image_size):
-    try:
-        size = tuple(int(v) for v in image_size)
-        ok = len(size) == 2 and all(v > 0 and v == s for v, s in zip(size, image_size))
-    except (TypeError, ValueError):
-        ok = False
-    if not ok:
-        raise _error(path, f'image_size must be (height, width), got {image_size!r}')
-    return size
-
-
 def read_parse(path, image_size=None, max_label=lip.MAX_LABEL):
     """uint8 [H,W] LIP labels of a label-map file.
 
@@ -146,7 +135,7 @@ def read_parse(path, image_size=None, max_label=lip.MAX_LABEL):
     """
     path = errors.require_file(path)
     if image_size is not None:
-        image_size = _checked_size(path, image_size)
+        image_size = errors.checked_size(path, image_size, errors.ParseMapError)
     if path.lower().endswith('.mat'):
         labels = read_viton_segment(path, image_size or spec.FRAME_SHAPE)
     else:

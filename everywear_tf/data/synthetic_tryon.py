@@ -27,7 +27,6 @@ from everywear_tf.data import synthetic as draw
 
 CATEGORY_GARMENTS = {spec.MEN_TSHIRTS: 'top', spec.MEN_LONG: 'top', spec.MEN_PANTS: 'pants'}
 SLEEVES = {spec.MEN_TSHIRTS: (0.35, 0.5), spec.MEN_LONG: (0.9, 1.0)}
-GARMENT_LABELS = {'top': lip.CPVTON_CLOTH, 'pants': lip.LOWER_CLOTH}
 
 # CP-VTON layout, plus the ground-truth warp (warp-grid/<person>.json: the spline's landmarks).
 IMAGE, PARSE, CLOTH, CLOTH_MASK, POSE, WARP = ('image', 'image-parse', 'cloth', 'cloth-mask',

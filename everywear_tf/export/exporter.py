@@ -15,6 +15,7 @@ import tensorflow as tf
 
 from everywear_tf import configs
 from everywear_tf import errors
+from everywear_tf import fileio
 from everywear_tf import spec
 from everywear_tf.export import modules
 from everywear_tf.export import opcheck
@@ -106,13 +107,7 @@ def export(model, base_dir, model_name, version=AUTO, overwrite=False, source=No
         missing = opcheck.unregistered_ops(temporary)
         if missing:
             raise ExportError(f'{model_name}: the graph uses ops stock TF Serving lacks: {missing}')
-        if os.path.exists(final):
-            trash = f'{temporary}-replaced'
-            os.rename(final, trash)
-            os.rename(temporary, final)
-            shutil.rmtree(trash, ignore_errors=True)
-        else:
-            os.rename(temporary, final)
+        fileio.publish_directory(temporary, final)
     except BaseException:
         shutil.rmtree(temporary, ignore_errors=True)
         raise

@@ -2,6 +2,8 @@
 
 import tensorflow as tf
 
+from everywear_tf import configs
+
 
 def normal(mean, stddev=0.02):
     """A fresh N(mean, 0.02) initializer per layer (a shared unseeded one repeats its values)."""
@@ -52,6 +54,17 @@ class InstanceLayerNorm(tf.keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), 'epsilon': self.epsilon}
+
+
+class ConfiguredModel(tf.keras.Model):
+    """A network whose constructor arguments are exactly the fields of its ``self.config``."""
+
+    def get_config(self):
+        return {**configs.to_dict(self.config), 'name': self.name}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
 
 
 def named_weights(model):

@@ -21,7 +21,7 @@ def _batch_norm(name):
 
 
 @tf.keras.utils.register_keras_serializable('everywear')
-class Edm(tf.keras.Model):
+class Edm(blocks.ConfiguredModel):
     """[B,H,W,25] → dict(mask [B,H,W,1], image [B,H,W,3]), both tanh outputs in (-1, 1)."""
 
     LEVELS = 6
@@ -70,10 +70,3 @@ class Edm(tf.keras.Model):
     def build_for_inputs(self, height=256, width=192, batch=1):
         self(tf.zeros((batch, height, width, self.config.input_channels)), training=False)
         return self
-
-    def get_config(self):
-        return {**configs.to_dict(self.config), 'name': self.name}
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)

@@ -27,7 +27,7 @@ def _batch_norm(name):
 
 
 @tf.keras.utils.register_keras_serializable('everywear')
-class Gmm(tf.keras.Model):
+class Gmm(blocks.ConfiguredModel):
     """Inputs (agnostic, cloth_input, cloth, cloth_mask); outputs a dict.
 
     agnostic: [B,H,W,22] in [-1, 1]; cloth_input: the cloth branch's input (RGB in [-1, 1] for
@@ -94,10 +94,3 @@ class Gmm(tf.keras.Model):
         self((tf.zeros(frame + (c.agnostic_channels,)), tf.zeros(frame + (c.cloth_channels,)),
               tf.zeros(frame + (3,)), tf.zeros(frame + (1,))), training=False)
         return self
-
-    def get_config(self):
-        return {**configs.to_dict(self.config), 'name': self.name}
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)

@@ -25,7 +25,7 @@ def tps_mask(warped):
 
 
 @tf.keras.utils.register_keras_serializable('everywear')
-class Rm(tf.keras.Model):
+class Rm(blocks.ConfiguredModel):
     """Inputs (warped [B,H,W,3], coarse [B,H,W,3], clothing_mask [B,H,W,1] in [0, 1]).
 
     Outputs dict: alpha (masked) [B,H,W,1], tryon [B,H,W,3], tps_mask [B,H,W].
@@ -61,10 +61,3 @@ class Rm(tf.keras.Model):
         frame = (batch, height, width)
         self((tf.zeros(frame + (3,)), tf.zeros(frame + (3,)), tf.zeros(frame + (1,))))
         return self
-
-    def get_config(self):
-        return {**configs.to_dict(self.config), 'name': self.name}
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)

@@ -192,8 +192,8 @@ class Client:
         mask = composition.clothing_mask(category, edm[spec.MASK], gmm[spec.WARPED_MASK])
         rm = self.rm(category, {spec.WARPED_CLOTH: gmm[spec.WARPED_CLOTH],
                                 spec.COARSE: edm[spec.COARSE], spec.MASK: mask}, label=label)
-        return {**gmm, spec.COARSE: edm[spec.COARSE], 'edm_mask': edm[spec.MASK],
-                'clothing_mask': mask, **rm}
+        return {**gmm, spec.COARSE: edm[spec.COARSE], spec.EDM_MASK: edm[spec.MASK],
+                spec.CLOTHING_MASK: mask, **rm}
 
     def map(self, function, items):
         """Applies ``function`` to items with at most ``concurrency`` calls in flight; results

@@ -22,12 +22,7 @@ from everywear_tf.models import factory
 from everywear_tf.ops import quantize
 from everywear_tf.train import loop
 
-GARMENT_LABELS = {
-        # CP-VTON's im_c uses upper clothes, dress and coat; VITON's clothing mask label 5 only.
-        spec.MEN_TSHIRTS: (lip.CPVTON_CLOTH, lip.VITON_CLOTH),
-        spec.MEN_LONG: (lip.CPVTON_CLOTH, lip.VITON_CLOTH),
-        spec.MEN_PANTS: (lip.LOWER_CLOTH, lip.LOWER_CLOTH),
-}
+GARMENT_LABELS = lip.CATEGORY_GARMENT
 GIC_WEIGHT = 40.0
 
 

@@ -16,9 +16,10 @@ def dataset():
     return synthetic_tryon.RenderedDataset(spec.MEN_TSHIRTS, size=6, seed=3)
 
 
-def _losses(trainer, dataset, steps, tmp_path, seed=0):
-    config = loop.LoopConfig(steps=steps, batch_size=2, seed=seed, save_every=steps,
-                             log_every=1, image_every=steps)
+def _losses(trainer, dataset, steps, path, log=None):
+    """The total loss of every step of a run to ``steps`` (resuming from ``path`` if saved)."""
+    config = loop.LoopConfig(steps=steps, batch_size=2, save_every=steps, log_every=1,
+                             image_every=steps)
     history = []
     original = trainer.step
 
@@ -28,7 +29,7 @@ def _losses(trainer, dataset, steps, tmp_path, seed=0):
         return terms
 
     trainer.step = recording
-    trainers.train(trainer, dataset, str(tmp_path), config, log=lambda m: None)
+    trainers.train(trainer, dataset, str(path), config, log=log or (lambda m: None))
     return history
 
 
@@ -83,26 +84,10 @@ def test_kill_and_resume_continues_at_the_right_step_with_the_same_data(dataset,
     trainers.train(first, dataset, str(tmp_path / 'resumed'), config, log=lambda m: None)
     messages = []
     resumed_trainer = trainer()
-    resumed = _losses_with_log(resumed_trainer, dataset, 6, tmp_path / 'resumed', messages)
+    resumed = _losses(resumed_trainer, dataset, 6, tmp_path / 'resumed', messages.append)
     assert any('at step 3' in m for m in messages), messages
     assert len(resumed) == 3
     np.testing.assert_allclose(resumed, straight[3:], rtol=1e-4)
-
-
-def _losses_with_log(trainer, dataset, steps, path, messages):
-    config = loop.LoopConfig(steps=steps, batch_size=2, save_every=steps, log_every=1,
-                             image_every=steps)
-    history = []
-    original = trainer.step
-
-    def recording(batch):
-        terms = original(batch)
-        history.append(float(terms['total']))
-        return terms
-
-    trainer.step = recording
-    trainers.train(trainer, dataset, str(path), config, log=messages.append)
-    return history
 
 
 def test_batch_order_depends_only_on_seed_and_step():
