@@ -2,7 +2,9 @@
 
     python train/make_synthetic.py --output_dir=synthetic --train=2000 --test=200
 
-Deterministic by --seed; an interrupted run resumes (complete items are skipped).
+Deterministic by --seed; an interrupted run resumes (complete items are skipped). Each category
+is written in the frame the pipeline tries it on (tops: the upper-body crop, drawn at twice the
+size and cropped like a photo; pants: the whole body) unless --frame says otherwise.
 """
 
 import os
@@ -21,6 +23,8 @@ _CATEGORIES = flags.DEFINE_list('categories', list(spec.CATEGORIES), 'Categories
 _TRAIN = flags.DEFINE_integer('train', 2000, 'Training items per category.')
 _TEST = flags.DEFINE_integer('test', 200, 'Test items per category.')
 _SEED = flags.DEFINE_integer('seed', 0, 'Dataset seed.')
+_FRAME = flags.DEFINE_enum('frame', None, list(synthetic_tryon.FRAMES),
+                           'Frame of every category (default: the pipeline\'s frame of each).')
 
 
 def main(argv):
@@ -33,7 +37,8 @@ def main(argv):
     for category in _CATEGORIES.value:
         root = os.path.join(_OUTPUT_DIR.value, category)
         synthetic_tryon.write_dataset(root, category, _TRAIN.value, _TEST.value, _SEED.value,
-                                      log=lambda message: print(message, file=sys.stderr))
+                                      log=lambda message: print(message, file=sys.stderr),
+                                      frame=_FRAME.value)
         print(f'wrote {root}')
     return 0
 

@@ -10,6 +10,10 @@ specks. CP-VTON then stored the mask as JPEG; here it stays exact {0, 255}. Note
 garment pixel with any channel above 250 (pure red (255, 0, 0), say) counts as background unless
 it is enclosed by garment. (VITON's shape-context step used ``none of R, G, B == 255`` instead,
 shape_context_warp.m:35.)
+
+The pipeline's product photos use the ``near_white`` rule instead: a pixel is background only
+when all three channels are above 250, so saturated colours stay garment; holes and specks are
+treated the same way.
 """
 
 import cv2
@@ -18,6 +22,9 @@ import numpy as np
 from everywear_tf import errors
 
 WHITE_THRESHOLD = 250  # a channel above this is "white"
+CPVTON = 'cpvton'  # garment where every channel is at most the threshold (convert_data.m)
+NEAR_WHITE = 'near_white'  # garment where any channel is at most the threshold
+RULES = (CPVTON, NEAR_WHITE)
 
 
 def fill_holes(mask):
@@ -37,11 +44,14 @@ def median3(mask):
     return count >= 5
 
 
-def compute_cloth_mask(cloth, white_threshold=WHITE_THRESHOLD):
+def compute_cloth_mask(cloth, white_threshold=WHITE_THRESHOLD, rule=CPVTON):
     """uint8 [H,W,3] RGB product photo on white → uint8 {0, 255} [H,W] garment mask."""
+    if rule not in RULES:
+        raise ValueError(f'unknown cloth-mask rule {rule!r}; expected one of {RULES}')
     cloth = np.asarray(cloth)
     if cloth.dtype != np.uint8 or cloth.ndim != 3 or cloth.shape[2] != 3 or cloth.size == 0:
         raise errors.ImageError(None, f'a product photo must be uint8 [H,W,3], got {cloth.dtype} '
                                       f'{cloth.shape}')
-    foreground = np.all(cloth <= white_threshold, axis=-1)
+    reduce = np.all if rule == CPVTON else np.any
+    foreground = reduce(cloth <= white_threshold, axis=-1)
     return median3(fill_holes(foreground)).astype(np.uint8) * 255

@@ -18,6 +18,7 @@ import numpy as np
 
 from everywear_tf import errors
 from everywear_tf import fileio
+from everywear_tf import preprocess
 from everywear_tf import spec
 from everywear_tf.data import datasets
 from everywear_tf.data import images
@@ -35,6 +36,13 @@ LAYOUT_DIRS = (IMAGE, PARSE, CLOTH, CLOTH_MASK, POSE, WARP)
 # Test split only: each person dressed in the next item's product (unpaired ground truth).
 IMAGE_SWAP, PARSE_SWAP, WARP_SWAP = 'image-swap', 'image-parse-swap', 'warp-grid-swap'
 SWAP_DIRS = (IMAGE_SWAP, PARSE_SWAP, WARP_SWAP)
+
+# The frame a sample is written in: the whole drawn person (``body``), or the upper-body crop
+# the pipeline cuts for tops (``upper``): drawn at UPPER_SCALE times the frame's size and cropped
+# by preprocess.upper_frame, so networks for tops train on what they see at inference.
+BODY, UPPER = 'body', 'upper'
+FRAMES = (BODY, UPPER)
+UPPER_SCALE = 2
 
 
 @dataclasses.dataclass(frozen=True)
@@ -252,6 +260,43 @@ def render_sample(rng, category, height=spec.IMAGE_HEIGHT, width=spec.IMAGE_WIDT
     return dress(style, sample_product(rng, category, height, width), category)
 
 
+def pipeline_frame(category):
+    """The frame the pipeline tries ``category`` on: the upper crop for tops, else the body."""
+    _check(category)
+    return UPPER if category in spec.UPPER_CATEGORIES else BODY
+
+
+def _affine(transform, points):
+    return np.asarray(points, np.float64) @ transform[:, :2].T + transform[:, 2]
+
+
+def crop_upper(sample):
+    """``sample`` (drawn at any size) as the pipeline's upper-body frame: person, parse and
+    keypoints through preprocess.upper_frame, the product through preprocess.garment_frame, and
+    the warp's landmarks through both transforms (so the grid still ties them together)."""
+    frame = preprocess.upper_frame(sample.person, sample.parse, sample.keypoints)
+    cloth, cloth_mask = preprocess.garment_frame(sample.cloth, sample.cloth_mask)
+    cloth_mask = np.where(cloth_mask >= 128, 255, 0).astype(np.uint8)
+    garment_transform = preprocess.box_transform(preprocess.letterbox_box(sample.cloth.shape[:2]))
+    body = _affine(frame.transform, sample.warp_points[0])
+    product = _affine(garment_transform, sample.warp_points[1])
+    grid = _normalised(*dense_grid(body, product, *spec.FRAME_SHAPE))
+    return Sample(person=frame.image, parse=frame.parse, keypoints=frame.keypoints, cloth=cloth,
+                  cloth_mask=cloth_mask, grid=grid, warp_points=(body, product))
+
+
+def framed_sample(seed, i, category, frame=BODY, product_of=None):
+    """Person ``i`` wearing the product of item ``product_of`` (default: its own) in ``frame``."""
+    if frame not in FRAMES:
+        raise ValueError(f'unknown frame {frame!r}; expected one of {FRAMES}')
+    size = spec.FRAME_SHAPE if frame == BODY else tuple(UPPER_SCALE * n for n in spec.FRAME_SHAPE)
+    style, product = item(seed, i, category, *size)
+    if product_of is not None:
+        product = item(seed, product_of, category, *size)[1]
+    sample = dress(style, product, category)
+    return sample if frame == BODY else crop_upper(sample)
+
+
 def _openpose_json(keypoints):
     flat = [round(float(v), 3) for v in np.asarray(keypoints).reshape(-1)]
     return json.dumps({'version': 1.3, 'people': [{'pose_keypoints_2d': flat}]})
@@ -265,8 +310,9 @@ def item(seed, i, category, height=spec.IMAGE_HEIGHT, width=spec.IMAGE_WIDTH):
     return style, sample_product(rng, category, height, width)
 
 
-def write_split(root, mode, category, count, seed, log=None, start=0):
-    """Writes ``count`` samples of one split in the CP-VTON layout under ``root/mode``.
+def write_split(root, mode, category, count, seed, log=None, start=0, frame=BODY):
+    """Writes ``count`` samples of one split in the CP-VTON layout under ``root/mode``, each in
+    ``frame`` (BODY or UPPER).
 
     Names: person ``NNNNNN_0.png`` wearing product ``NNNNNN_1.png``; pairs in
     ``{mode}_pairs.txt``. The test split also dresses each person in the next item's product
@@ -298,14 +344,13 @@ def write_split(root, mode, category, count, seed, log=None, start=0):
                       os.path.join(split, warp_dir, f'{i:06d}_0.json')]
         if all(os.path.exists(path) for path in paths):
             continue
-        style, product = item(seed, i, category)
-        sample = dress(style, product, category)
+        sample = framed_sample(seed, i, category, frame)
         fileio.atomic_write_bytes(paths[0], _openpose_json(sample.keypoints).encode())
         images.write_png(paths[1], sample.cloth)
         images.write_png(paths[2], sample.cloth_mask)
         for (image_dir, parse_dir, warp_dir, other), offset in zip(outputs, (3, 6)):
             if other is not None:
-                sample = dress(style, item(seed, other, category)[1], category)
+                sample = framed_sample(seed, i, category, frame, product_of=other)
             images.write_png(paths[offset], sample.person)
             parsing.write_parse_png(paths[offset + 1], sample.parse)
             fileio.atomic_write_bytes(paths[offset + 2], _warp_json(sample))
@@ -329,10 +374,12 @@ def _warp_json(sample):
                        'product_points': np.round(product, 6).tolist()}).encode()
 
 
-def write_dataset(root, category, train=2000, test=200, seed=0, log=None):
-    """The train and test splits of one category under ``root`` (e.g. synthetic/men_tshirts)."""
-    write_split(root, 'train', category, train, seed, log)
-    write_split(root, 'test', category, test, seed, log, start=train)
+def write_dataset(root, category, train=2000, test=200, seed=0, log=None, frame=None):
+    """The train and test splits of one category under ``root`` (e.g. synthetic/men_tshirts),
+    in ``frame`` (default: the one the pipeline tries the category on)."""
+    frame = frame or pipeline_frame(category)
+    write_split(root, 'train', category, train, seed, log, frame=frame)
+    write_split(root, 'test', category, test, seed, log, start=train, frame=frame)
     return root
 
 
@@ -369,22 +416,22 @@ class RenderedDataset:
     For tests and quick experiments; real training reads a written dataset.
     """
 
-    def __init__(self, category, size, seed=0, unpaired=False):
+    def __init__(self, category, size, seed=0, unpaired=False, frame=BODY):
         self.category, self.size, self.seed, self.unpaired = category, size, seed, unpaired
+        self.frame = frame
 
     def __len__(self):
         return self.size
 
-    def sample(self, i):
-        return dress(*item(self.seed, i, self.category), self.category)
+    def sample(self, i, product_of=None):
+        return framed_sample(self.seed, i, self.category, self.frame, product_of)
 
     def read(self, i):
-        style, product = item(self.seed, i, self.category)
-        worn = dress(style, product, self.category)
+        worn = self.sample(i)
         out = {**signature_item(worn), 'person_id': f'{i:06d}_0', 'cloth_id': f'{i:06d}_1'}
         if self.unpaired:
             j = (i + 1) % self.size
-            target = dress(style, item(self.seed, j, self.category)[1], self.category)
+            target = self.sample(i, product_of=j)
             out.update({spec.CLOTH: target.cloth, spec.CLOTH_MASK: target.cloth_mask,
                         'cloth_id': f'{j:06d}_1', datasets.TARGET_PERSON: target.person,
                         datasets.TARGET_PARSE: target.parse})

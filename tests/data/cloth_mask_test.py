@@ -11,9 +11,9 @@ from everywear_tf.data import cloth_mask
 from everywear_tf.data import synthetic
 
 
-def _reference(cloth):
+def _reference(cloth, reduce=np.all):
     """all(RGB ≤ 250) → imfill (4-connected background) → medfilt2 (3×3, zero padding)."""
-    mask = np.all(cloth <= 250, axis=-1)
+    mask = reduce(cloth <= 250, axis=-1)
     mask = scipy.ndimage.binary_fill_holes(mask)  # default structure: 4-connected
     return (scipy.signal.medfilt2d(mask.astype(np.float64), 3) > 0.5).astype(np.uint8) * 255
 
@@ -46,6 +46,28 @@ def test_all_channels_must_be_at_most_250():
     mask = cloth_mask.compute_cloth_mask(cloth)
     assert mask[3:6, 2].tolist() == [255] * 3
     assert not mask[:, 5:].any()
+
+
+def test_near_white_rule_keeps_saturated_colours():
+    cloth = np.full((9, 12, 3), 255, np.uint8)
+    cloth[2:7, 1:4] = (251, 251, 251)  # near white: background
+    cloth[2:7, 5:8] = (251, 100, 100)
+    cloth[2:7, 9:11] = (255, 0, 0)
+    mask = cloth_mask.compute_cloth_mask(cloth, rule=cloth_mask.NEAR_WHITE)
+    assert not mask[:, :4].any()
+    assert mask[3:6, 6].tolist() == [255] * 3 and mask[3:6, 9:11].all()
+    rng = np.random.default_rng(8)
+    for _ in range(5):
+        noise = scipy.ndimage.gaussian_filter(rng.normal(size=(60, 50)), 2.0)
+        cloth = np.full((60, 50, 3), 255, np.uint8)
+        cloth[noise > 0.05] = rng.integers(0, 256, 3)
+        cloth[rng.random((60, 50)) < 0.05] = (251, 10, 255)
+        cloth[rng.random((60, 50)) < 0.05] = (252, 251, 255)
+        np.testing.assert_array_equal(
+                cloth_mask.compute_cloth_mask(cloth, rule=cloth_mask.NEAR_WHITE),
+                _reference(cloth, np.any))
+    with pytest.raises(ValueError, match='unknown cloth-mask rule'):
+        cloth_mask.compute_cloth_mask(cloth, rule='grabcut')
 
 
 def test_holes_are_filled_with_4_connectivity_and_specks_removed():

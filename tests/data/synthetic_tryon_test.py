@@ -6,6 +6,7 @@ import os
 import numpy as np
 import pytest
 
+from everywear_tf import preprocess
 from everywear_tf import spec
 from everywear_tf.data import lip
 from everywear_tf.data import synthetic_tryon
@@ -35,6 +36,31 @@ def test_labels_keypoints_masks_and_warp_agree(category):
         # Keypoints fall on the body.
         for x, y, _ in sample.keypoints:
             assert sample.parse[int(round(y)), int(round(x))] != lip.BACKGROUND
+
+
+@pytest.mark.parametrize('category', spec.UPPER_CATEGORIES)
+def test_upper_frames_are_the_pipelines_crop_and_still_agree(category):
+    assert synthetic_tryon.pipeline_frame(category) == synthetic_tryon.UPPER
+    assert synthetic_tryon.pipeline_frame(spec.MEN_PANTS) == synthetic_tryon.BODY
+    for i in range(2):
+        sample = synthetic_tryon.framed_sample(4, i, category, synthetic_tryon.UPPER)
+        drawn = synthetic_tryon.dress(*synthetic_tryon.item(4, i, category, 512, 384), category)
+        frame = preprocess.upper_frame(drawn.person, drawn.parse, drawn.keypoints)
+        np.testing.assert_array_equal(sample.person, frame.image)
+        np.testing.assert_array_equal(sample.parse, frame.parse)
+        assert sample.cloth.shape == spec.FRAME_SHAPE + (3,)
+        assert set(np.unique(sample.cloth_mask)) == {0, 255}
+        region = sample.parse == lip.UPPER_CLOTHES
+        warped_mask = sampling.grid_sample(
+                (sample.cloth_mask[None, ..., None] / 255.0).astype(np.float32),
+                sample.grid[None], 'zeros').numpy()[0, ..., 0] >= 0.5
+        visible = region | ~np.isin(sample.parse, (lip.FACE, lip.HAIR))
+        assert (warped_mask[visible] == region[visible]).mean() > 0.99
+        warped = sampling.grid_sample(sample.cloth[None].astype(np.float32), sample.grid[None],
+                                      'border').numpy()[0]
+        assert np.abs(warped[region] - sample.person[region]).mean() < 4.0
+        for x, y, _ in sample.keypoints[[0, 1, 2, 5, 8, 11]]:  # nose, neck, shoulders, hips
+            assert 0 <= x < spec.IMAGE_WIDTH and 0 <= y < spec.IMAGE_HEIGHT
 
 
 def test_same_seed_same_bytes(tmp_path):

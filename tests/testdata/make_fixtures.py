@@ -169,7 +169,8 @@ def pickle_fixtures(person):
 def dataset_fixtures():
     root = _path('cpvton')
     shutil.rmtree(root, ignore_errors=True)
-    synthetic_tryon.write_split(root, 'test', spec.MEN_TSHIRTS, 2, SEED)
+    synthetic_tryon.write_split(root, 'test', spec.MEN_TSHIRTS, 2, SEED,
+                                frame=synthetic_tryon.BODY)
     # VITON's layout: JPEG persons and products, transposed segment .mat, pose .mat / pose.pkl.
     viton = _path('viton')
     shutil.rmtree(viton, ignore_errors=True)
