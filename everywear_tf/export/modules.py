@@ -5,6 +5,8 @@ Each wrapper owns one network, builds that network's representation in the graph
 ``spec.py``. The batch dimension is dynamic; the frame is 256×192.
 """
 
+import functools
+
 import tensorflow as tf
 
 from everywear_tf import configs
@@ -73,7 +75,9 @@ class ServingModule(tf.Module):
         self.module = module
         self.model = model
         outputs = _OUTPUTS[module]
-        self.serving_default = tf.function(lambda *inputs: outputs(self.model, *inputs),
+        # A partial, not a lambda: tf.function counts retracing per code object, so lambdas of
+        # separate modules (each traced once) would add up to false "retracing" warnings.
+        self.serving_default = tf.function(functools.partial(outputs, self.model),
                                            input_signature=input_signature(module))
 
     def signatures(self):
