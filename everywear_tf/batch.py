@@ -8,17 +8,31 @@ Input directory::
     garments/<category>/<garment>_1.{png,jpg}   product photos (+ optional <garment>_1_mask.png)
     pairs.txt                            "<person> <top or -> <bottom or ->" per line (ids)
 
-Workspace written (DESIGN.md §7): ``input/`` (frames, poses, parses and bundles of each person),
-``stage/<person>_<garment>{.png,_mask.png,_gmm.png,_gmmask.png}`` (coarse person, EDM mask, warped
-garment, GMM mask ≥ 100), ``output/composed_images/<person>_<garment>{_bg,_fg,_final,_mask,_sel_mask,_tps,_tps_mask}.png``,
-``output/final_upper_images/``, ``output/final_lower_images/``,
-``output/final_images/<person>_<top>_<bottom>_final.png``, and ``output/report.json``.
+Workspace written (DESIGN.md §7):
 
-Every file is written atomically and an item whose final image exists is skipped, so a killed
-run restarted finishes the rest without redoing anything. A failing item is recorded in the
-report with its error; the batch goes on.
+- ``input/``: each person's photo (``body_images``), its letterboxed body frame
+  (``body_resized``, ``body_pose``, ``body_segment``, ``body_pickle``) and, for jobs with a top,
+  its upper-body crop (``upper_images``, ``upper_pose``, ``upper_segment``, ``upper_pickle``),
+  all cut from the person's own photo.
+- ``stage/<worn>_<garment>{.png,_mask.png,_mask.mat,_gmm.png,_gmmask.png}``: EDM's coarse
+  person, EDM's mask (PNG, and as float ``mask`` in [0, 1] in the .mat), GMM's warped garment,
+  GMM's mask ≥ 100.
+- ``output/composed_images/<worn>_<garment>{_bg,_fg,_final,_mask,_sel_mask,_tps,_tps_mask}.png``
+  and the bundles ``_0_pkl.pkl`` (the frame the garment was tried on) and ``_1_pkl.pkl`` (that
+  frame after the try-on: the composed pixels, the parse relabelled where the new garment is).
+- ``output/final_upper_images/`` and ``output/final_lower_images/``: ``<worn>_<garment>_final.png``.
+- ``output/final_images/<person>_<top>_<bottom>_final.png`` and ``output/report.json``.
+
+``<worn>`` is the person id, or for a top put on over new pants ``<person>_<bottom>`` (the person
+already wearing them), so every file has one meaning whatever the jobs and their order.
+
+Every file is written atomically and a job whose final image exists is skipped, so a killed
+run restarted finishes the rest without redoing anything. A failing job is recorded in the
+report with its error; the batch goes on. Jobs run ``workers`` at a time (threads: the networks
+and the server calls release the GIL).
 """
 
+import concurrent.futures
 import dataclasses
 import json
 import os
@@ -31,6 +45,7 @@ from everywear_tf import composition
 from everywear_tf import errors
 from everywear_tf import fileio
 from everywear_tf import pipeline
+from everywear_tf import preprocess
 from everywear_tf import spec
 from everywear_tf.data import bundle
 from everywear_tf.data import images
@@ -79,8 +94,11 @@ def _find(directory, stem):
 class Batch:
     """One input directory processed into one workspace with one backend."""
 
-    def __init__(self, input_dir, workspace, backend, log=None):
+    def __init__(self, input_dir, workspace, backend, log=None, workers=1):
+        if workers < 1:
+            raise ValueError(f'workers must be at least 1, got {workers}')
         self.input_dir, self.workspace, self.backend = input_dir, workspace, backend
+        self.workers = workers
         self.log = log or (lambda message: print(message, file=sys.stderr, flush=True))
 
     def _out(self, *parts):
@@ -111,35 +129,45 @@ class Batch:
                                    image_size=photo.shape[:2])
         return photo, parse, keypoints, pose_path
 
-    def _write_inputs(self, person_id, photo, result, region):
-        """input/<region>_{images,pose,segment,pickle} of the frame a garment was tried in."""
-        frame = result.frame
-        prefix = 'upper' if region == pipeline.UPPER else 'body'
+    def _write_inputs(self, person_id, photo, parse, keypoints, pose_path, with_top):
+        """input/: the person's photo and the frames cut from it (the same bytes whichever job
+        writes them)."""
         name = f'{person_id}.png'
-        images.write_png(self._out('input', f'{prefix}_images' if prefix == 'upper'
-                                   else 'body_resized', name), frame.image)
-        if prefix == 'body':
-            images.write_png(self._out('input', 'body_images', name), photo)
-        keypoint_files.write_everywear_pose(
-                self._out('input', f'{prefix}_pose', f'{person_id}.json'), frame.keypoints,
-                frame.image.shape[:2])
-        parsing.write_parse_png(self._out('input', f'{prefix}_segment', name), frame.parse)
-        bundle.write_bundle(self._out('input', f'{prefix}_pickle', f'{person_id}.pkl'), {
-                'image': frame.image, 'parse': frame.parse, 'keypoints': frame.keypoints,
-                'transform': frame.transform,
-                'source_size': np.asarray(frame.source_size, np.int64),
-                'frame': bundle.UPPER if prefix == 'upper' else bundle.BODY})
+        images.write_png(self._out('input', 'body_images', name), photo)
+        frames = [('body', 'body_resized', preprocess.body_frame(photo, parse, keypoints,
+                                                                  pose_path))]
+        if with_top:
+            frames.append(('upper', 'upper_images',
+                           preprocess.upper_frame(photo, parse, keypoints, pose_path)))
+        for prefix, image_dir, frame in frames:
+            images.write_png(self._out('input', image_dir, name), frame.image)
+            keypoint_files.write_everywear_pose(
+                    self._out('input', f'{prefix}_pose', f'{person_id}.json'), frame.keypoints,
+                    frame.image.shape[:2])
+            parsing.write_parse_png(self._out('input', f'{prefix}_segment', name), frame.parse)
+            bundle.write_bundle(self._out('input', f'{prefix}_pickle', f'{person_id}.pkl'),
+                                _bundle(frame, frame.image, frame.parse, prefix))
 
-    def _write_result(self, person_id, garment_id, result, region):
-        stem = f'{person_id}_{garment_id}'
-        stage = {'.png': result.outputs[spec.COARSE], '_mask.png': result.outputs[spec.EDM_MASK],
-                 '_gmm.png': result.outputs[spec.WARPED_CLOTH],
-                 '_gmmask.png': composition.gmm_mask(result.outputs[spec.WARPED_MASK])}
+    def _write_result(self, worn, garment_id, result, region):
+        stem = f'{worn}_{garment_id}'
+        outputs = result.outputs
+        stage = {'.png': outputs[spec.COARSE], '_mask.png': outputs[spec.EDM_MASK],
+                 '_gmm.png': outputs[spec.WARPED_CLOTH],
+                 '_gmmask.png': composition.gmm_mask(outputs[spec.WARPED_MASK])}
         for suffix, image in stage.items():
             images.write_png(self._out('stage', stem + suffix), image)
+        fileio.atomic_write_mat(self._out('stage', stem + '_mask.mat'), {
+                'mask': outputs[spec.EDM_MASK].astype(np.float32) / 255.0})
         for suffix, image in result.images().items():
             images.write_png(self._out('output', 'composed_images', stem + suffix + '.png'),
                              image)
+        frame = result.frame
+        prefix = 'upper' if region == pipeline.UPPER else 'body'
+        composed = self._out('output', 'composed_images', stem)
+        bundle.write_bundle(composed + '_0_pkl.pkl',
+                            _bundle(frame, frame.image, frame.parse, prefix))
+        bundle.write_bundle(composed + '_1_pkl.pkl',
+                            _bundle(frame, result.composed(), result.dressed_parse(), prefix))
         single = 'final_upper_images' if region == pipeline.UPPER else 'final_lower_images'
         images.write_png(self._out('output', single, stem + '_final.png'), result.final)
 
@@ -149,44 +177,85 @@ class Batch:
         bottom = self._garment(job.bottom) if job.bottom != NONE else None
         final, results = pipeline.outfit(self.backend, photo, parse, keypoints, top, bottom,
                                          pose_path)
-        for key, garment_id in (('bottom', job.bottom), ('top', job.top)):
-            if key in results:
-                region = pipeline.LOWER if key == 'bottom' else pipeline.UPPER
-                self._write_inputs(job.person, photo, results[key], region)
-                self._write_result(job.person, garment_id, results[key], region)
+        self._write_inputs(job.person, photo, parse, keypoints, pose_path, top is not None)
+        if bottom is not None:
+            self._write_result(job.person, job.bottom, results['bottom'], pipeline.LOWER)
+        if top is not None:
+            worn = job.person if bottom is None else f'{job.person}_{job.bottom}'
+            self._write_result(worn, job.top, results['top'], pipeline.UPPER)
         # The outfit's final image is written last: its presence marks the job done.
         images.write_png(self.final_path(job), final)
 
     def final_path(self, job):
         return self._out('output', 'final_images', f'{job.name}_final.png')
 
+    def _attempt(self, job):
+        """None when the job ran, else the error text for the report."""
+        try:
+            self.run_job(job)
+            return None
+        except (errors.EverywearError, ValueError, OSError) as e:
+            return f'{type(e).__name__}: {e}'
+
     def run(self, jobs):
         """Runs every job not done yet; returns the report (also written as report.json)."""
         report_path = self._out('output', 'report.json')
-        report = {'done': [], 'failed': {}}
+        failed = {}
         if os.path.isfile(report_path):
-            with open(report_path) as f:
-                previous = json.load(f)
-            report['failed'] = {k: v for k, v in previous.get('failed', {}).items()}
-        started = time.monotonic()
+            try:
+                with open(report_path) as f:
+                    failed = dict(json.load(f).get('failed', {}))
+            except (OSError, ValueError, AttributeError):
+                failed = {}  # an unreadable report is rebuilt from this run
         todo = [job for job in jobs if not os.path.isfile(self.final_path(job))]
         skipped = len(jobs) - len(todo)
         if skipped:
             self.log(f'{skipped} of {len(jobs)} jobs already done; {len(todo)} to go')
-        for index, job in enumerate(todo, start=1):
-            try:
-                self.run_job(job)
-                report['failed'].pop(job.name, None)
-                report['done'].append(job.name)
-            except (errors.EverywearError, ValueError, OSError) as e:
-                report['failed'][job.name] = f'{type(e).__name__}: {e}'
-            elapsed = time.monotonic() - started
-            rate = index / elapsed if elapsed > 0 else 0.0
-            eta = (len(todo) - index) / rate if rate else 0.0
-            self.log(f'[{index}/{len(todo)}] {job.name} '
-                     f'{"FAILED" if job.name in report["failed"] else "ok"} | '
-                     f'{rate:.2f} jobs/s, ETA {eta:.0f} s, {len(report["failed"])} failed')
+        progress = Progress(len(todo), self.log)
+
+        def save():
+            done = [job.name for job in jobs if os.path.isfile(self.final_path(job))]
+            report = {'total': len(jobs), 'done': done,
+                      'failed': {k: failed[k] for k in sorted(failed)}}
             fileio.atomic_write_bytes(report_path, json.dumps(report, indent=1).encode())
-        report['total'] = len(jobs)
-        fileio.atomic_write_bytes(report_path, json.dumps(report, indent=1).encode())
-        return report
+            return report
+
+        with concurrent.futures.ThreadPoolExecutor(self.workers) as pool:
+            futures = {pool.submit(self._attempt, job): job for job in todo}
+            for future in concurrent.futures.as_completed(futures):
+                job = futures[future]
+                problem = future.result()
+                if problem is None:
+                    failed.pop(job.name, None)
+                else:
+                    failed[job.name] = problem
+                progress.step(job.name, problem is None, len(failed))
+                save()
+        return save()
+
+
+def _bundle(frame, image, parse, prefix):
+    return {'image': image, 'parse': parse, 'keypoints': frame.keypoints,
+            'transform': frame.transform, 'source_size': np.asarray(frame.source_size, np.int64),
+            'frame': bundle.UPPER if prefix == 'upper' else bundle.BODY}
+
+
+class Progress:
+    """A progress line per finished job: bar, count, rate, ETA and failures so far."""
+
+    WIDTH = 24
+
+    def __init__(self, total, log):
+        self.total, self.log = total, log
+        self.count = 0
+        self.started = time.monotonic()
+
+    def step(self, name, ok, failures):
+        self.count += 1
+        elapsed = time.monotonic() - self.started
+        rate = self.count / elapsed if elapsed > 0 else 0.0
+        eta = (self.total - self.count) / rate if rate else 0.0
+        filled = round(self.WIDTH * self.count / max(self.total, 1))
+        self.log(f'[{"#" * filled}{"." * (self.WIDTH - filled)}] {self.count}/{self.total} '
+                 f'{name} {"ok" if ok else "FAILED"} | {rate:.2f} jobs/s, ETA {eta:.0f} s, '
+                 f'{failures} failed')

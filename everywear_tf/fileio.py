@@ -50,3 +50,16 @@ def atomic_write_bytes(path, data: bytes):
     """Writes ``data`` to ``path`` atomically."""
     with atomic_writer(path, 'wb') as f:
         f.write(data)
+
+
+MAT_HEADER = b'MATLAB 5.0 MAT-file, written by everywear-tf'
+
+
+def atomic_write_mat(path, arrays, header=MAT_HEADER, **savemat_options):
+    """``scipy.io.savemat`` atomically, with a fixed header text: scipy writes the creation time
+    there, and the same arrays must give the same bytes (resumed batch runs, fixtures)."""
+    import io
+    import scipy.io
+    buffer = io.BytesIO()
+    scipy.io.savemat(buffer, arrays, **savemat_options)
+    atomic_write_bytes(path, header.ljust(116) + buffer.getvalue()[116:])

@@ -7,6 +7,7 @@ the client. Both go through the same signature functions, so their outputs are i
 
 import dataclasses
 import os
+import threading
 
 import numpy as np
 
@@ -17,6 +18,7 @@ from everywear_tf import spec
 from everywear_tf import tryon
 from everywear_tf import weights
 from everywear_tf.data import keypoints as keypoint_files
+from everywear_tf.data import lip
 
 UPPER = 'upper'
 LOWER = 'lower'
@@ -35,14 +37,19 @@ class LocalBackend:
     def __init__(self, weights_root):
         self.weights_root = weights_root
         self._chains = {}
+        self._lock = threading.Lock()  # batch runs call from several threads
+
+    def chain(self, category):
+        with self._lock:
+            if category not in self._chains:
+                models = [weights.load(os.path.join(self.weights_root,
+                                                    spec.model_name(module, category)), module)
+                          for module in spec.MODULES]
+                self._chains[category] = tryon.Tryon(category, *models)
+            return self._chains[category]
 
     def __call__(self, category, inputs):
-        if category not in self._chains:
-            models = [weights.load(os.path.join(self.weights_root,
-                                                spec.model_name(module, category)), module)
-                      for module in spec.MODULES]
-            self._chains[category] = tryon.Tryon(category, *models)
-        return self._chains[category](inputs)
+        return self.chain(category)(inputs)
 
 
 class ServerBackend:
@@ -60,11 +67,23 @@ class ServerBackend:
 class Result:
     """One garment tried on one photo: the final photo and every intermediate the workspace
     layout names (frame-sized ones at 256×192, photo-sized ones at the photo's size)."""
+    category: str
     final: np.ndarray  # photo size
     frame: preprocess.Frame
     outputs: dict  # the networks' outputs for the frame (batch of 1 squeezed)
     selection: np.ndarray  # uint8 [256,192]: _sel_mask
     alpha: np.ndarray  # float32, photo size: where the frame was pasted
+
+    def composed(self):
+        """uint8 [256,192,3]: the frame with the try-on inside the selection (what is pasted)."""
+        return np.where(self.selection[..., None] > 0, self.outputs[spec.TRYON],
+                        self.frame.image).astype(np.uint8)
+
+    def dressed_parse(self):
+        """The frame's parse with the new garment's label where its clothing mask is."""
+        garment = lip.CATEGORY_GARMENT[self.category][1][0]
+        worn = (self.selection > 0) & (self.outputs[spec.CLOTHING_MASK] >= 128)
+        return np.where(worn, garment, self.frame.parse).astype(np.uint8)
 
     def images(self):
         """{suffix: uint8 image} as the Everywear document names them (DESIGN.md §7)."""
@@ -98,7 +117,7 @@ def try_on(backend, category, photo, parse, keypoints, garment, garment_mask=Non
     outputs = {k: v[0] for k, v in backend(category, inputs).items()}
     selection = postprocess.selection_mask(category, frame.parse, outputs[spec.CLOTHING_MASK])
     final, alpha = postprocess.paste(photo, outputs[spec.TRYON], selection, frame.transform)
-    return Result(final=final, frame=frame, outputs=outputs, selection=selection, alpha=alpha)
+    return Result(category=category, final=final, frame=frame, outputs=outputs, selection=selection, alpha=alpha)
 
 
 def outfit(backend, photo, parse, keypoints, top=None, bottom=None, pose_path='<memory>'):

@@ -13,17 +13,23 @@ import time
 import cv2
 import numpy as np
 import pytest
+import scipy.io
 
 from everywear_tf import batch
 from everywear_tf import configs
 from everywear_tf import pipeline
+from everywear_tf import preprocess
 from everywear_tf import spec
 from everywear_tf import weights
+from everywear_tf.data import bundle
 from everywear_tf.data import images
 from everywear_tf.data import keypoints as keypoint_files
 from everywear_tf.data import parsing
 from everywear_tf.data import synthetic
+from everywear_tf.export import exporter
 from everywear_tf.models import factory
+from everywear_tf.serving import config as serving_config
+from everywear_tf.serving import dev_server
 from tests.models.randomize import randomize
 from tests.preprocess_test import _photo
 
@@ -64,25 +70,81 @@ def _input_dir(root, jobs):
 def test_workspace_layout(weights_root, tmp_path):
     source = _input_dir(tmp_path / 'in', [('anna_0', 'shirt_1', 'jeans_1'),
                                          ('anna_0', 'shirt_1', '-')])
-    _person(source, 'anna_0', (600, 400))
+    photo, parse, _ = _person(source, 'anna_0', (600, 400))
+    keypoints = keypoint_files.read_keypoints(str(source / 'persons' / 'anna_0_keypoints.json'))
     work = tmp_path / 'ws'
     report = batch.Batch(str(source), str(work), pipeline.LocalBackend(str(weights_root)),
                          log=lambda m: None).run(batch.read_jobs(source / 'pairs.txt'))
     assert report['failed'] == {} and report['total'] == 2
+    assert report['done'] == ['anna_0_shirt_1_jeans_1', 'anna_0_shirt_1_-']
     out = work / 'output'
-    assert (out / 'final_images' / 'anna_0_shirt_1_jeans_1_final.png').exists()
-    assert (out / 'final_images' / 'anna_0_shirt_1_-_final.png').exists()
-    assert (out / 'final_upper_images' / 'anna_0_shirt_1_final.png').exists()
-    assert (out / 'final_lower_images' / 'anna_0_jeans_1_final.png').exists()
-    for suffix in ('_bg', '_fg', '_final', '_mask', '_sel_mask', '_tps', '_tps_mask'):
-        assert (out / 'composed_images' / f'anna_0_shirt_1{suffix}.png').exists(), suffix
-    for suffix in ('.png', '_mask.png', '_gmm.png', '_gmmask.png'):
-        assert (work / 'stage' / f'anna_0_jeans_1{suffix}').exists(), suffix
-    for directory in ('body_images', 'body_resized', 'body_pose', 'body_segment', 'body_pickle',
-                      'upper_images', 'upper_pose', 'upper_segment', 'upper_pickle'):
-        assert os.listdir(work / 'input' / directory), directory
+    assert sorted(os.listdir(out / 'final_images')) == ['anna_0_shirt_1_-_final.png',
+                                                        'anna_0_shirt_1_jeans_1_final.png']
+    # The top alone on anna, and the top on anna already wearing the jeans: two stems.
+    assert sorted(os.listdir(out / 'final_upper_images')) == [
+            'anna_0_jeans_1_shirt_1_final.png', 'anna_0_shirt_1_final.png']
+    assert os.listdir(out / 'final_lower_images') == ['anna_0_jeans_1_final.png']
+    for stem in ('anna_0_shirt_1', 'anna_0_jeans_1_shirt_1', 'anna_0_jeans_1'):
+        for suffix in ('_bg', '_fg', '_final', '_mask', '_sel_mask', '_tps', '_tps_mask'):
+            assert (out / 'composed_images' / f'{stem}{suffix}.png').exists(), stem + suffix
+        for suffix in ('.png', '_mask.png', '_mask.mat', '_gmm.png', '_gmmask.png'):
+            assert (work / 'stage' / f'{stem}{suffix}').exists(), stem + suffix
+        before = bundle.read_bundle(out / 'composed_images' / f'{stem}_0_pkl.pkl')
+        after = bundle.read_bundle(out / 'composed_images' / f'{stem}_1_pkl.pkl')
+        np.testing.assert_array_equal(before['transform'], after['transform'])
+        assert before['frame'] == after['frame'] == ('body' if stem == 'anna_0_jeans_1'
+                                                     else 'upper')
+        selection = images.read_mask(str(out / 'composed_images' / f'{stem}_sel_mask.png')) > 0
+        np.testing.assert_array_equal(after['image'][~selection], before['image'][~selection])
+        tryon = images.read_image(str(out / 'composed_images' / f'{stem}_fg.png'))
+        np.testing.assert_array_equal(after['image'][selection], tryon[selection])
+        edm_mask = images.read_mask(str(work / 'stage' / f'{stem}_mask.png'))
+        mat = scipy.io.loadmat(str(work / 'stage' / f'{stem}_mask.mat'))['mask']
+        assert mat.dtype == np.float32 and mat.shape == spec.FRAME_SHAPE
+        np.testing.assert_allclose(mat * 255, edm_mask, atol=1e-3)
+    # input/ holds frames of the person's own photo, whichever job wrote them.
+    assert sorted(os.listdir(work / 'input' / 'body_images')) == ['anna_0.png']
+    np.testing.assert_array_equal(images.read_image(str(work / 'input' / 'body_images' /
+                                                        'anna_0.png')), photo)
+    upper = preprocess.upper_frame(photo, parse, keypoints)
+    np.testing.assert_array_equal(images.read_image(str(work / 'input' / 'upper_images' /
+                                                        'anna_0.png')), upper.image)
+    stored = bundle.read_bundle(work / 'input' / 'upper_pickle' / 'anna_0.pkl')
+    np.testing.assert_array_equal(stored['transform'], upper.transform)
+    for directory in ('body_resized', 'body_pose', 'body_segment', 'body_pickle',
+                      'upper_pose', 'upper_segment'):
+        assert len(os.listdir(work / 'input' / directory)) == 1, directory
     final = images.read_image(str(out / 'final_images' / 'anna_0_shirt_1_jeans_1_final.png'))
     assert final.shape == (600, 400, 3)
+
+
+def test_parallel_jobs_through_the_dev_server_equal_a_local_run(weights_root, tmp_path):
+    jobs = [(f'p{i}_0', 'shirt_1' if i != 1 else '-', 'jeans_1' if i % 2 else '-')
+            for i in range(4)]
+    source = _input_dir(tmp_path / 'in', jobs)
+    for i in range(4):
+        _person(source, f'p{i}_0', (380 + 40 * i, 300 + 30 * i), seed=10 + i)
+    local = batch.Batch(str(source), str(tmp_path / 'local'),
+                        pipeline.LocalBackend(str(weights_root)), log=lambda m: None)
+    assert local.run(batch.read_jobs(source / 'pairs.txt'))['failed'] == {}
+    base = tmp_path / 'exported'
+    names = [spec.model_name(module, category) for category in (spec.MEN_TSHIRTS, spec.MEN_PANTS)
+             for module in spec.MODULES]
+    for name in names:
+        exporter.export(weights.load(weights_root / name), base, name)
+    server = dev_server.DevServer(serving_config.serving_config(str(base), names),
+                                  file_system_poll_seconds=0).start()
+    lines = []
+    try:
+        remote = batch.Batch(str(source), str(tmp_path / 'remote'),
+                             pipeline.ServerBackend(f'127.0.0.1:{server.grpc_port}'),
+                             log=lines.append, workers=4)
+        report = remote.run(batch.read_jobs(source / 'pairs.txt'))
+    finally:
+        server.stop()
+    assert report['failed'] == {} and len(report['done']) == 4
+    assert len(lines) == 4 and lines[-1].startswith('[' + '#' * batch.Progress.WIDTH + '] 4/4')
+    assert _digest(tmp_path / 'remote') == _digest(tmp_path / 'local')
 
 
 def test_bad_inputs_fail_one_by_one(weights_root, tmp_path):

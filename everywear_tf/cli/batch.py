@@ -1,7 +1,7 @@
 r"""everywear-batch: try-ons for every line of a jobs file, into an Everywear workspace.
 
   everywear-batch --input_dir=shoot --workspace=ws
-  everywear-batch --input_dir=shoot --workspace=ws --server=localhost:8500
+  everywear-batch --input_dir=shoot --workspace=ws --server=localhost:8500 --workers=4
 
 Input layout and outputs: everywear_tf/batch.py. Rerun the same command after an interruption:
 finished jobs are skipped. Failed jobs are listed in <workspace>/output/report.json and make
@@ -27,6 +27,9 @@ _JOBS = flags.DEFINE_string('jobs', None, 'Jobs file (default: <input_dir>/pairs
 _WEIGHTS_ROOT = flags.DEFINE_string('weights_root', demo_weights.DIRECTORY,
                                     'Directory of <module>_<category>/ weights directories.')
 _SERVER = flags.DEFINE_string('server', None, 'TF Serving gRPC host:port (default: in process).')
+_WORKERS = flags.DEFINE_integer('workers', None, 'Jobs run at once (default: 4 with --server, '
+                                '1 in process, where TensorFlow already uses every core).',
+                                lower_bound=1)
 flags.mark_flag_as_required('input_dir')
 
 
@@ -40,7 +43,8 @@ def main(argv):
         return 1
     backend = (pipeline.ServerBackend(_SERVER.value) if _SERVER.value else
                pipeline.LocalBackend(_WEIGHTS_ROOT.value))
-    report = batch.Batch(_INPUT_DIR.value, _WORKSPACE.value, backend).run(jobs)
+    workers = _WORKERS.value or (4 if _SERVER.value else 1)
+    report = batch.Batch(_INPUT_DIR.value, _WORKSPACE.value, backend, workers=workers).run(jobs)
     failed = report['failed']
     print(f'{report["total"] - len(failed)} of {report["total"]} jobs done; '
           f'{len(failed)} failed (see {os.path.join(_WORKSPACE.value, "output", "report.json")})')

@@ -67,11 +67,8 @@ def python2_pickle(obj):
 
 
 def _savemat(name, arrays, **kwargs):
-    """scipy.io.savemat with a fixed header text (scipy writes the creation time there)."""
-    buffer = io.BytesIO()
-    scipy.io.savemat(buffer, arrays, **kwargs)
-    header = b'MATLAB 5.0 MAT-file, written by everywear make_fixtures.py'.ljust(116)
-    _write(name, header + buffer.getvalue()[116:])
+    fileio.atomic_write_mat(_path(name), arrays,
+                            b'MATLAB 5.0 MAT-file, written by everywear make_fixtures.py', **kwargs)
 
 
 def _save_npy(name, array):
