@@ -16,7 +16,7 @@ from everywear_tf.serving import dev_server
 from tests.models.randomize import randomize
 from tests.preprocess_test import _photo
 
-CATEGORIES = (spec.MEN_TSHIRTS, spec.MEN_PANTS)
+CATEGORIES = spec.CATEGORIES
 
 
 @pytest.fixture(scope='module')
@@ -33,51 +33,70 @@ def weights_root(tmp_path_factory):
 def _garments():
     rng = np.random.default_rng(2)
     top = synthetic.render_top(rng, (200, 40, 40), pattern='stripes')
+    long_sleeve = synthetic.render_top(rng, (40, 120, 60), sleeve=1.0)
     pants = synthetic.render_pants(rng, (30, 30, 90))
-    return top, pants
+    return top, long_sleeve, pants
 
 
-@pytest.mark.parametrize('size', [(512, 384), (400, 700), (900, 300)])
-def test_outfit_keeps_the_photo_outside_the_garments(weights_root, size):
+# (top category, bottom?) per case: every category, alone and in an outfit.
+CASES = [(spec.MEN_TSHIRTS, True), (spec.MEN_LONG, True), (spec.MEN_LONG, False), (None, True)]
+
+
+def _outfit(backend, photo, parse, keypoints, top_category, with_bottom):
+    top, long_sleeve, pants = _garments()
+    garment = top if top_category == spec.MEN_TSHIRTS else long_sleeve
+    return pipeline.outfit(
+            backend, photo, parse, keypoints,
+            top=(top_category, garment.image, garment.mask) if top_category else None,
+            bottom=(spec.MEN_PANTS, pants.image, None) if with_bottom else None)
+
+
+@pytest.mark.parametrize('size, case', [((512, 384), CASES[0]), ((400, 700), CASES[1]),
+                                        ((900, 300), CASES[2]), ((333, 250), CASES[3])])
+def test_outfit_keeps_the_photo_outside_the_garments(weights_root, size, case):
     photo, parse, keypoints = _photo(*size, seed=1)
-    top, pants = _garments()
-    backend = pipeline.LocalBackend(str(weights_root))
-    final, results = pipeline.outfit(backend, photo, parse, keypoints,
-                                     top=(spec.MEN_TSHIRTS, top.image, top.mask),
-                                     bottom=(spec.MEN_PANTS, pants.image, pants.mask))
+    final, results = _outfit(pipeline.LocalBackend(str(weights_root)), photo, parse, keypoints,
+                             *case)
     assert final.shape == photo.shape and final.dtype == np.uint8
-    touched = (results['top'].alpha > 0) | (results['bottom'].alpha > 0)
+    assert set(results) == {slot for slot, on in (('top', case[0]), ('bottom', case[1])) if on}
+    touched = np.zeros(photo.shape[:2], bool)
+    for result in results.values():
+        touched |= result.alpha > 0
+        names = result.images()
+        assert set(names) == {'_final', '_fg', '_bg', '_mask', '_sel_mask', '_tps', '_tps_mask'}
+        assert names['_tps'].shape == spec.FRAME_SHAPE + (3,)
     np.testing.assert_array_equal(final[~touched], photo[~touched])
-    assert touched.mean() < 0.5
-    names = results['top'].images()
-    assert set(names) == {'_final', '_fg', '_bg', '_mask', '_sel_mask', '_tps', '_tps_mask'}
-    assert names['_tps'].shape == spec.FRAME_SHAPE + (3,)
+    assert 0 < touched.mean() < 0.5
+    assert not np.array_equal(final, photo)
 
 
 def test_server_backend_gives_identical_results(weights_root, tmp_path):
     base = tmp_path / 'exported'
-    names = []
-    for module in spec.MODULES:
-        name = spec.model_name(module, spec.MEN_TSHIRTS)
+    names = [spec.model_name(module, category) for category in CATEGORIES
+             for module in spec.MODULES]
+    for name in names:
         exporter.export(weights.load(weights_root / name), base, name)
-        names.append(name)
     server = dev_server.DevServer(serving_config.serving_config(str(base), names),
                                   file_system_poll_seconds=0).start()
+    local_backend = pipeline.LocalBackend(str(weights_root))
     try:
-        photo, parse, keypoints = _photo(600, 450, seed=4)
-        top, _ = _garments()
-        local = pipeline.try_on(pipeline.LocalBackend(str(weights_root)), spec.MEN_TSHIRTS,
-                                photo, parse, keypoints, top.image, top.mask)
-        remote = pipeline.try_on(pipeline.ServerBackend(f'127.0.0.1:{server.grpc_port}'),
-                                 spec.MEN_TSHIRTS, photo, parse, keypoints, top.image, top.mask)
+        remote_backend = pipeline.ServerBackend(f'127.0.0.1:{server.grpc_port}')
+        for seed, (size, case) in enumerate([((600, 450), CASES[0]), ((480, 640), CASES[1]),
+                                             ((700, 350), CASES[3])]):
+            photo, parse, keypoints = _photo(*size, seed=4 + seed)
+            local, local_results = _outfit(local_backend, photo, parse, keypoints, *case)
+            remote, remote_results = _outfit(remote_backend, photo, parse, keypoints, *case)
+            np.testing.assert_array_equal(local, remote)
+            for slot, result in local_results.items():
+                for suffix, image in result.images().items():
+                    np.testing.assert_array_equal(image, remote_results[slot].images()[suffix])
     finally:
         server.stop()
-    np.testing.assert_array_equal(local.final, remote.final)
 
 
 def test_wrong_garment_slot_and_unknown_category(weights_root):
     photo, parse, keypoints = _photo(512, 384)
-    top, _ = _garments()
+    top, _, _ = _garments()
     backend = pipeline.LocalBackend(str(weights_root))
     with pytest.raises(errors.EverywearError, match='not a lower garment'):
         pipeline.outfit(backend, photo, parse, keypoints,
