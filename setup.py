@@ -37,7 +37,7 @@ setuptools.setup(
             'everywear_tf.demo_weights'],
     # The demo weights live in checkpoints/demo/ and install as everywear_tf.demo_weights.
     package_dir={'everywear_tf.demo_weights': 'checkpoints/demo'},
-    package_data={'everywear_tf': ['demo/*.png', 'demo/*.json'],
+    package_data={'everywear_tf': ['demo/*.png', 'demo/*.jpg', 'demo/*.json'],
                   'everywear_tf.demo_weights': ['*/manifest.json', '*/weights.*']},
     install_requires=INSTALL_REQUIRES,
     extras_require=EXTRAS_REQUIRE,

@@ -26,7 +26,7 @@ from everywear_tf.data import images  # noqa: E402
 from everywear_tf.data import keypoints as keypoint_files  # noqa: E402
 from everywear_tf.data import parsing  # noqa: E402
 
-_DEMO = flags.DEFINE_bool('demo', False, 'Use the bundled person, t-shirt and pants.')
+_DEMO = flags.DEFINE_bool('demo', False, 'Use the bundled 720×720 photo, t-shirt and pants.')
 _PERSON = flags.DEFINE_string('person', None, 'Person photo (any size).')
 _POSE = flags.DEFINE_string('pose', None, 'Its keypoints: OpenPose JSON, VITON .mat/.pkl or '
                             'Everywear pose JSON.')
@@ -45,7 +45,7 @@ _SERVER = flags.DEFINE_string('server', None, 'TF Serving gRPC host:port (defaul
 
 def _inputs():
     if _DEMO.value:
-        return (demo.PERSON, demo.PERSON_POSE, demo.PERSON_PARSE, demo.TSHIRT, demo.TSHIRT_MASK,
+        return (demo.PHOTO, demo.PHOTO_POSE, demo.PHOTO_PARSE, demo.TSHIRT, demo.TSHIRT_MASK,
                 demo.PANTS, demo.PANTS_MASK)
     if not (_PERSON.value and _POSE.value and _PARSE.value):
         raise app.UsageError('pass --person, --pose and --parse (or --demo)')

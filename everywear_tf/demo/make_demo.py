@@ -6,6 +6,7 @@
 import json
 import os
 
+import cv2
 import numpy as np
 
 from everywear_tf import demo
@@ -15,6 +16,10 @@ from everywear_tf.data import parsing
 from everywear_tf.data import synthetic
 
 SEED = 20261124
+PHOTO_SEED = 20261201
+# The try-on demo's photo: a person drawn at 720×540 on a square 720×720 canvas, so the pipeline
+# letterboxes, crops and pastes back at a size and aspect that are not the networks' frame.
+PHOTO_SIZE, PHOTO_PERSON, PHOTO_LEFT = (720, 720), (720, 540), 70
 
 
 def _openpose_json(keypoints):
@@ -40,6 +45,20 @@ def main():
             (demo.PANTS, demo.PANTS_MASK, synthetic.render_pants(rng, (40, 50, 90)))):
         images.write_png(path, garment.image)
         images.write_png(mask_path, garment.mask)
+    photo_rng = np.random.default_rng(PHOTO_SEED)
+    person = synthetic.render_person(photo_rng, top_colour=(45, 95, 160),
+                                     bottom_colour=(70, 65, 60), sleeve=0.45,
+                                     height=PHOTO_PERSON[0], width=PHOTO_PERSON[1])
+    right = PHOTO_SIZE[1] - PHOTO_PERSON[1] - PHOTO_LEFT
+    photo = np.pad(person.image, ((0, 0), (PHOTO_LEFT, right), (0, 0)), mode='edge')
+    ok, jpeg = cv2.imencode('.jpg', cv2.cvtColor(photo, cv2.COLOR_RGB2BGR),
+                            [cv2.IMWRITE_JPEG_QUALITY, 92])
+    assert ok
+    fileio.atomic_write_bytes(demo.PHOTO, jpeg.tobytes())  # a photo: JPEG, like users' photos
+    parsing.write_parse_png(demo.PHOTO_PARSE, np.pad(person.parse, ((0, 0), (PHOTO_LEFT, right))))
+    keypoints = person.keypoints.copy()
+    keypoints[:, 0] += PHOTO_LEFT
+    fileio.atomic_write_bytes(demo.PHOTO_POSE, _openpose_json(keypoints).encode())
     print('wrote the demo to', os.path.dirname(demo.PERSON))
 
 
