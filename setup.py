@@ -43,7 +43,7 @@ setuptools.setup(
     extras_require=EXTRAS_REQUIRE,
     entry_points={
         'console_scripts': [
-            'everywear = everywear_tf.cli.main:run',
+            'everywear-representation = everywear_tf.cli.representation:run',
             'everywear-tryon = everywear_tf.cli.tryon:run',
             'everywear-batch = everywear_tf.cli.batch:run',
         ],

@@ -33,11 +33,27 @@ LIMB_LABELS = {spec.MEN_TSHIRTS: (lip.LEFT_ARM, lip.RIGHT_ARM),
                spec.MEN_PANTS: (lip.LEFT_LEG, lip.RIGHT_LEG)}
 
 
+# Never repainted, whatever the networks' masks say: the head, and for pants the shoes and what
+# is worn over them.
+PROTECTED_LABELS = {
+        spec.MEN_TSHIRTS: lip.VITON_HEAD,
+        spec.MEN_LONG: lip.VITON_HEAD,
+        spec.MEN_PANTS: lip.VITON_HEAD + (lip.UPPER_CLOTHES, lip.DRESS, lip.COAT, lip.LEFT_SHOE,
+                                          lip.RIGHT_SHOE),
+}
+
+
+def protected(category, parse):
+    """bool, parse's shape: pixels the try-on of ``category`` must leave as they are."""
+    return np.isin(parse, PROTECTED_LABELS[category])
+
+
 def replaced_region(category, parse, clothing_mask):
     """bool [B,H,W]: where the try-on replaces the photo (the old garment, the limbs it
-    touches, and the new garment's mask), as the pipeline's paste-back does."""
-    return (np.isin(parse, GARMENT_LABELS[category] + LIMB_LABELS[category])
-            | (np.asarray(clothing_mask) >= 128))
+    touches, and the new garment's mask, but never a protected label), as the pipeline's
+    paste-back does."""
+    return ((np.isin(parse, GARMENT_LABELS[category] + LIMB_LABELS[category])
+             | (np.asarray(clothing_mask) >= 128)) & ~protected(category, parse))
 
 
 def composite(category, person, parse, outputs):

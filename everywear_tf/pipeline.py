@@ -12,6 +12,7 @@ import threading
 import numpy as np
 
 from everywear_tf import errors
+from everywear_tf import evaluate
 from everywear_tf import postprocess
 from everywear_tf import preprocess
 from everywear_tf import spec
@@ -76,8 +77,7 @@ class Result:
 
     def composed(self):
         """uint8 [256,192,3]: the frame with the try-on inside the selection (what is pasted)."""
-        return np.where(self.selection[..., None] > 0, self.outputs[spec.TRYON],
-                        self.frame.image).astype(np.uint8)
+        return postprocess.compose(self.frame.image, self.outputs[spec.TRYON], self.selection)
 
     def dressed_parse(self):
         """The frame's parse with the new garment's label where its clothing mask is."""
@@ -116,8 +116,11 @@ def try_on(backend, category, photo, parse, keypoints, garment, garment_mask=Non
               spec.CLOTH: cloth[None], spec.CLOTH_MASK: cloth_mask[None]}
     outputs = {k: v[0] for k, v in backend(category, inputs).items()}
     selection = postprocess.selection_mask(category, frame.parse, outputs[spec.CLOTHING_MASK])
-    final, alpha = postprocess.paste(photo, outputs[spec.TRYON], selection, frame.transform)
-    return Result(category=category, final=final, frame=frame, outputs=outputs, selection=selection, alpha=alpha)
+    final, alpha = postprocess.paste(
+            photo, postprocess.compose(frame.image, outputs[spec.TRYON], selection), selection,
+            frame.transform, protect=evaluate.protected(category, parse))
+    return Result(category=category, final=final, frame=frame, outputs=outputs,
+                  selection=selection, alpha=alpha)
 
 
 def outfit(backend, photo, parse, keypoints, top=None, bottom=None, pose_path='<memory>'):

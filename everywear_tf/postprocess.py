@@ -2,8 +2,11 @@
 (plus a feathered margin); every other pixel of the photo is left exactly as it was.
 
 The region is decided in the frame (where the old garment was, the limbs it touched, and the new
-clothing mask), cleaned of stray islands, mapped back through the recorded transform, and
-feathered outwards over a few photo pixels so the seam does not show.
+clothing mask, never the head), cleaned of stray islands, mapped back through the recorded
+transform, and feathered outwards over a few photo pixels so the seam does not show; the
+protected labels of the photo's own parse (evaluate.PROTECTED_LABELS) are then left exactly as
+they were, at full resolution. What is pasted is the frame with the try-on inside the selection,
+so the feathered margin blends the photo with its own resampled pixels, not with regenerated ones.
 """
 
 import cv2
@@ -34,9 +37,15 @@ def selection_mask(category, frame_parse, clothing_mask):
                                                clothing_mask[None])[0])
 
 
-def paste(photo, frame_image, selection, transform, feather=FEATHER):
+def compose(frame_image, tryon, selection):
+    """uint8 [256,192,3]: the frame with the try-on inside ``selection`` (what is pasted back)."""
+    return np.where(selection[..., None] > 0, tryon, frame_image).astype(np.uint8)
+
+
+def paste(photo, frame_image, selection, transform, feather=FEATHER, protect=None):
     """``photo`` with ``frame_image`` pasted where ``selection`` maps to; returns (result,
-    alpha in [0,1] at photo size). Pixels with alpha 0 are the photo's own, bit for bit."""
+    alpha in [0,1] at photo size). Pixels with alpha 0 are the photo's own, bit for bit; so are
+    the pixels of ``protect`` (bool, photo size), feather included."""
     height, width = photo.shape[:2]
     inverse = cv2.invertAffineTransform(np.asarray(transform, np.float64))
     warped = cv2.warpAffine(frame_image, inverse, (width, height), flags=cv2.INTER_LINEAR,
@@ -48,6 +57,8 @@ def paste(photo, frame_image, selection, transform, feather=FEATHER):
     if radius > 1 and region.any():
         outside = cv2.distanceTransform((~region).astype(np.uint8), cv2.DIST_L2, 5)
         alpha = np.clip(1.0 - outside / radius, 0.0, 1.0).astype(np.float32)
+    if protect is not None:
+        alpha[protect] = 0.0
     blended = photo.astype(np.float32) * (1 - alpha[..., None]) + warped * alpha[..., None]
     result = np.where(alpha[..., None] > 0, np.round(blended), photo).astype(np.uint8)
     return result, alpha

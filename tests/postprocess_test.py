@@ -45,3 +45,32 @@ def test_selection_covers_old_garment_and_new_mask():
     assert selection[100, 40] == 255 and selection[155, 100] == 255 and selection[10, 10] == 0
     pants = postprocess.selection_mask(spec.MEN_PANTS, parse, np.zeros_like(mask))
     assert pants.max() == 0
+
+
+def test_protected_pixels_stay_even_inside_the_feather():
+    rng = np.random.default_rng(1)
+    photo = rng.integers(0, 256, (512, 384, 3), dtype=np.uint8)
+    transform = preprocess.box_transform(preprocess.letterbox_box(photo.shape[:2]))
+    selection = np.zeros(spec.FRAME_SHAPE, np.uint8)
+    selection[80:160, 60:130] = 255
+    protect = np.zeros(photo.shape[:2], bool)
+    protect[150:170, :] = True  # a band crossing the region's top edge (frame row 80 = 160)
+    frame = np.full(spec.FRAME_SHAPE + (3,), 7, np.uint8)
+    result, alpha = postprocess.paste(photo, frame, selection, transform, protect=protect)
+    np.testing.assert_array_equal(result[protect], photo[protect])
+    assert not alpha[protect].any() and (alpha == 1).sum() > 1000
+    np.testing.assert_array_equal(postprocess.compose(np.zeros_like(frame), frame, selection)
+                                  [..., 0], np.where(selection > 0, 7, 0))
+
+
+def test_the_head_is_never_selected():
+    parse = np.zeros(spec.FRAME_SHAPE, np.uint8)
+    parse[20:60, 70:120] = lip.FACE
+    parse[60:140, 50:140] = lip.UPPER_CLOTHES
+    parse[140:250, 50:140] = lip.PANTS
+    mask = np.full(spec.FRAME_SHAPE, 255, np.uint8)  # a network mask over everything
+    top = postprocess.selection_mask(spec.MEN_TSHIRTS, parse, mask)
+    assert not top[parse == lip.FACE].any() and top[parse == lip.PANTS].all()
+    pants = postprocess.selection_mask(spec.MEN_PANTS, parse, mask)
+    assert not pants[np.isin(parse, (lip.FACE, lip.UPPER_CLOTHES))].any()
+    assert pants[parse == lip.PANTS].all()

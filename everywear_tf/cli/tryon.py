@@ -64,6 +64,8 @@ def _garment(category, path, mask_path):
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f'unexpected arguments: {argv[1:]}')
+    if not _OUTPUT.value.lower().endswith('.png'):
+        raise app.UsageError(f'--output must name a .png file, got {_OUTPUT.value!r}')
     person, pose, parse_path, top, top_mask, bottom, bottom_mask = _inputs()
     try:
         photo = images.read_image(person)

@@ -1,10 +1,11 @@
-r"""The main command: builds both originals' person representations and writes them as PNGs.
+r"""everywear-representation: both originals' person representations of a frame, as PNGs.
 
-Until the try-on pipeline lands, this runs the representation stage on one person and garment
-(the bundled demo by default) and writes every channel group as a viewable image.
+For looking at what the networks are given: runs the representation stage on one person and
+garment (the bundled demo frame by default) and writes every channel group as a viewable image.
+The try-on itself is everywear-tryon.
 
-  everywear --output_dir=everywear_output
-  everywear --person=me.png --parse=me_parse.png --pose=me_keypoints.json \
+  everywear-representation --output_dir=representation
+  everywear-representation --person=me.png --parse=me_parse.png --pose=me_keypoints.json \
       --cloth=shirt.png --cloth_mask=shirt_mask.png --output_dir=out
 
 Inputs must already be 256x192 frames; --cloth_mask may be omitted (computed from the white
@@ -20,7 +21,7 @@ from everywear_tf import demo
 from everywear_tf import errors
 from everywear_tf.data import visualize
 
-_OUTPUT_DIR = flags.DEFINE_string('output_dir', 'everywear_output', 'Where the PNGs go.')
+_OUTPUT_DIR = flags.DEFINE_string('output_dir', 'representation', 'Where the PNGs go.')
 _PERSON = flags.DEFINE_string('person', demo.PERSON, 'Person photo, 256x192.')
 _PARSE = flags.DEFINE_string('parse', demo.PERSON_PARSE,
                              'LIP label map: palette/grey PNG or VITON .mat.')
@@ -40,7 +41,7 @@ def main(argv):
             pose_path=_POSE.value, cloth_path=_CLOTH.value,
             cloth_mask_path=_CLOTH_MASK.value or None, log=print)
     except errors.InputError as e:
-        print(f'everywear: error: {e}', file=sys.stderr)
+        print(f'everywear-representation: error: {e}', file=sys.stderr)
         sys.exit(1)
     print(f'wrote {len(written)} images to {_OUTPUT_DIR.value}')
 

@@ -1,0 +1,62 @@
+"""everywear-tryon as users run it: the bundled demo with the demo weights, and clear errors
+that leave nothing behind."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+
+from everywear_tf import demo
+from everywear_tf.data import images
+from everywear_tf.data import lip
+from everywear_tf.data import parsing
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def _run(*flags):
+    return subprocess.run([sys.executable, '-m', 'everywear_tf.cli.tryon', *flags],
+                          capture_output=True, text=True, timeout=300, cwd=ROOT)
+
+
+def test_demo_dresses_the_photo_and_leaves_the_rest(tmp_path):
+    output = tmp_path / 'out' / 'tryon.png'
+    done = _run('--demo', f'--output={output}')
+    assert done.returncode == 0, done.stderr
+    assert f'wrote {output}' in done.stdout
+    photo = images.read_image(demo.PHOTO)
+    final = images.read_image(str(output))
+    assert final.shape == photo.shape == (720, 720, 3)
+    parse = parsing.read_parse(demo.PHOTO_PARSE)
+    # Neither garment region touches the face and hair, nor the background far from the body.
+    untouched = np.isin(parse, (lip.FACE, lip.HAIR))
+    untouched[:, :40] = True
+    np.testing.assert_array_equal(final[untouched], photo[untouched])
+    for labels in ((lip.UPPER_CLOTHES,), (lip.PANTS,)):  # both garments changed
+        region = np.isin(parse, labels)
+        assert np.abs(final[region].astype(int) - photo[region]).mean() > 20
+
+
+def test_bad_inputs_name_the_file_and_write_nothing(tmp_path):
+    output = tmp_path / 'tryon.png'
+    corrupt = tmp_path / 'photo.jpg'
+    corrupt.write_bytes(b'\xff\xd8\xff\xe0 not a jpeg')
+    cases = [
+            (['--pose', str(tmp_path / 'missing.json')], 'missing.json: no such file'),
+            (['--person', str(corrupt)], 'photo.jpg: not a decodable image'),
+    ]
+    for overrides, problem in cases:
+        flags = {'--person': demo.PHOTO, '--pose': demo.PHOTO_POSE, '--parse': demo.PHOTO_PARSE}
+        flags.update(dict(zip(overrides[::2], overrides[1::2])))
+        done = _run(*(f'{k}={v}' for k, v in flags.items()), f'--top={demo.TSHIRT}',
+                    f'--output={output}')
+        assert done.returncode == 1, done.stderr
+        assert 'everywear-tryon: error: ' in done.stderr and problem in done.stderr, done.stderr
+        assert not os.listdir(tmp_path / '.') or not output.exists()
+    usage = _run(f'--person={demo.PHOTO}', f'--pose={demo.PHOTO_POSE}',
+                 f'--parse={demo.PHOTO_PARSE}', f'--output={output}')
+    assert usage.returncode == 1 and 'pass --top and/or --bottom' in usage.stderr
+    jpeg = _run('--demo', f'--output={tmp_path / "tryon.jpg"}')
+    assert jpeg.returncode == 1 and '--output must name a .png file' in jpeg.stderr
+    assert not output.exists() and not (tmp_path / 'tryon.jpg').exists()
