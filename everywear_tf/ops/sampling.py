@@ -8,7 +8,7 @@ centres of the corner pixels, so x_pixel = (x + 1) / 2 * (W - 1). Two padding mo
 - ``'zeros'``: each of the four taps that falls outside the frame contributes 0 on its own (the
   warped mask), so samples near the edge fade rather than vanish.
 
-Only core TF ops (GatherNd, Floor, arithmetic); the batch size is dynamic.
+Only core TF ops (GatherV2, Floor, arithmetic); the batch size is dynamic.
 """
 
 import tensorflow as tf
@@ -28,7 +28,7 @@ def grid_sample(image, grid, padding_mode=BORDER):
     image = tf.convert_to_tensor(image)
     grid = tf.cast(grid, image.dtype)
     shape = tf.shape(image)
-    height, width = shape[1], shape[2]
+    batch, height, width, channels = shape[0], shape[1], shape[2], shape[3]
     max_x = tf.cast(width - 1, image.dtype)
     max_y = tf.cast(height - 1, image.dtype)
     x = (grid[..., 0] + 1.0) * 0.5 * max_x
@@ -42,24 +42,33 @@ def grid_sample(image, grid, padding_mode=BORDER):
         y = tf.clip_by_value(y, -2.0, max_y + 2.0)
     x0 = tf.floor(x)
     y0 = tf.floor(y)
-    x1 = x0 + 1.0
-    y1 = y0 + 1.0
     wx1 = x - x0
-    wx0 = 1.0 - wx1
     wy1 = y - y0
-    wy0 = 1.0 - wy1
 
-    def tap(xs, ys, weight):
+    def axis(position, limit, weight):
+        """Clamped integer index of one tap along one axis, and its weight (0 outside for
+        'zeros'; a {0, 1} factor, so the products below round exactly as tap-wise masking)."""
         if padding_mode == ZEROS:
-            inside = ((xs >= 0.0) & (xs <= max_x) & (ys >= 0.0) & (ys <= max_y))
+            inside = (position >= 0.0) & (position <= limit)
             weight = weight * tf.cast(inside, image.dtype)
-        xi = tf.cast(tf.clip_by_value(xs, 0.0, max_x), tf.int32)
-        yi = tf.cast(tf.clip_by_value(ys, 0.0, max_y), tf.int32)
-        values = tf.gather_nd(image, tf.stack([yi, xi], axis=-1), batch_dims=1)
-        return values * weight[..., tf.newaxis]
+        return tf.cast(tf.clip_by_value(position, 0.0, limit), tf.int32), weight
 
-    return (tap(x0, y0, wx0 * wy0) + tap(x1, y0, wx1 * wy0) +
-            tap(x0, y1, wx0 * wy1) + tap(x1, y1, wx1 * wy1))
+    xi0, wx0 = axis(x0, max_x, 1.0 - wx1)
+    xi1, wx1 = axis(x0 + 1.0, max_x, wx1)
+    yi0, wy0 = axis(y0, max_y, 1.0 - wy1)
+    yi1, wy1 = axis(y0 + 1.0, max_y, wy1)
+    # One flat gather per tap (rows of [B·H·W, C]) is about twice as fast on CPU as gather_nd
+    # with batch_dims, and reads the same values.
+    flat = tf.reshape(image, [-1, channels])
+    first = (tf.range(batch) * (height * width))[:, tf.newaxis, tf.newaxis]
+    row0 = first + yi0 * width
+    row1 = first + yi1 * width
+
+    def tap(index, weight):
+        return tf.gather(flat, index) * weight[..., tf.newaxis]
+
+    return (tap(row0 + xi0, wx0 * wy0) + tap(row0 + xi1, wx1 * wy0) +
+            tap(row1 + xi0, wx0 * wy1) + tap(row1 + xi1, wx1 * wy1))
 
 
 def identity_grid(height, width, dtype=tf.float32):

@@ -82,3 +82,22 @@ def test_dynamic_batch_and_core_ops_only():
         tf.TensorSpec([None, 256, 192, 1], tf.float32))
     assert graph_ops.custom_ops(concrete) == []
     assert concrete(tf.zeros([3, 256, 192, 1])).shape == (3, 256, 192, 1)
+
+
+@pytest.mark.parametrize('shape,size', [((3, 256, 192, 1), (16, 12)), ((2, 12, 8, 3), (4, 2)),
+                                        ((2, 30, 20, 2), (7, 6))])
+def test_area_equals_the_resize_area_kernel_and_compiles_under_xla(shape, size):
+    from everywear_tf.bench import baselines
+    rng = np.random.default_rng(shape[1])
+    image = rng.normal(size=shape).astype(np.float32)
+    body = ((rng.uniform(size=shape) > 0.5) * 1.0 - (rng.uniform(size=shape) > 0.8)).astype(
+            np.float32)  # VITON's body: foreground minus head, values in {-1, 0, 1}
+    for x in (image, body):
+        expected = baselines.resize_area(x, size).numpy()
+        np.testing.assert_allclose(resize.resize_area(x, size), expected, rtol=0, atol=1e-6)
+        if shape[1] % size[0] == 0 and shape[2] % size[1] == 0:  # else the kernel is kept
+            compiled = tf.function(lambda v: resize.resize_area(v, size), jit_compile=True)
+            np.testing.assert_allclose(compiled(x), expected, rtol=0, atol=1e-6)
+    if shape[1:3] == (256, 192):  # 256-pixel blocks: sums of {-1, 0, 1} divide exactly
+        np.testing.assert_array_equal(resize.resize_area(body, size),
+                                      baselines.resize_area(body, size))

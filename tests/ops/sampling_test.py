@@ -66,3 +66,16 @@ def test_dynamic_batch_and_core_ops_only():
     for batch in (1, 3):
         out = concrete(tf.zeros([batch, 16, 12, 3]), tf.zeros([batch, 16, 12, 2]))
         assert out.shape == (batch, 16, 12, 3)
+
+
+@pytest.mark.parametrize('padding_mode', ['border', 'zeros'])
+@pytest.mark.parametrize('channels', [1, 3])
+def test_flat_gathers_equal_the_previous_gather_nd_sampler(padding_mode, channels):
+    from everywear_tf.bench import baselines
+    rng = np.random.default_rng(channels)
+    image = rng.normal(size=(3, 32, 24, channels)).astype(np.float32)
+    grid = rng.uniform(-1.3, 1.3, (3, 40, 20, 2)).astype(np.float32)
+    grid[0, :2] = np.float32([[-1.0, 1.0]])  # the corners exactly
+    got = sampling.grid_sample(image, grid, padding_mode).numpy()
+    expected = baselines.grid_sample(image, grid, padding_mode).numpy()
+    np.testing.assert_array_equal(got, expected)
