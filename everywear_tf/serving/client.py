@@ -25,6 +25,7 @@ from everywear_tf import composition
 from everywear_tf import errors
 from everywear_tf import signature_inputs
 from everywear_tf import spec
+from everywear_tf.serving import wire
 
 GRPC = 'grpc'
 REST = 'rest'
@@ -60,8 +61,10 @@ def _from_proto(proto):
     shape = [d.size for d in proto.tensor_shape.dim]
     if proto.tensor_content:
         return np.frombuffer(proto.tensor_content, dtype).reshape(shape)
-    values = proto.int_val if dtype == np.uint8 else proto.float_val
-    return np.asarray(values, dtype).reshape(shape)
+    values = wire.decode(proto)  # TF Serving's typed fields, read as arrays
+    if values is None:
+        values = np.asarray(proto.int_val if dtype == np.uint8 else proto.float_val, dtype)
+    return values.reshape(shape)
 
 
 class Client:

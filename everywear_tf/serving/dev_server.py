@@ -31,6 +31,7 @@ from tensorflow_serving.apis import prediction_service_pb2_grpc
 
 from everywear_tf.serving import config as serving_config
 from everywear_tf.serving import manager as manager_lib
+from everywear_tf.serving import wire
 from everywear_tf.serving.manager import DEFAULT_SIGNATURE
 from everywear_tf.serving.manager import Manager
 from everywear_tf.serving.manager import ServingError
@@ -63,6 +64,9 @@ def run_signature(version, saved_model, signature_name, inputs):
 
 def _typed_fields(array):
     """A TensorProto with values in the typed fields, as TF Serving's Tensor::AsProtoField."""
+    proto = wire.encode(array)  # uint8 and float32, without a Python step per value
+    if proto is not None:
+        return proto
     dtype = tf.as_dtype(array.dtype)
     proto = tensor_pb2.TensorProto(dtype=dtype.as_datatype_enum, tensor_shape=(
             tensor_shape_pb2.TensorShapeProto(dim=[
