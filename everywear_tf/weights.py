@@ -88,10 +88,11 @@ def read_manifest(directory):
     return manifest
 
 
-def load(directory, module=None):
+def load(directory, module=None, precision=factory.FLOAT32):
     """The network saved in ``directory`` (built from its manifest's config, weights restored).
 
-    ``module`` ('gmm', 'edm', 'rm'), when given, must match the manifest.
+    ``module`` ('gmm', 'edm', 'rm'), when given, must match the manifest. ``precision``
+    'bfloat16' builds the reduced-precision network; the float32 weights load into it unchanged.
     """
     manifest = read_manifest(directory)
     if module is not None and manifest['module'] != module:
@@ -101,7 +102,7 @@ def load(directory, module=None):
         config = configs.from_dict(manifest['module'], manifest['config'])
     except (TypeError, ValueError) as e:
         raise WeightsError(os.path.join(directory, MANIFEST), f'bad config: {e}') from None
-    model = factory.build(config)
+    model = factory.build(config, precision=precision)
     prefix = os.path.join(directory, CHECKPOINT)
     if not tf.io.gfile.exists(prefix + '.index'):
         raise WeightsError(directory, f'no checkpoint {CHECKPOINT}.index')

@@ -7,6 +7,9 @@
     python export/export_saved_model.py --all --weights_root=checkpoints/demo --base_dir=exported
     # random weights (to try serving without a checkpoint)
     python export/export_saved_model.py --all --random_weights --config=lite --base_dir=exported
+    # the bfloat16 variant as its own version (same signature), e.g. to canary it
+    python export/export_saved_model.py --all --weights_root=checkpoints/demo --base_dir=exported \
+        --precision=bfloat16
 """
 
 import os
@@ -35,6 +38,8 @@ _CONFIG = flags.DEFINE_enum('config', configs.LITE, list(configs.CONFIG_NAMES),
 _BASE_DIR = flags.DEFINE_string('base_dir', 'exported', 'The serving tree to export into.')
 _VERSION = flags.DEFINE_string('version', exporter.AUTO, "An integer, or 'auto' (next free).")
 _OVERWRITE = flags.DEFINE_bool('overwrite', False, 'Replace an existing version.')
+_PRECISION = flags.DEFINE_enum('precision', factory.FLOAT32, list(factory.PRECISIONS),
+                               'What the convolutions compute in; the signature is the same.')
 
 
 def _model_for(name):
@@ -60,7 +65,8 @@ def main(argv):
         for name in names:
             model, source = _model_for(name)
             path = exporter.export(model, _BASE_DIR.value, name, _VERSION.value,
-                                   overwrite=_OVERWRITE.value, source=source)
+                                   overwrite=_OVERWRITE.value, source=source,
+                                   precision=_PRECISION.value)
             print(f'exported {name} from {source} to {path}')
     except (errors.EverywearError, ValueError) as e:
         print(f'export: error: {e}', file=sys.stderr)

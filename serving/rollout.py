@@ -22,6 +22,7 @@ from absl import flags  # noqa: E402
 
 from everywear_tf import errors  # noqa: E402
 from everywear_tf import spec  # noqa: E402
+from everywear_tf.models import factory  # noqa: E402
 from everywear_tf.serving import rollout  # noqa: E402
 
 COMMANDS = ('publish', 'stage', 'canary', 'promote', 'rollback', 'status')
@@ -35,6 +36,8 @@ _WEIGHTS_ROOT = flags.DEFINE_string('weights_root', None, 'publish: <root>/<mode
 _VERSION = flags.DEFINE_string('version', None, "publish: a number or 'auto'; stage, canary, "
                                'promote: the version.')
 _TIMEOUT = flags.DEFINE_float('timeout', 300.0, 'Seconds to wait for loads and reloads.')
+_PRECISION = flags.DEFINE_enum('precision', factory.FLOAT32, list(factory.PRECISIONS),
+                               'publish: float32, or the bfloat16 variant of the same weights.')
 flags.mark_flag_as_required('category')
 
 
@@ -49,7 +52,8 @@ def main(argv):
         if command == 'publish':
             if not _WEIGHTS_ROOT.value:
                 raise rollout.RolloutError('publish needs --weights_root')
-            print(steps.publish(_WEIGHTS_ROOT.value, _VERSION.value or 'auto'))
+            print(steps.publish(_WEIGHTS_ROOT.value, _VERSION.value or 'auto',
+                                _PRECISION.value))
         elif command == 'status':
             print(json.dumps(steps.status(), indent=1))
         elif command == 'rollback':

@@ -20,6 +20,7 @@ from everywear_tf import spec
 from everywear_tf.export import modules
 from everywear_tf.export import opcheck
 from everywear_tf.export import warmup
+from everywear_tf.models import factory
 
 AUTO = 'auto'
 MANIFEST = 'everywear_export.json'
@@ -63,7 +64,8 @@ def _alive(pid):
     return True
 
 
-def export(model, base_dir, model_name, version=AUTO, overwrite=False, source=None, log=None):
+def export(model, base_dir, model_name, version=AUTO, overwrite=False, source=None, log=None,
+           precision=factory.FLOAT32):
     """Exports ``model`` as a version of ``model_name``; returns the version directory.
 
     Args:
@@ -72,12 +74,17 @@ def export(model, base_dir, model_name, version=AUTO, overwrite=False, source=No
         version: an integer, or 'auto' for one more than the highest present.
         overwrite: replace an existing version instead of refusing.
         source: where the weights came from, recorded in the manifest.
+        precision: 'float32', or 'bfloat16' for the reduced-precision variant: the same weights
+            and signature (uint8/float32 in and out), convolutions computing in bfloat16.
     """
     log = log or (lambda message: None)
     module, _ = spec.module_of(model_name)
     if modules.module_for(model) != module:
         raise ExportError(f'{model_name} serves a {module.upper()}, got a '
                           f'{type(model).__name__}')
+    if precision not in factory.PRECISIONS:
+        raise ExportError(f'precision must be one of {factory.PRECISIONS}, got {precision!r}')
+    model = factory.with_precision(model, precision)
     model_dir = os.path.join(os.path.abspath(base_dir), model_name)
     os.makedirs(model_dir, exist_ok=True)
     _remove_stale_temporaries(model_dir)
@@ -99,7 +106,8 @@ def export(model, base_dir, model_name, version=AUTO, overwrite=False, source=No
         tf.saved_model.save(serving, temporary, signatures=serving.signatures())
         warmup.write_warmup(temporary, model_name, module)
         manifest = {'model_name': model_name, 'module': module, 'version': version,
-                    'config': configs.to_dict(model.config), 'source': source,
+                    'config': configs.to_dict(model.config), 'precision': precision,
+                    'source': source,
                     'exported': datetime.datetime.now(datetime.timezone.utc).isoformat(),
                     'tensorflow': tf.__version__}
         with open(os.path.join(temporary, warmup.WARMUP_DIRECTORY, MANIFEST), 'w') as f:

@@ -4,6 +4,9 @@ import tensorflow as tf
 
 from everywear_tf import configs
 
+# Layers pinned with this dtype stay float32 under a mixed-precision policy.
+FLOAT32 = 'float32'
+
 
 def normal(mean, stddev=0.02):
     """A fresh N(mean, 0.02) initializer per layer (a shared unseeded one repeats its values)."""
@@ -11,13 +14,17 @@ def normal(mean, stddev=0.02):
 
 
 def conv(filters, kernel_size, strides, name, padding=0, use_bias=True,
-         kernel_initializer='glorot_uniform'):
-    """Conv2D with PyTorch-style symmetric zero padding (explicit pad, then 'valid')."""
+         kernel_initializer='glorot_uniform', dtype=None):
+    """Conv2D with PyTorch-style symmetric zero padding (explicit pad, then 'valid').
+
+    ``dtype`` pins both layers' policy (None: the global one, as every Keras layer).
+    """
     layers = []
     if padding:
-        layers.append(tf.keras.layers.ZeroPadding2D(padding, name=f'{name}_pad'))
+        layers.append(tf.keras.layers.ZeroPadding2D(padding, name=f'{name}_pad', dtype=dtype))
     layers.append(tf.keras.layers.Conv2D(filters, kernel_size, strides, 'valid', use_bias=use_bias,
-                                         kernel_initializer=kernel_initializer, name=name))
+                                         kernel_initializer=kernel_initializer, name=name,
+                                         dtype=dtype))
     return layers
 
 
@@ -57,7 +64,16 @@ class InstanceLayerNorm(tf.keras.layers.Layer):
 
 
 class ConfiguredModel(tf.keras.Model):
-    """A network whose constructor arguments are exactly the fields of its ``self.config``."""
+    """A network whose constructor arguments are exactly the fields of its ``self.config``.
+
+    The network itself is always float32 at its boundary (no autocast of its inputs): under a
+    reduced-precision policy (``factory.build(precision=...)``) only the sublayers compute in
+    bfloat16, and each network casts back to float32 where exactness needs it.
+    """
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault('dtype', FLOAT32)
+        super().__init__(**kwargs)
 
     def get_config(self):
         return {**configs.to_dict(self.config), 'name': self.name}

@@ -64,7 +64,7 @@ class Edm(blocks.ConfiguredModel):
                 x = self.decoder_bns[i](x, training=training)
             if i == 0:
                 x = self.dropout(x, training=training)
-        out = tf.tanh(x)
+        out = tf.tanh(tf.cast(x, tf.float32))  # float32 from here under a bfloat16 policy
         return {'mask': out[..., :1], 'image': out[..., 1:]}
 
     def build_for_inputs(self, height=256, width=192, batch=1):

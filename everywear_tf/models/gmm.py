@@ -19,11 +19,11 @@ from everywear_tf.ops import tps
 
 
 
-def _batch_norm(name):
+def _batch_norm(name, dtype=None):
     # torch BatchNorm2d: eps 1e-5, momentum 0.1 (Keras counts the other way).
     return tf.keras.layers.BatchNormalization(epsilon=1e-5, momentum=0.9,
                                               gamma_initializer=blocks.normal(1.0),
-                                              name=name)
+                                              name=name, dtype=dtype)
 
 
 @tf.keras.utils.register_keras_serializable('everywear')
@@ -43,14 +43,19 @@ class Gmm(blocks.ConfiguredModel):
                                         agnostic_channels=agnostic_channels)
         self.extraction_a = self._extractor('extraction_a', ngf)
         self.extraction_b = self._extractor('extraction_b', ngf)
+        # The regression head (3% of the FLOPs) stays float32 under a bfloat16 policy: theta
+        # moves every warped pixel, so its error costs more than the head's time saves.
         self.regression = []
         for i, (filters, kernel) in enumerate(((8 * ngf, 4), (4 * ngf, 4), (2 * ngf, 3),
                                                (ngf, 3))):
             self.regression += blocks.conv(filters, kernel, 2 if kernel == 4 else 1,
-                                           f'regression_conv{i}', padding=1)
-            self.regression += [_batch_norm(f'regression_bn{i}'),
-                                tf.keras.layers.ReLU(name=f'regression_relu{i}')]
-        self.linear = tf.keras.layers.Dense(2 * grid_size * grid_size, name='regression_linear')
+                                           f'regression_conv{i}', padding=1,
+                                           dtype=blocks.FLOAT32)
+            self.regression += [_batch_norm(f'regression_bn{i}', blocks.FLOAT32),
+                                tf.keras.layers.ReLU(name=f'regression_relu{i}',
+                                                     dtype=blocks.FLOAT32)]
+        self.linear = tf.keras.layers.Dense(2 * grid_size * grid_size, name='regression_linear',
+                                            dtype=blocks.FLOAT32)
 
     @staticmethod
     def _extractor(prefix, ngf):
@@ -67,9 +72,12 @@ class Gmm(blocks.ConfiguredModel):
 
     def regress(self, agnostic, cloth_input, training=None):
         """theta [B, 2N]: x offsets of the control points, then y offsets."""
-        feature_a = correlation.feature_l2norm(blocks.apply(self.extraction_a, agnostic, training))
-        feature_b = correlation.feature_l2norm(blocks.apply(self.extraction_b, cloth_input,
-                                                            training))
+        # L2 norm and correlation stay float32 under a bfloat16 policy (the casts are no-ops
+        # for float32 networks); the linear layer is pinned to float32 too.
+        feature_a = correlation.feature_l2norm(
+                tf.cast(blocks.apply(self.extraction_a, agnostic, training), tf.float32))
+        feature_b = correlation.feature_l2norm(
+                tf.cast(blocks.apply(self.extraction_b, cloth_input, training), tf.float32))
         x = correlation.feature_correlation(feature_a, feature_b)
         x = blocks.apply(self.regression, x, training)
         x = tf.reshape(tf.transpose(x, [0, 3, 1, 2]), [tf.shape(x)[0], -1])  # NCHW flatten

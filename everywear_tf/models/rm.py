@@ -38,8 +38,12 @@ class Rm(blocks.ConfiguredModel):
         for i in range(1, 4):
             self.convs.append(tf.keras.layers.Conv2D(filters, 3, 1, 'same', use_bias=False,
                                                      name=f'g_256_conv{i}'))
-            self.norms.append(blocks.InstanceLayerNorm(name=f'g_256_conv{i}_layernorm'))
-        self.final = tf.keras.layers.Conv2D(1, 1, 1, 'same', name='g_1024_final')
+            # Moments stay float32 under a bfloat16 policy, and so does everything after them
+            # but the next 3×3 convolution (the 1×1 projection is pinned too).
+            self.norms.append(blocks.InstanceLayerNorm(name=f'g_256_conv{i}_layernorm',
+                                                       dtype=blocks.FLOAT32))
+        self.final = tf.keras.layers.Conv2D(1, 1, 1, 'same', name='g_1024_final',
+                                            dtype=blocks.FLOAT32)
 
     def alpha(self, warped, coarse):
         """The unmasked composition mask, sigmoid output [B,H,W,1]."""

@@ -34,6 +34,7 @@ from everywear_tf import fileio
 from everywear_tf import spec
 from everywear_tf import weights
 from everywear_tf.export import exporter
+from everywear_tf.models import factory
 from everywear_tf.serving import config as serving_config
 
 HISTORY = 'rollout_history.json'
@@ -135,8 +136,9 @@ class Rollout:
 
     # --- the steps -----------------------------------------------------------------------------
 
-    def publish(self, weights_root, version=exporter.AUTO):
-        """Exports <weights_root>/<model_name> for the three models as one new version."""
+    def publish(self, weights_root, version=exporter.AUTO, precision=factory.FLOAT32):
+        """Exports <weights_root>/<model_name> for the three models as one new version
+        (``precision`` 'bfloat16': the reduced-precision variant of the same weights)."""
         if version == exporter.AUTO:
             version = max(exporter.next_version(os.path.join(self.export_base, n))
                           for n in self.names)
@@ -146,7 +148,8 @@ class Rollout:
         try:
             for name, model in zip(self.names, models):
                 done.append(exporter.export(model, self.export_base, name, version,
-                                            source=os.path.join(weights_root, name)))
+                                            source=os.path.join(weights_root, name),
+                                            precision=precision))
         except BaseException:
             for path in done:
                 shutil.rmtree(path, ignore_errors=True)

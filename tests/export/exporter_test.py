@@ -14,6 +14,7 @@ from everywear_tf import signature_inputs
 from everywear_tf import spec
 from everywear_tf.data import representation
 from everywear_tf.export import exporter
+from everywear_tf.export import opcheck
 from everywear_tf.export import warmup
 from everywear_tf.models import factory
 from tests.models.randomize import randomize
@@ -243,3 +244,79 @@ def test_export_binary(tmp_path):
     assert 'holds a RM, expected a GMM' in wrong.stderr
     both = _binary('--all', '--model_name=rm_men_pants', '--random_weights')
     assert both.returncode == 2 and 'exactly one of --all and --model_name' in both.stderr
+
+
+_RUN_FRESH = textwrap.dedent('''
+    import sys
+    import tensorflow as tf
+    from everywear_tf import spec
+    from everywear_tf.export import opcheck
+    from everywear_tf.export import warmup
+    for module, directory in zip(spec.MODULES, sys.argv[1:]):
+        assert opcheck.unregistered_ops(directory) == [], directory
+        signature = tf.saved_model.load(directory).signatures[spec.SERVING_SIGNATURE]
+        inputs = warmup.realistic_inputs(module, batch=2)
+        out = signature(**{k: tf.constant(v) for k, v in inputs.items()})
+        for key in spec.MODULE_OUTPUTS[module]:
+            dtype, shape = spec.OUTPUT_SPECS[key]
+            assert out[key].dtype.name == dtype and out[key].shape[1:] == shape[1:], key
+    assert 'tensorflow_addons' not in sys.modules
+    print('ran', len(sys.argv) - 1)
+''')
+
+
+@pytest.fixture(scope='module')
+def exported_bfloat16(tmp_path_factory, exported):
+    """The same lite weights as ``exported``, each as version 2 in bfloat16."""
+    base = tmp_path_factory.mktemp('serving_bf16')
+    return {module: exporter.export(exported[module][0], base,
+                                    spec.model_name(module, CATEGORY), version=2,
+                                    precision='bfloat16')
+            for module in spec.MODULES}
+
+
+@pytest.mark.parametrize('module', spec.MODULES)
+def test_bfloat16_export_keeps_the_signature_and_stays_close(exported, exported_bfloat16, module):
+    model, float32_dir = exported[module]
+    version_dir = exported_bfloat16[module]
+    assert exporter.read_manifest(version_dir)['precision'] == 'bfloat16'
+    assert exporter.read_manifest(float32_dir)['precision'] == 'float32'
+    reduced = tf.saved_model.load(version_dir).signatures[spec.SERVING_SIGNATURE]
+    reference = tf.saved_model.load(float32_dir).signatures[spec.SERVING_SIGNATURE]
+    for got, expected in ((reduced.structured_input_signature[1],
+                           reference.structured_input_signature[1]),
+                          (reduced.structured_outputs, reference.structured_outputs)):
+        assert {k: (v.dtype, tuple(v.shape)) for k, v in got.items()} == {
+                k: (v.dtype, tuple(v.shape)) for k, v in expected.items()}
+    inputs = warmup.realistic_inputs(module, batch=2, seed=3)
+    args = {k: tf.constant(v) for k, v in inputs.items()}
+    got, expected = reduced(**args), reference(**args)
+    for key in spec.MODULE_OUTPUTS[module]:
+        diff = np.abs(got[key].numpy().astype(np.float64) - expected[key].numpy())
+        assert diff.mean() < (2.0 if got[key].dtype == tf.uint8 else 0.02), (key, diff.mean())
+    ops = opcheck.saved_model_ops(version_dir)
+    assert 'Cast' in ops and 'Conv2D' in ops
+
+
+def test_bfloat16_exports_run_in_a_fresh_process_without_addons_or_onednn(exported_bfloat16):
+    dirs = [exported_bfloat16[module] for module in spec.MODULES]
+    # Without oneDNN, TensorFlow's own kernels run: nothing may depend on oneDNN's bfloat16 ones.
+    environment = {**os.environ, 'TF_ENABLE_ONEDNN_OPTS': '0'}
+    result = subprocess.run([sys.executable, '-c', _RUN_FRESH] + dirs, capture_output=True,
+                            text=True, timeout=300, env=environment)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert 'ran 3' in result.stdout
+
+
+def test_export_binary_writes_the_bfloat16_variant(tmp_path):
+    from everywear_tf import weights
+    weights.save(_model(spec.RM, seed=4), tmp_path / 'weights' / 'rm_men_pants')
+    common = ['--model_name=rm_men_pants', f'--weights_dir={tmp_path / "weights" / "rm_men_pants"}',
+              f'--base_dir={tmp_path / "serving"}']
+    assert _binary(*common).returncode == 0
+    ok = _binary(*common, '--precision=bfloat16')
+    assert ok.returncode == 0, ok.stderr
+    manifest = exporter.read_manifest(str(tmp_path / 'serving' / 'rm_men_pants' / '2'))
+    assert manifest['precision'] == 'bfloat16'
+    with pytest.raises(exporter.ExportError, match='precision must be one of'):
+        exporter.export(_model(spec.RM), tmp_path, 'rm_men_long', precision='float16')
