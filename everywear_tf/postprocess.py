@@ -45,20 +45,51 @@ def compose(frame_image, tryon, selection):
 def paste(photo, frame_image, selection, transform, feather=FEATHER, protect=None):
     """``photo`` with ``frame_image`` pasted where ``selection`` maps to; returns (result,
     alpha in [0,1] at photo size). Pixels with alpha 0 are the photo's own, bit for bit; so are
-    the pixels of ``protect`` (bool, photo size), feather included."""
+    the pixels of ``protect`` (bool, photo size), feather included.
+
+    The seam is feathered outwards from the region over ``feather`` of the photo's shorter side;
+    where the frame ends inside the photo (an upper-body crop), alpha fades to 0 at the frame's
+    edge instead, so no frame border is smeared outwards. Work is confined to the frame's
+    footprint in the photo.
+    """
     height, width = photo.shape[:2]
+    frame_height, frame_width = selection.shape
     inverse = cv2.invertAffineTransform(np.asarray(transform, np.float64))
-    warped = cv2.warpAffine(frame_image, inverse, (width, height), flags=cv2.INTER_LINEAR,
-                            borderMode=cv2.BORDER_REPLICATE)
-    region = cv2.warpAffine(selection, inverse, (width, height), flags=cv2.INTER_LINEAR,
-                            borderMode=cv2.BORDER_CONSTANT, borderValue=0) >= 128
-    alpha = region.astype(np.float32)
     radius = max(1, int(round(feather * min(height, width))))
+    corners = (np.array([[-0.5, -0.5], [frame_width - 0.5, -0.5], [-0.5, frame_height - 0.5],
+                         [frame_width - 0.5, frame_height - 0.5]]) @ inverse[:, :2].T
+               + inverse[:, 2])
+    x0, y0 = (max(0, int(np.floor(v)) - radius - 1) for v in corners.min(axis=0))
+    x1 = min(width, int(np.ceil(corners[:, 0].max())) + radius + 2)
+    y1 = min(height, int(np.ceil(corners[:, 1].max())) + radius + 2)
+    alpha = np.zeros((height, width), np.float32)
+    result = photo.copy()
+    if x1 <= x0 or y1 <= y0:
+        return result, alpha
+    local = inverse.copy()
+    local[:, 2] -= (x0, y0)
+    size = (x1 - x0, y1 - y0)
+
+    def to_photo(image, border_mode=cv2.BORDER_CONSTANT):
+        return cv2.warpAffine(image, local, size, flags=cv2.INTER_LINEAR, borderMode=border_mode,
+                              borderValue=0)
+
+    region = to_photo(selection) >= 128
+    inside = to_photo(np.full(selection.shape, 255, np.uint8)) >= 128
+    patch = region.astype(np.float32)
     if radius > 1 and region.any():
         outside = cv2.distanceTransform((~region).astype(np.uint8), cv2.DIST_L2, 5)
-        alpha = np.clip(1.0 - outside / radius, 0.0, 1.0).astype(np.float32)
+        patch = np.clip(1.0 - outside / radius, 0.0, 1.0).astype(np.float32)
+        if not inside.all():  # distance to the frame's edge (the photo's own edges don't count)
+            edge = cv2.distanceTransform(inside.astype(np.uint8), cv2.DIST_L2, 5)
+            patch *= np.clip(edge / radius, 0.0, 1.0)
+    patch[~inside] = 0.0
     if protect is not None:
-        alpha[protect] = 0.0
-    blended = photo.astype(np.float32) * (1 - alpha[..., None]) + warped * alpha[..., None]
-    result = np.where(alpha[..., None] > 0, np.round(blended), photo).astype(np.uint8)
+        patch[protect[y0:y1, x0:x1]] = 0.0
+    alpha[y0:y1, x0:x1] = patch
+    warped = to_photo(frame_image, cv2.BORDER_REPLICATE).astype(np.float32)
+    original = photo[y0:y1, x0:x1]
+    blended = original.astype(np.float32) * (1 - patch[..., None]) + warped * patch[..., None]
+    result[y0:y1, x0:x1] = np.where(patch[..., None] > 0, np.round(blended),
+                                    original).astype(np.uint8)
     return result, alpha

@@ -74,3 +74,20 @@ def test_the_head_is_never_selected():
     pants = postprocess.selection_mask(spec.MEN_PANTS, parse, mask)
     assert not pants[np.isin(parse, (lip.FACE, lip.UPPER_CLOTHES))].any()
     assert pants[parse == lip.PANTS].all()
+
+
+def test_a_crop_fades_out_at_its_edge_instead_of_smearing():
+    rng = np.random.default_rng(2)
+    photo = rng.integers(0, 256, (800, 600, 3), dtype=np.uint8)
+    box = (100.0, 50.0, 400.0, 450.0)  # a 4:3 crop well inside the photo
+    transform = preprocess.box_transform(box)
+    selection = np.zeros(spec.FRAME_SHAPE, np.uint8)
+    selection[100:200, 100:] = 255  # touches the crop's right edge (photo x = 400)
+    frame = np.full(spec.FRAME_SHAPE + (3,), 9, np.uint8)
+    result, alpha = postprocess.paste(photo, frame, selection, transform)
+    assert not alpha[:, 401:].any() and not alpha[:49].any()  # nothing outside the crop
+    np.testing.assert_array_equal(result[alpha == 0], photo[alpha == 0])
+    row = int(round(150 / transform[1, 1] + box[1]))  # a row through the region
+    ramp = alpha[row, 360:401]
+    assert ramp[0] == 1.0 and ramp[-1] == 0.0 and np.all(np.diff(ramp) <= 1e-6)
+    assert (alpha == 1).sum() > 5000
