@@ -89,3 +89,38 @@ def test_garment_frame_and_mismatched_inputs():
         preprocess.garment_frame(wide, mask=np.zeros((10, 10), np.uint8), path='shirt.png')
     with pytest.raises(errors.ParseMapError, match='parse is 10x10'):
         preprocess.body_frame(wide, np.zeros((10, 10), np.uint8), np.zeros((18, 3)))
+
+
+def _centroid(image):
+    weights = image.astype(np.float64)
+    yy, xx = np.mgrid[:image.shape[0], :image.shape[1]]
+    return np.array([(weights * xx).sum(), (weights * yy).sum()]) / weights.sum()
+
+
+@pytest.mark.parametrize('size, crop', [((512, 384), False), ((300, 900), False),
+                                        ((2400, 1000), False), ((800, 600), True),
+                                        ((1500, 700), True)])
+def test_pixels_go_to_the_frame_and_back_to_within_a_pixel(size, crop):
+    image, parse, keypoints = _photo(*size, seed=5)
+    frame = (preprocess.upper_frame if crop else preprocess.body_frame)(image, parse, keypoints)
+    scale = frame.transform[0, 0]
+    radius = max(2, int(np.ceil(2.5 / scale)))  # a dot that survives the area reduction
+    rng = np.random.default_rng(0)
+    inverse = preprocess.invert(frame.transform)
+    tried = 0
+    while tried < 4:
+        # A dot somewhere both see: inside the frame and inside the photo.
+        frame_point = rng.uniform([20, 20], [172, 236])
+        photo_point = inverse[:, :2] @ frame_point + inverse[:, 2]
+        if not np.all((photo_point > 2 * radius) & (photo_point < np.array(size[::-1]) -
+                                                    2 * radius)):
+            continue
+        tried += 1
+        dots = np.zeros(size, np.uint8)
+        cv2.circle(dots, tuple(int(round(v * 16)) for v in photo_point), radius * 16, 255, -1,
+                   shift=4)
+        forward = preprocess.warp_image(dots, frame.transform, border=0)
+        np.testing.assert_allclose(_centroid(forward), frame_point, atol=1.0)
+        back = cv2.warpAffine(forward, preprocess.invert(frame.transform), (size[1], size[0]),
+                              flags=cv2.INTER_LINEAR)
+        np.testing.assert_allclose(_centroid(back), photo_point, atol=max(1.0, 1.0 / scale))
