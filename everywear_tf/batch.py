@@ -6,7 +6,8 @@ Input directory::
     persons/<person>_0_keypoints.{json,mat,pkl}  pose (OpenPose / Everywear JSON, VITON .mat/.pkl)
     persons/<person>_0_parse.png         LIP label map at the photo's size
     garments/<category>/<garment>_1.{png,jpg}   product photos (+ optional <garment>_1_mask.png)
-    pairs.txt                            "<person> <top or -> <bottom or ->" per line (ids)
+    pairs.txt                            "<person> <top or -> <bottom or ->" per line (ids);
+                                         without it, every person gets every garment singly
 
 Workspace written (DESIGN.md §7):
 
@@ -79,6 +80,33 @@ def read_jobs(path):
                 raise errors.DatasetError(path, f'line {number}: expected "<person> <top or -> '
                                                 f'<bottom or ->", got {line.strip()!r}')
             jobs.append(Job(*fields))
+    return jobs
+
+
+def _ids(directory, suffix_pattern):
+    """Sorted ids of ``directory``'s images whose stem ends in ``suffix_pattern`` (e.g. '_0')."""
+    if not os.path.isdir(directory):
+        return []
+    found = set()
+    for name in os.listdir(directory):
+        stem, extension = os.path.splitext(name)
+        if extension.lower() in IMAGE_EXTENSIONS and stem.endswith(suffix_pattern):
+            found.add(stem)
+    return sorted(found)
+
+
+def discover_jobs(input_dir):
+    """Jobs when no pairs file is given: every person with every garment, one garment a job."""
+    persons = _ids(os.path.join(input_dir, 'persons'), '_0')
+    if not persons:
+        raise errors.InputNotFoundError(os.path.join(input_dir, 'persons'),
+                                        'no person photos (<id>_0.png or .jpg)')
+    jobs = []
+    for person in persons:
+        for category in spec.CATEGORIES:
+            for garment in _ids(os.path.join(input_dir, 'garments', category), '_1'):
+                upper = category in spec.UPPER_CATEGORIES
+                jobs.append(Job(person, garment if upper else NONE, NONE if upper else garment))
     return jobs
 
 

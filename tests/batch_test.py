@@ -17,6 +17,7 @@ import scipy.io
 
 from everywear_tf import batch
 from everywear_tf import configs
+from everywear_tf import errors
 from everywear_tf import pipeline
 from everywear_tf import preprocess
 from everywear_tf import spec
@@ -260,3 +261,17 @@ def test_a_killed_run_resumes_to_the_same_bytes(weights_root, tmp_path):
     assert resumed.returncode == 0, resumed.stderr
     assert f'{done_before} of 5 jobs already done' in resumed.stderr
     assert _digest(tmp_path / 'killed') == _digest(tmp_path / 'straight')
+
+
+def test_without_a_pairs_file_every_person_gets_every_garment(tmp_path):
+    source = _input_dir(tmp_path / 'in', [])
+    (source / 'pairs.txt').unlink()
+    for person in ('bo_0', 'al_0'):
+        (source / 'persons').mkdir(parents=True, exist_ok=True)
+        (source / 'persons' / f'{person}.jpg').write_bytes(b'')
+    (source / 'persons' / 'al_0_parse.png').write_bytes(b'')  # not a person
+    assert batch.discover_jobs(str(source)) == [
+            batch.Job('al_0', 'shirt_1', '-'), batch.Job('al_0', '-', 'jeans_1'),
+            batch.Job('bo_0', 'shirt_1', '-'), batch.Job('bo_0', '-', 'jeans_1')]
+    with pytest.raises(errors.InputNotFoundError, match='no person photos'):
+        batch.discover_jobs(str(tmp_path / 'empty'))

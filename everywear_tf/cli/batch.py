@@ -23,7 +23,8 @@ from everywear_tf import pipeline  # noqa: E402
 
 _INPUT_DIR = flags.DEFINE_string('input_dir', None, 'persons/, garments/<category>/, pairs.txt')
 _WORKSPACE = flags.DEFINE_string('workspace', 'workspace', 'Where input/, stage/, output/ go.')
-_JOBS = flags.DEFINE_string('jobs', None, 'Jobs file (default: <input_dir>/pairs.txt).')
+_JOBS = flags.DEFINE_string('jobs', None, 'Jobs file (default: <input_dir>/pairs.txt, and '
+                            'without it every person with every garment).')
 _WEIGHTS_ROOT = flags.DEFINE_string('weights_root', demo_weights.DIRECTORY,
                                     'Directory of <module>_<category>/ weights directories.')
 _SERVER = flags.DEFINE_string('server', None, 'TF Serving gRPC host:port (default: in process).')
@@ -37,7 +38,13 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f'unexpected arguments: {argv[1:]}')
     try:
-        jobs = batch.read_jobs(_JOBS.value or os.path.join(_INPUT_DIR.value, 'pairs.txt'))
+        pairs = _JOBS.value or os.path.join(_INPUT_DIR.value, 'pairs.txt')
+        if _JOBS.value or os.path.exists(pairs):
+            jobs = batch.read_jobs(pairs)
+        else:
+            jobs = batch.discover_jobs(_INPUT_DIR.value)
+            print(f'no {pairs}: {len(jobs)} jobs, every person with every garment',
+                  file=sys.stderr)
     except errors.EverywearError as e:
         print(f'everywear-batch: error: {e}', file=sys.stderr)
         return 1
