@@ -1,8 +1,8 @@
 """The whole try-on on full photos: preprocess → GMM → EDM → RM → paste back; outfits.
 
 Backends run the three networks of a category on 256×192 frames: ``LocalBackend`` in process
-from weights directories (the embedded default), or ``ServerBackend`` through TF Serving with
-the client. Both go through the same signature functions, so their outputs are identical.
+from weights directories (the embedded default), ``SavedModelBackend`` in process from exported
+SavedModels, or ``ServerBackend`` through TF Serving with the client. Both go through the same signature functions, so their outputs are identical.
 """
 
 import dataclasses
@@ -20,6 +20,7 @@ from everywear_tf import tryon
 from everywear_tf import weights
 from everywear_tf.data import keypoints as keypoint_files
 from everywear_tf.data import lip
+from everywear_tf.export import exporter
 
 UPPER = 'upper'
 LOWER = 'lower'
@@ -43,14 +44,39 @@ class LocalBackend:
     def chain(self, category):
         with self._lock:
             if category not in self._chains:
-                models = [weights.load(os.path.join(self.weights_root,
-                                                    spec.model_name(module, category)), module)
-                          for module in spec.MODULES]
-                self._chains[category] = tryon.Tryon(category, *models)
+                self._chains[category] = self._build(category)
             return self._chains[category]
+
+    def _build(self, category):
+        return tryon.Tryon(category, *[
+                weights.load(os.path.join(self.weights_root, spec.model_name(module, category)),
+                             module) for module in spec.MODULES])
 
     def __call__(self, category, inputs):
         return self.chain(category)(inputs)
+
+
+class SavedModelBackend(LocalBackend):
+    """Exported SavedModels loaded in this process from a TF Serving base path
+    (``<base_path>/<module>_<category>/<version>/``; the highest version, or ``versions``)."""
+
+    def __init__(self, base_path, versions=None):
+        super().__init__(base_path)
+        self.versions = versions or {}
+
+    def _build(self, category):
+        directories = {}
+        for module in spec.MODULES:
+            name = spec.model_name(module, category)
+            model_dir = os.path.join(self.weights_root, name)
+            available = exporter.versions(model_dir)
+            version = self.versions.get(name, available[-1] if available else None)
+            if version not in available:
+                raise errors.InputNotFoundError(
+                        model_dir, f'no SavedModel version {version} (found {available})'
+                        if version is not None else 'no SavedModel versions')
+            directories[module] = os.path.join(model_dir, str(version))
+        return tryon.Tryon.from_saved_models(category, directories)
 
 
 class ServerBackend:
@@ -62,6 +88,16 @@ class ServerBackend:
 
     def __call__(self, category, inputs):
         return self.client.tryon(category, inputs)
+
+
+def make_backend(weights_root=None, saved_models=None, server=None):
+    """The backend one of the three sources names (a server, exported SavedModels, or weights
+    directories, in that order of precedence when several are given)."""
+    if server:
+        return ServerBackend(server)
+    if saved_models:
+        return SavedModelBackend(saved_models)
+    return LocalBackend(weights_root)
 
 
 @dataclasses.dataclass

@@ -70,7 +70,7 @@ def test_outfit_keeps_the_photo_outside_the_garments(weights_root, size, case):
     assert not np.array_equal(final, photo)
 
 
-def test_server_backend_gives_identical_results(weights_root, tmp_path):
+def test_server_and_saved_model_backends_give_identical_results(weights_root, tmp_path):
     base = tmp_path / 'exported'
     names = [spec.model_name(module, category) for category in CATEGORIES
              for module in spec.MODULES]
@@ -79,19 +79,28 @@ def test_server_backend_gives_identical_results(weights_root, tmp_path):
     server = dev_server.DevServer(serving_config.serving_config(str(base), names),
                                   file_system_poll_seconds=0).start()
     local_backend = pipeline.LocalBackend(str(weights_root))
+    saved_backend = pipeline.make_backend(saved_models=str(base))
+    assert isinstance(saved_backend, pipeline.SavedModelBackend)
     try:
-        remote_backend = pipeline.ServerBackend(f'127.0.0.1:{server.grpc_port}')
+        remote_backend = pipeline.make_backend(server=f'127.0.0.1:{server.grpc_port}')
         for seed, (size, case) in enumerate([((600, 450), CASES[0]), ((480, 640), CASES[1]),
                                              ((700, 350), CASES[3])]):
             photo, parse, keypoints = _photo(*size, seed=4 + seed)
             local, local_results = _outfit(local_backend, photo, parse, keypoints, *case)
-            remote, remote_results = _outfit(remote_backend, photo, parse, keypoints, *case)
-            np.testing.assert_array_equal(local, remote)
-            for slot, result in local_results.items():
-                for suffix, image in result.images().items():
-                    np.testing.assert_array_equal(image, remote_results[slot].images()[suffix])
+            for backend in (remote_backend, saved_backend):
+                other, other_results = _outfit(backend, photo, parse, keypoints, *case)
+                np.testing.assert_array_equal(local, other)
+                for slot, result in local_results.items():
+                    for suffix, image in result.images().items():
+                        np.testing.assert_array_equal(image, other_results[slot].images()[suffix])
     finally:
         server.stop()
+
+
+def test_missing_saved_models_are_named(tmp_path):
+    backend = pipeline.SavedModelBackend(str(tmp_path))
+    with pytest.raises(errors.InputNotFoundError, match='gmm_men_tshirts: no SavedModel versions'):
+        backend.chain(spec.MEN_TSHIRTS)
 
 
 def test_wrong_garment_slot_and_unknown_category(weights_root):

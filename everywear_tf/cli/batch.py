@@ -27,7 +27,11 @@ _JOBS = flags.DEFINE_string('jobs', None, 'Jobs file (default: <input_dir>/pairs
                             'without it every person with every garment).')
 _WEIGHTS_ROOT = flags.DEFINE_string('weights_root', demo_weights.DIRECTORY,
                                     'Directory of <module>_<category>/ weights directories.')
+_SAVED_MODELS = flags.DEFINE_string('saved_models', None, 'Run exported SavedModels in process '
+                                     'from this TF Serving base path (<name>/<version>/) '
+                                     'instead of --weights_root.')
 _SERVER = flags.DEFINE_string('server', None, 'TF Serving gRPC host:port (default: in process).')
+flags.mark_flags_as_mutual_exclusive(['saved_models', 'server'])
 _WORKERS = flags.DEFINE_integer('workers', None, 'Jobs run at once (default: 4 with --server, '
                                 '1 in process, where TensorFlow already uses every core).',
                                 lower_bound=1)
@@ -48,8 +52,8 @@ def main(argv):
     except errors.EverywearError as e:
         print(f'everywear-batch: error: {e}', file=sys.stderr)
         return 1
-    backend = (pipeline.ServerBackend(_SERVER.value) if _SERVER.value else
-               pipeline.LocalBackend(_WEIGHTS_ROOT.value))
+    backend = pipeline.make_backend(_WEIGHTS_ROOT.value, _SAVED_MODELS.value,
+                                     _SERVER.value)
     workers = _WORKERS.value or (4 if _SERVER.value else 1)
     report = batch.Batch(_INPUT_DIR.value, _WORKSPACE.value, backend, workers=workers).run(jobs)
     failed = report['failed']

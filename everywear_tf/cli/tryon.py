@@ -40,7 +40,11 @@ _BOTTOM_MASK = flags.DEFINE_string('bottom_mask', None, 'Its mask (default: comp
 _OUTPUT = flags.DEFINE_string('output', 'tryon.png', 'Where the dressed photo goes (PNG).')
 _WEIGHTS_ROOT = flags.DEFINE_string('weights_root', demo_weights.DIRECTORY,
                                     'Directory of <module>_<category>/ weights directories.')
+_SAVED_MODELS = flags.DEFINE_string('saved_models', None, 'Run exported SavedModels in process '
+                                     'from this TF Serving base path (<name>/<version>/) '
+                                     'instead of --weights_root.')
 _SERVER = flags.DEFINE_string('server', None, 'TF Serving gRPC host:port (default: in process).')
+flags.mark_flags_as_mutual_exclusive(['saved_models', 'server'])
 
 
 def _inputs():
@@ -71,8 +75,8 @@ def main(argv):
         photo = images.read_image(person)
         parse = parsing.read_parse(parse_path, image_size=photo.shape[:2])
         keypoints = keypoint_files.read_keypoints(pose)
-        backend = (pipeline.ServerBackend(_SERVER.value) if _SERVER.value else
-                   pipeline.LocalBackend(_WEIGHTS_ROOT.value))
+        backend = pipeline.make_backend(_WEIGHTS_ROOT.value, _SAVED_MODELS.value,
+                                         _SERVER.value)
         final, _ = pipeline.outfit(backend, photo, parse, keypoints,
                                    top=_garment(_TOP_CATEGORY.value, top, top_mask),
                                    bottom=_garment(spec.MEN_PANTS, bottom, bottom_mask),
