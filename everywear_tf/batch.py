@@ -37,6 +37,7 @@ import concurrent.futures
 import dataclasses
 import json
 import os
+import re
 import sys
 import time
 
@@ -54,6 +55,7 @@ from everywear_tf.data import keypoints as keypoint_files
 from everywear_tf.data import parsing
 
 NONE = '-'
+_ID = re.compile(r'[A-Za-z0-9_-][A-Za-z0-9_.-]*')
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg')
 
 
@@ -79,8 +81,12 @@ def read_jobs(path):
             if len(fields) != 3 or (fields[1] == NONE and fields[2] == NONE):
                 raise errors.DatasetError(path, f'line {number}: expected "<person> <top or -> '
                                                 f'<bottom or ->", got {line.strip()!r}')
+            bad = [field for field in fields if field != NONE and not _ID.fullmatch(field)]
+            if bad:  # ids become file names in the workspace: no separators, no '..'
+                raise errors.DatasetError(path, f'line {number}: {bad[0]!r} is not an id (letters, '
+                                                f'digits, "_", "-", "." and not starting with ".")')
             jobs.append(Job(*fields))
-    return jobs
+    return list(dict.fromkeys(jobs))  # a repeated line is one job
 
 
 def _ids(directory, suffix_pattern):

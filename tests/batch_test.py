@@ -5,6 +5,7 @@ import hashlib
 import json
 import os
 import pickle
+import re
 import signal
 import subprocess
 import sys
@@ -275,3 +276,20 @@ def test_without_a_pairs_file_every_person_gets_every_garment(tmp_path):
             batch.Job('bo_0', 'shirt_1', '-'), batch.Job('bo_0', '-', 'jeans_1')]
     with pytest.raises(errors.InputNotFoundError, match='no person photos'):
         batch.discover_jobs(str(tmp_path / 'empty'))
+
+
+def test_jobs_files_are_checked_line_by_line(tmp_path):
+    pairs = tmp_path / 'pairs.txt'
+    pairs.write_text('# person top bottom\nanna_0 shirt_1 -\n\nanna_0 shirt_1 -\nbo_0 - jeans_1\n')
+    assert batch.read_jobs(pairs) == [batch.Job('anna_0', 'shirt_1', '-'),
+                                      batch.Job('bo_0', '-', 'jeans_1')]
+    for line, problem in (('anna_0 shirt_1', 'line 1: expected'), ('anna_0 - -', 'expected'),
+                          ('../../evil_0 shirt_1 -', "'../../evil_0' is not an id"),
+                          ('anna_0 a/b_1 -', "'a/b_1' is not an id"),
+                          ('.hidden_0 - jeans_1', 'is not an id')):
+        pairs.write_text(line + '\n')
+        with pytest.raises(errors.DatasetError, match=re.escape(problem)) as caught:
+            batch.read_jobs(pairs)
+        assert str(pairs) in str(caught.value)
+    with pytest.raises(errors.InputNotFoundError, match='no such file'):
+        batch.read_jobs(tmp_path / 'missing.txt')
