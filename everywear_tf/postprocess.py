@@ -21,13 +21,14 @@ MIN_ISLAND = 0.002  # components smaller than this share of the frame are droppe
 def clean_mask(mask, min_fraction=MIN_ISLAND):
     """uint8 {0,255}: ``mask`` (bool or uint8) without connected islands smaller than
     ``min_fraction`` of the image, holes of that size filled."""
-    binary = (np.asarray(mask) > 0).astype(np.uint8)
+    original = (np.asarray(mask) > 0).astype(np.uint8)
+    binary = original.copy()
     limit = min_fraction * binary.size
-    for target, value in ((binary, 1), (1 - binary, 0)):
-        count, labels, stats, _ = cv2.connectedComponentsWithStats(target, connectivity=8)
-        for component in range(1, count):
-            if stats[component, cv2.CC_STAT_AREA] < limit:
-                binary[labels == component] = 1 - value
+    for target, value in ((original, 1), (1 - original, 0)):
+        _, labels, stats, _ = cv2.connectedComponentsWithStats(target, connectivity=8)
+        small = stats[:, cv2.CC_STAT_AREA] < limit
+        small[0] = False  # label 0 is the other value's pixels
+        binary[small[labels]] = 1 - value
     return binary * 255
 
 

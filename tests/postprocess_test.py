@@ -91,3 +91,26 @@ def test_a_crop_fades_out_at_its_edge_instead_of_smearing():
     ramp = alpha[row, 360:401]
     assert ramp[0] == 1.0 and ramp[-1] == 0.0 and np.all(np.diff(ramp) <= 1e-6)
     assert (alpha == 1).sum() > 5000
+
+
+def test_clean_mask_matches_a_scipy_reference_on_random_masks():
+    import scipy.ndimage
+
+    def reference(mask, min_fraction):
+        binary = mask > 0
+        out = binary.copy()
+        limit = min_fraction * binary.size
+        for target, value in ((binary, True), (~binary, False)):
+            labels, count = scipy.ndimage.label(target, structure=np.ones((3, 3)))
+            sizes = scipy.ndimage.sum(np.ones_like(labels), labels, range(1, count + 1))
+            for component, size in enumerate(sizes, start=1):
+                if size < limit:
+                    out[labels == component] = not value
+        return out.astype(np.uint8) * 255
+
+    rng = np.random.default_rng(3)
+    for _ in range(6):
+        noise = scipy.ndimage.gaussian_filter(rng.normal(size=spec.FRAME_SHAPE), 1.5)
+        mask = (noise > rng.uniform(-0.1, 0.1)).astype(np.uint8) * 255
+        np.testing.assert_array_equal(postprocess.clean_mask(mask, 0.001),
+                                      reference(mask, 0.001))
