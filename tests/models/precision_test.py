@@ -8,7 +8,6 @@ import pytest
 import tensorflow as tf
 
 from everywear_tf import configs
-from everywear_tf import demo_weights
 from everywear_tf import spec
 from everywear_tf import weights
 from everywear_tf.bench import inputs as bench_inputs
@@ -70,8 +69,9 @@ def test_signature_dtypes_unchanged_and_float32_kept_where_listed(module):
 
 
 def _demo_models(category):
-    return [weights.load(os.path.join(demo_weights.DIRECTORY, spec.model_name(module, category)),
-                         module) for module in spec.MODULES]
+    return [weights.load(os.path.join(bench_inputs.demo_weights_directory(),
+                                      spec.model_name(module, category)), module)
+            for module in spec.MODULES]
 
 
 @pytest.mark.parametrize('category', spec.CATEGORIES)

@@ -1,0 +1,1 @@
+"""Runnable benchmarks (``python -m bench.<name>``); the code they run is everywear_tf.bench."""

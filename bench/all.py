@@ -1,0 +1,61 @@
+r"""Benchmarks every module and the whole try-on, prints the tables and writes the JSON.
+
+    python -m bench.all                       # full configs: the figures in bench/RESULTS.md
+    python -m bench.all --quick               # lite configs, a few runs: a check, in a minute
+    python -m bench.all --output=bench/results/all.json --markdown=bench/results/all.md
+
+Run from the repository root. Figures are of this machine at this moment; the JSON records the
+machine, the load average and the measured peak beside them.
+"""
+
+import json
+import os
+import sys
+
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')  # keep TensorFlow's start-up chatter quiet
+
+from absl import app  # noqa: E402
+from absl import flags  # noqa: E402
+from absl import logging  # noqa: E402
+
+from everywear_tf import fileio  # noqa: E402
+from everywear_tf.bench import paths  # noqa: E402
+from everywear_tf.bench import report  # noqa: E402
+from everywear_tf.bench import suite  # noqa: E402
+
+_QUICK = flags.DEFINE_bool('quick', False, 'Lite configs and a few runs (for the test and a '
+                           'quick look; not the published figures).')
+_OUTPUT = flags.DEFINE_string('output', 'bench/results/all.json', 'Where the JSON goes.')
+_MARKDOWN = flags.DEFINE_string('markdown', None, 'Also write the tables as Markdown here.')
+_RUNS = flags.DEFINE_integer('runs', None, 'Latency runs at batch 1 (default: 20, quick 3).')
+_PATHS = flags.DEFINE_list('paths', list(paths.ALL), 'Paths to measure.')
+_WORK_DIR = flags.DEFINE_string('work_dir', None, 'Keep the exported models here (default: a '
+                                'temporary directory, removed at the end).')
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f'unexpected arguments: {argv[1:]}')
+    unknown = sorted(set(_PATHS.value) - set(paths.ALL))
+    if unknown:
+        raise app.UsageError(f'unknown paths {unknown}; known: {list(paths.ALL)}')
+    logging.set_verbosity(logging.WARNING)  # SavedModel writing logs every asset at INFO
+    settings = suite.QUICK if _QUICK.value else suite.Settings()
+    overrides = {'paths': tuple(_PATHS.value)}
+    if _RUNS.value:
+        overrides['runs'] = _RUNS.value
+    settings = suite.dataclasses.replace(settings, **overrides)
+    results = suite.run(settings, log=lambda m: print(f'bench: {m}', file=sys.stderr, flush=True),
+                        work_dir=_WORK_DIR.value)
+    results['command'] = ' '.join(['python -m bench.all'] + sys.argv[1:])
+    os.makedirs(os.path.dirname(os.path.abspath(_OUTPUT.value)), exist_ok=True)
+    fileio.atomic_write_bytes(_OUTPUT.value, (json.dumps(results, indent=1) + "\n").encode())
+    if _MARKDOWN.value:
+        fileio.atomic_write_bytes(_MARKDOWN.value, report.text(results, markdown=True).encode())
+    print(report.text(results))
+    print(f'wrote {_OUTPUT.value}')
+    return 0
+
+
+if __name__ == '__main__':
+    app.run(lambda argv: sys.exit(main(argv)))

@@ -1,0 +1,212 @@
+"""The benchmark results (suite.run's dict) as tables: plain text for the terminal, Markdown for
+bench/RESULTS.md. Every figure printed is read from the results, none is computed elsewhere."""
+
+from everywear_tf import spec
+from everywear_tf.bench import paths
+
+_ROWS = spec.MODULES + ('tryon',)
+
+
+def _table(header, rows, markdown):
+    cells = [[str(c) for c in header]] + [[str(c) for c in row] for row in rows]
+    if markdown:
+        lines = ['| ' + ' | '.join(cells[0]) + ' |', '|' + '---|' * len(header)]
+        lines += ['| ' + ' | '.join(row) + ' |' for row in cells[1:]]
+        return '\n'.join(lines)
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    lines = ['  '.join(c.ljust(w) for c, w in zip(row, widths)) for row in cells]
+    lines.insert(1, '  '.join('-' * w for w in widths))
+    return '\n'.join(lines)
+
+
+def _ms(seconds):
+    return f'{seconds * 1e3:.1f}'
+
+
+def _ratio(a, b):
+    return f'{a / b:.2f}'
+
+
+def machine(results, markdown=False):
+    m, peak = results['machine'], results['peak']
+    rows = [('date', m['date']), ('cpu', f"{m['cpu']} ({m['cores']} cores, AVX512_BF16: "
+                                         f"{m['avx512_bf16']})"),
+            ('tensorflow', m['tensorflow']), ('oneDNN', m['onednn']),
+            ('load average (1, 5, 15 min) at start', ', '.join(f'{v:.2f}'
+                                                               for v in m['load_average'])),
+            ('load average at end', ', '.join(f'{v:.2f}' for v in m.get('load_average_end', []))),
+            ('peak float32 (matmul %d³), start / end' % peak['size'],
+             f"{peak['gflops']:.1f} / {results['peak_end']['gflops']:.1f} GFLOP/s"),
+            ('networks', f"{results['settings']['config']} config, random weights"),
+            ('runs', f"{results['settings']['runs']} at batch 1, {results['settings']['batch_runs']}"
+                     f" at batch {results['settings']['batch']}"),
+            ('benchmark wall time', f"{results['seconds']:.0f} s")]
+    return _table(('', ''), rows, markdown)
+
+
+def latency(results, markdown=False):
+    """Median and p90 at batch 1, throughput at the batch size, per module and path."""
+    header = ['module'] + [f'{p} median / p90 ms' for p in results['paths']]
+    rows, throughput = [], []
+    for module in _ROWS:
+        row, items = [module], [module]
+        for path, modules in results['paths'].items():
+            if 'error' in modules:
+                row.append('failed')
+                items.append('failed')
+                continue
+            stats = modules[module]['latency']
+            row.append(f"{_ms(stats['median'])} / {_ms(stats['p90'])}")
+            items.append(f"{modules[module]['throughput']['items_per_second']:.1f}")
+        rows.append(row)
+        throughput.append(items)
+    batch = results['settings']['batch']
+    errors = [f'{p}: {m["error"]}' for p, m in results['paths'].items() if 'error' in m]
+    text = (_table(header, rows, markdown) + '\n\nThroughput at batch %d (items/s)\n\n' % batch
+            + _table(['module'] + list(results['paths']), throughput, markdown))
+    return text + ''.join(f'\n\n{e}' for e in errors)
+
+
+def efficiency(results, markdown=False):
+    peak = results['peak']['gflops']
+    header = ['module', 'GFLOP / item', 'path', 'GFLOP/s batch 1', 'of peak',
+              f"GFLOP/s batch {results['settings']['batch']}", 'of peak']
+    rows = []
+    for module in _ROWS:
+        for path in (paths.KERAS, paths.SAVED_MODEL):
+            e = results['efficiency'].get(path, {}).get(module)
+            if e is None:
+                continue
+            rows.append((module, f"{results['flops'][module]['total'] / 1e9:.2f}", path,
+                         f"{e['gflops_batch1']:.1f}", f"{e['fraction_of_peak_batch1']:.0%}",
+                         f"{e['gflops_batch']:.1f}", f"{e['fraction_of_peak_batch']:.0%}"))
+    return (f'Measured peak: {peak:.1f} GFLOP/s (float32 matmul)\n\n'
+            + _table(header, rows, markdown))
+
+
+def serving(results, markdown=False):
+    """Served latency over in-process latency, and the bytes each request moves."""
+    keras = results['paths'][paths.KERAS]
+    rows = []
+    for module in _ROWS:
+        row = [module, _ms(keras[module]['latency']['median'])]
+        for path in paths.SERVED:
+            served = results['paths'].get(path)
+            if served is None or 'error' in served:
+                row += ['-', '-']
+                continue
+            median = served[module]['latency']['median']
+            row += [_ms(median), _ratio(median, keras[module]['latency']['median'])]
+        rows.append(row)
+    text = _table(['module', 'keras ms', 'gRPC ms', 'gRPC / keras', 'REST ms', 'REST / keras'],
+                  rows, markdown)
+    sizes = results.get('payload_bytes')
+    if sizes:
+        size_rows = [(m, f"{s['grpc_request'] / 1e3:.0f}", f"{s['grpc_response'] / 1e3:.0f}",
+                      f"{s['rest_request'] / 1e3:.0f}", f"{s['rest_response'] / 1e3:.0f}")
+                     for m, s in sizes.items()]
+        text += '\n\nPayload per request at batch 1 (kB)\n\n' + _table(
+                ['module', 'gRPC request', 'gRPC response', 'REST request', 'REST response'],
+                size_rows, markdown)
+    return text
+
+
+def outfit(results, markdown=False):
+    out = {p: v for p, v in results['outfit'].items() if isinstance(v, dict)}
+    parts = [p for p in next(iter(out.values())) if p != 'runs']
+    rows = [[part] + [_ms(out[path][part]) for path in out] for part in parts]
+    text = _table(['part (ms)'] + list(out), rows, markdown)
+    if 'served_equals_in_process' in results['outfit']:
+        text += ('\n\nServed outfit equals the in-process one bit for bit: '
+                 f"{results['outfit']['served_equals_in_process']}")
+    return text
+
+
+def bfloat16(results, markdown=False):
+    b = results.get('bfloat16')
+    if not b:
+        return 'bfloat16 variant not measured'
+    rows = []
+    for module in _ROWS:
+        row = [module]
+        for path, timings in b['timings'].items():
+            f32 = results['paths'][path][module]['latency']['median']
+            bf = timings[module]['latency']['median']
+            f32_items = results['paths'][path][module]['throughput']['items_per_second']
+            bf_items = timings[module]['throughput']['items_per_second']
+            row += [f'{_ms(f32)} → {_ms(bf)}', _ratio(f32, bf), _ratio(bf_items, f32_items)]
+        rows.append(row)
+    header = ['module']
+    for path in b['timings']:
+        header += [f'{path} ms f32 → bf16', 'speed-up b1', f"speed-up b{results['settings']['batch']}"]
+    text = _table(header, rows, markdown)
+    diff_rows = []
+    for name, comparison in list(b['demo_set'].items()) + [('random full weights',
+                                                            b['random_weights'])]:
+        m = comparison['modules']
+        diff_rows.append((name, f"{comparison['tryon']['min_ssim']:.4f}",
+                          f"{comparison['tryon']['max_abs']:.0f}",
+                          f"{comparison['tryon']['mean_abs']:.3f}",
+                          f"{m[spec.GMM][spec.THETA]['max_abs']:.4f}",
+                          f"{m[spec.GMM][spec.WARPED_CLOTH]['max_abs']:.0f}",
+                          f"{m[spec.EDM][spec.COARSE]['max_abs']:.0f}",
+                          f"{m[spec.RM][spec.TRYON]['max_abs']:.0f}"))
+    text += '\n\nbfloat16 against float32 (uint8 levels unless said)\n\n' + _table(
+            ('weights / inputs', 'try-on SSIM', 'try-on max abs', 'try-on mean abs',
+             'GMM theta max abs', 'GMM warped max', 'EDM coarse max', 'RM tryon max'),
+            diff_rows, markdown)
+    return text
+
+
+def optimisations(results, markdown=False):
+    o = results.get('optimisations')
+    if not o:
+        return 'optimisations not measured'
+    rows = []
+    for batch, pair in o['grid_sample'].items():
+        rows.append((f'grid_sample 256×192×3, {batch}', _ms(pair['before']['median']),
+                     _ms(pair['after']['median']),
+                     _ratio(pair['before']['median'], pair['after']['median'])))
+    g = o['gmm_graph_ops']
+    rows.append(('GMM serving function, batch 1', _ms(g['before']['latency']['median']),
+                 _ms(g['after']['latency']['median']),
+                 _ratio(g['before']['latency']['median'], g['after']['latency']['median'])))
+    batch = results['settings']['batch']
+    rows.append((f'GMM serving function, batch {batch} (per call)',
+                 _ms(g['before']['throughput']['median']), _ms(g['after']['throughput']['median']),
+                 _ratio(g['before']['throughput']['median'], g['after']['throughput']['median'])))
+    for module, pair in o.get('grpc_transport', {}).get('before', {}).items():
+        after = o['grpc_transport']['after'][module]
+        for label, key in (('batch 1', 'latency'), (f'batch {batch}', 'throughput')):
+            rows.append((f'{module} over gRPC, {label}', _ms(pair[key]['median']),
+                         _ms(after[key]['median']),
+                         _ratio(pair[key]['median'], after[key]['median'])))
+    codec = o.get('gmm_response_codec')
+    if codec:
+        for step in ('encode', 'decode'):
+            rows.append((f'GMM batch-1 response, {step}', _ms(codec['before'][step]['median']),
+                         _ms(codec['after'][step]['median']),
+                         _ratio(codec['before'][step]['median'], codec['after'][step]['median'])))
+    xla = results['paths'].get(paths.KERAS_XLA)
+    if xla and 'error' not in xla:
+        for module in _ROWS:
+            before = results['paths'][paths.KERAS][module]['latency']['median']
+            after = xla[module]['latency']['median']
+            rows.append((f'{module}: XLA (jit_compile) in process, batch 1', _ms(before),
+                         _ms(after), _ratio(before, after)))
+    text = _table(('change', 'before ms', 'after ms', 'speed-up'), rows, markdown)
+    return text + (f"\n\nGMM outputs before/after the graph-op changes differ by at most "
+                   f"{g['max_abs_difference']:g}")
+
+
+SECTIONS = (('Machine', machine), ('Latency (batch 1) and throughput', latency),
+            ('FLOPs and efficiency', efficiency), ('Serving overhead and payloads', serving),
+            ('Outfit (top + pants on the demo photo), median split', outfit),
+            ('bfloat16 variant', bfloat16), ('Optimisations, before and after', optimisations))
+
+
+def text(results, markdown=False):
+    """Every section, titled."""
+    heading = '### ' if markdown else '== '
+    return '\n\n'.join(f'{heading}{title}\n\n{section(results, markdown)}'
+                       for title, section in SECTIONS) + '\n'

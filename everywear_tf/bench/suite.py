@@ -1,0 +1,315 @@
+"""The whole benchmark: every module and the try-on over every path, FLOPs against the measured
+peak, payloads, the outfit's split, the bfloat16 variant and what each optimisation bought.
+
+``run(settings)`` returns one JSON-ready dict; ``report.text`` prints it as tables. The networks
+have random weights (``settings.config``, 'full' for the published figures); inputs are the
+bundled demo frames.
+"""
+
+import contextlib
+import dataclasses
+import os
+import shutil
+import tempfile
+import time
+
+import numpy as np
+import tensorflow as tf
+
+from everywear_tf import configs
+from everywear_tf import demo
+from everywear_tf import spec
+from everywear_tf import tryon
+from everywear_tf import weights
+from everywear_tf.bench import baselines
+from everywear_tf.bench import flops
+from everywear_tf.bench import inputs as bench_inputs
+from everywear_tf.bench import outfit
+from everywear_tf.bench import paths
+from everywear_tf.bench import precision
+from everywear_tf.bench import timing
+from everywear_tf.data import images
+from everywear_tf.data import keypoints as keypoint_files
+from everywear_tf.data import parsing
+from everywear_tf.models import factory
+from everywear_tf.ops import sampling
+from everywear_tf.serving import client as client_lib
+from everywear_tf.serving import dev_server
+
+TRYON = 'tryon'  # the whole GMM → EDM → RM chain, beside the modules
+CATEGORY = spec.MEN_TSHIRTS  # the module benchmarks' category; the outfit adds pants
+OUTFIT_CATEGORIES = (spec.MEN_TSHIRTS, spec.MEN_PANTS)
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    config: str = configs.FULL
+    runs: int = 20  # latency runs at batch 1, after warmup
+    warmup: int = 3
+    batch: int = 8  # throughput batch
+    batch_runs: int = 5
+    paths: tuple = paths.ALL
+    bfloat16: bool = True
+    outfit_runs: int = 5
+    peak_size: int = 2048
+    optimisations: bool = True
+    demo_categories: tuple = spec.CATEGORIES  # bfloat16 against float32 on the demo set
+
+
+# A check that every part runs (the test runs it), not figures to publish.
+QUICK = Settings(config=configs.LITE, runs=3, warmup=1, batch=2, batch_runs=1, outfit_runs=1,
+                 peak_size=1024, demo_categories=(CATEGORY,))
+
+
+def _models(config_name, category):
+    tf.keras.utils.set_random_seed(OUTFIT_CATEGORIES.index(category))
+    return {module: factory.build(configs.get(module, config_name)) for module in spec.MODULES}
+
+
+def _difference(a, b):
+    return max(float(np.abs(np.asarray(a[k], np.float64) - np.asarray(b[k], np.float64)).max())
+               for k in a)
+
+
+def _bench_runner(run_module, settings, module_inputs, chain_inputs, reference=None):
+    """Latency (batch 1) and throughput (batch ``settings.batch``) of each module and the chain."""
+    out = {}
+    for module in spec.MODULES + (TRYON,):
+        if module == TRYON:
+            one = lambda: tryon.chain(run_module, CATEGORY, chain_inputs[1])  # noqa: E731
+            many = lambda: tryon.chain(run_module, CATEGORY, chain_inputs[2])  # noqa: E731
+        else:
+            one = lambda m=module: run_module(m, module_inputs[1][m])  # noqa: E731
+            many = lambda m=module: run_module(m, module_inputs[2][m])  # noqa: E731
+        result = {'latency': timing.measure(one, settings.runs, settings.warmup),
+                  'throughput': timing.throughput(many, settings.batch, settings.batch_runs)}
+        if reference is not None:
+            result['max_abs_vs_keras'] = _difference(reference[module], one())
+        out[module] = result
+    return out
+
+
+def _inputs_for(reference_run, batch):
+    chain_inputs = bench_inputs.demo_inputs(CATEGORY, batch)
+    chain_outputs = tryon.chain(reference_run, CATEGORY, chain_inputs)
+    return chain_inputs, {module: bench_inputs.module_inputs(module, chain_inputs, chain_outputs)
+                          for module in spec.MODULES}
+
+
+def _flops(models):
+    out = {}
+    for module, model in models.items():
+        function = paths.keras_runner({module: model}).functions[module].python_function
+        signature = [tf.TensorSpec((1,) + s.shape[1:], s.dtype)
+                     for s in paths.modules.input_signature(module)]
+        out[module] = flops.count_function(function, signature, [l.name for l in model.layers])
+    out[TRYON] = {'total': sum(out[m]['total'] for m in spec.MODULES)}
+    return out
+
+
+def _efficiency(results, module_flops, peak):
+    """GFLOP/s of each module on each path and its fraction of the measured peak."""
+    out = {}
+    for path, modules in results.items():
+        out[path] = {}
+        for module, result in modules.items():
+            if 'latency' not in result:
+                continue
+            total = module_flops[module]['total']
+            one = total / result['latency']['median'] / 1e9
+            many = total * result['throughput']['items_per_second'] / 1e9
+            out[path][module] = {'gflops_batch1': one, 'gflops_batch': many,
+                                 'fraction_of_peak_batch1': one / peak,
+                                 'fraction_of_peak_batch': many / peak}
+    return out
+
+
+def _paths(settings, models, version_dirs, server, log):
+    reference = paths.keras_runner(models)
+    single = _inputs_for(reference, 1)
+    batched = _inputs_for(reference, settings.batch)
+    module_inputs = {1: single[1], 2: batched[1]}
+    chain_inputs = {1: single[0], 2: batched[0]}
+    expected = {module: reference(module, module_inputs[1][module]) for module in spec.MODULES}
+    expected[TRYON] = tryon.chain(reference, CATEGORY, chain_inputs[1])
+    runners = {paths.KERAS: lambda: reference,
+               paths.KERAS_XLA: lambda: paths.keras_runner(models, jit_compile=True),
+               paths.SAVED_MODEL: lambda: paths.saved_model_runner(version_dirs),
+               paths.SAVED_MODEL_XLA: lambda: paths.saved_model_runner(version_dirs, True)}
+    if server is not None:
+        clients = paths.clients(server)
+        for transport in paths.SERVED:
+            runners[transport] = lambda t=transport: paths.client_runner(clients[t], CATEGORY, 1)
+    results = {}
+    for path in settings.paths:
+        log(f'path {path}')
+        try:
+            results[path] = _bench_runner(runners[path](), settings, module_inputs, chain_inputs,
+                                          expected)
+        except (tf.errors.OpError, ValueError, client_lib.ServerError) as e:
+            results[path] = {'error': str(e).splitlines()[0][:300]}
+    return results, module_inputs, chain_inputs
+
+
+def _bfloat16(settings, models, version_dirs, server, module_inputs, chain_inputs, log):
+    reduced = {m: factory.with_precision(model, factory.BFLOAT16) for m, model in models.items()}
+    runners = {paths.KERAS: paths.keras_runner(reduced),
+               paths.SAVED_MODEL: paths.saved_model_runner(version_dirs)}
+    if server is not None:
+        runners[paths.GRPC] = paths.client_runner(paths.clients(server)[paths.GRPC], CATEGORY, 2)
+    timings = {}
+    for path, runner in runners.items():
+        log(f'bfloat16 {path}')
+        timings[path] = _bench_runner(runner, settings, module_inputs, chain_inputs)
+    log('bfloat16 against float32: demo weights on the demo set, random full weights')
+    demo_set = {}
+    for category in settings.demo_categories:
+        trained = [weights.load(os.path.join(bench_inputs.demo_weights_directory(),
+                                             spec.model_name(module, category)), module)
+                   for module in spec.MODULES]
+        demo_set[category] = precision.compare(*precision.chains(category, trained),
+                                               bench_inputs.demo_inputs(category))
+    random_weights = precision.compare(
+            *precision.chains(CATEGORY, [models[m] for m in spec.MODULES]), chain_inputs[1])
+    return {'timings': timings, 'demo_set': demo_set, 'random_weights': random_weights}
+
+
+def _outfit_inputs():
+    photo = images.read_image(demo.PERSON)
+    parse = parsing.read_parse(demo.PERSON_PARSE, image_size=photo.shape[:2])
+    keypoints = keypoint_files.read_keypoints(demo.PERSON_POSE)
+    top = (spec.MEN_TSHIRTS, images.read_image(demo.TSHIRT), images.read_mask(demo.TSHIRT_MASK))
+    bottom = (spec.MEN_PANTS, images.read_image(demo.PANTS), images.read_mask(demo.PANTS_MASK))
+    return photo, parse, keypoints, top, bottom
+
+
+def _outfits(settings, models_by_category, server, log):
+    photo, parse, keypoints, top, bottom = _outfit_inputs()
+    backends = {paths.KERAS: ({category: paths.keras_runner(models)
+                               for category, models in models_by_category.items()}, False)}
+    if server is not None:
+        grpc_client = paths.clients(server)[paths.GRPC]
+        backends[paths.GRPC] = ({c: paths.client_runner(grpc_client, c, 1)
+                                 for c in models_by_category}, True)
+    out, finals = {}, {}
+    for path, (runner, served) in backends.items():
+        log(f'outfit {path}')
+        outfit.run(runner, served, photo, parse, keypoints, top, bottom)  # warm-up
+        splits = []
+        for _ in range(settings.outfit_runs):
+            final, parts = outfit.run(runner, served, photo, parse, keypoints, top, bottom)
+            splits.append(parts)
+        finals[path] = final
+        out[path] = {part: float(np.median([s[part] for s in splits])) for part in splits[0]}
+        out[path]['runs'] = settings.outfit_runs
+    if len(finals) == 2:
+        out['served_equals_in_process'] = bool(np.array_equal(*finals.values()))
+    return out
+
+
+def _optimisations(settings, models, version_dirs, server, module_inputs, log):
+    """Before/after of each change, measured now: the previous code is in bench.baselines."""
+    out = {}
+    rng = np.random.default_rng(0)
+    for batch in (1, settings.batch):
+        image = tf.constant(rng.uniform(size=(batch,) + spec.FRAME_SHAPE + (3,)), tf.float32)
+        grid = tf.constant(rng.uniform(-1.1, 1.1, (batch,) + spec.FRAME_SHAPE + (2,)),
+                           tf.float32)
+        for name, function in (('before', baselines.grid_sample), ('after', sampling.grid_sample)):
+            compiled = tf.function(lambda i, g, f=function: f(i, g, sampling.BORDER))
+            out.setdefault('grid_sample', {}).setdefault(f'batch{batch}', {})[name] = (
+                    timing.measure(lambda: compiled(image, grid).numpy(), settings.runs,
+                                   settings.warmup))
+    log('optimisations: GMM with the previous graph ops')
+    gmm_inputs = {1: module_inputs[1][spec.GMM], 2: module_inputs[2][spec.GMM]}
+    with baselines.previous_graph_ops():
+        before = paths.keras_runner({spec.GMM: models[spec.GMM]})
+        before_outputs = before(spec.GMM, gmm_inputs[1])
+        out['gmm_graph_ops'] = {'before': _module_timing(before, gmm_inputs, settings)}
+    after = paths.keras_runner({spec.GMM: models[spec.GMM]})
+    out['gmm_graph_ops']['after'] = _module_timing(after, gmm_inputs, settings)
+    out['gmm_graph_ops']['max_abs_difference'] = _difference(before_outputs,
+                                                             after(spec.GMM, gmm_inputs[1]))
+    if server is not None:
+        log('optimisations: gRPC with the previous typed-field encoding and decoding')
+        runner = paths.client_runner(paths.clients(server)[paths.GRPC], CATEGORY, 1)
+        transport = {}
+        for name, context in (('before', baselines.previous_transport),
+                              ('after', contextlib.nullcontext)):
+            with context():
+                transport[name] = {module: _module_timing(
+                        runner, {1: module_inputs[1][module], 2: module_inputs[2][module]},
+                        settings, module) for module in spec.MODULES}
+        out['grpc_transport'] = transport
+        sample = module_inputs[1][spec.GMM]
+        gmm_outputs = paths.keras_runner({spec.GMM: models[spec.GMM]})(spec.GMM, sample)
+        codec = {}
+        for name, encode, decode in (
+                ('before', baselines.typed_fields, baselines.from_typed_fields),
+                ('after', dev_server._typed_fields, client_lib._from_proto)):
+            protos = {k: encode(v) for k, v in gmm_outputs.items()}
+            codec[name] = {
+                    'encode': timing.measure(lambda: [encode(v) for v in gmm_outputs.values()],
+                                             settings.runs, 1),
+                    'decode': timing.measure(lambda: [decode(p) for p in protos.values()],
+                                             settings.runs, 1)}
+        out['gmm_response_codec'] = codec
+    return out
+
+
+def _module_timing(runner, module_inputs, settings, module=spec.GMM):
+    return {'latency': timing.measure(lambda: runner(module, module_inputs[1]), settings.runs,
+                                      settings.warmup),
+            'throughput': timing.throughput(lambda: runner(module, module_inputs[2]),
+                                            settings.batch, settings.batch_runs)}
+
+
+def run(settings=Settings(), log=None, work_dir=None):
+    """Runs the benchmark; returns the results dict (see module docstring)."""
+    log = log or (lambda message: None)
+    started = time.perf_counter()
+    results = {'settings': dataclasses.asdict(settings), 'machine': timing.machine()}
+    log(f'peak: {settings.peak_size}³ float32 matmul')
+    results['peak'] = timing.peak_gflops(settings.peak_size)
+    models_by_category = {c: _models(settings.config, c) for c in OUTFIT_CATEGORIES}
+    models = models_by_category[CATEGORY]
+    results['flops'] = _flops(models)
+    work = work_dir or tempfile.mkdtemp(prefix='everywear-bench-')
+    server = None
+    try:
+        log('export (float32 version 1, bfloat16 version 2) and start the dev server')
+        version_dirs = paths.export_all(models_by_category, work)
+        versions = [1]
+        if settings.bfloat16:
+            reduced_dirs = paths.export_all({CATEGORY: models}, work, 2, factory.BFLOAT16)
+            versions.append(2)
+        if any(path in paths.SERVED for path in settings.paths):
+            server = paths.start_server(work, {
+                    spec.model_name(module, category): versions if category == CATEGORY else [1]
+                    for category in OUTFIT_CATEGORIES for module in spec.MODULES})
+        results['paths'], module_inputs, chain_inputs = _paths(
+                settings, models, version_dirs[CATEGORY], server, log)
+        if server is not None:
+            results['payload_bytes'] = {
+                    module: paths.payload_bytes(server, spec.model_name(module, CATEGORY),
+                                                module_inputs[1][module])
+                    for module in spec.MODULES}
+        results['efficiency'] = _efficiency(results['paths'], results['flops'],
+                                            results['peak']['gflops'])
+        if settings.bfloat16:
+            results['bfloat16'] = _bfloat16(settings, models, reduced_dirs[CATEGORY], server,
+                                            module_inputs, chain_inputs, log)
+        results['outfit'] = _outfits(settings, models_by_category, server, log)
+        if settings.optimisations:
+            results['optimisations'] = _optimisations(settings, models, version_dirs[CATEGORY],
+                                                      server, module_inputs, log)
+    finally:
+        if server is not None:
+            server.stop()
+        if work_dir is None:
+            shutil.rmtree(work, ignore_errors=True)
+    log('peak again, at the end')
+    results['peak_end'] = timing.peak_gflops(settings.peak_size)
+    results['machine']['load_average_end'] = list(os.getloadavg())
+    results['seconds'] = time.perf_counter() - started
+    return results

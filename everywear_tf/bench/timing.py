@@ -1,0 +1,82 @@
+"""Timing: latency statistics over repeated calls, throughput, and this machine's measured peak."""
+
+import datetime
+import os
+import platform
+import subprocess
+import time
+
+import numpy as np
+import tensorflow as tf
+
+
+def measure(function, runs, warmup=2):
+    """Calls ``function()`` ``warmup`` times untimed, then ``runs`` times; seconds per call.
+
+    Returns {'median', 'p90', 'mean', 'min', 'max', 'runs'} (seconds). ``function`` must return
+    only when its work is done (numpy results, not pending tensors).
+    """
+    for _ in range(warmup):
+        function()
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - start)
+    times = np.asarray(times)
+    return {'median': float(np.median(times)), 'p90': float(np.percentile(times, 90)),
+            'mean': float(times.mean()), 'min': float(times.min()), 'max': float(times.max()),
+            'runs': int(runs)}
+
+
+def throughput(function, batch, runs, warmup=1):
+    """Items per second of ``function()`` processing ``batch`` items per call (median call)."""
+    stats = measure(function, runs, warmup)
+    return {**stats, 'batch': int(batch), 'items_per_second': batch / stats['median']}
+
+
+def peak_gflops(size=2048, runs=5, dtype=tf.float32):
+    """The best GFLOP/s of a size³ matrix product on this machine, now (2·size³ FLOPs a call).
+
+    The denominator of every efficiency figure: measured in the same run as the modules, so
+    the load of the moment affects both alike.
+    """
+    a = tf.random.stateless_normal([size, size], seed=[1, 2], dtype=tf.float32)
+    a = tf.cast(a, dtype)
+    product = tf.function(lambda x: tf.reduce_sum(tf.cast(tf.matmul(x, x)[:1, :1], tf.float32)))
+    stats = measure(lambda: product(a).numpy(), runs, warmup=2)
+    return {'gflops': 2 * size ** 3 / stats['min'] / 1e9, 'size': size,
+            'dtype': tf.as_dtype(dtype).name, 'seconds': stats}
+
+
+def _cpu_model():
+    try:
+        output = subprocess.run(['lscpu'], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return platform.processor()
+    for line in output.splitlines():
+        if line.startswith('Model name:'):
+            return line.split(':', 1)[1].strip()
+    return platform.processor()
+
+
+def _cpu_flags():
+    try:
+        with open('/proc/cpuinfo') as f:
+            for line in f:
+                if line.startswith('flags'):
+                    return set(line.split(':', 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def machine():
+    """What the figures were measured on: CPU, cores, TensorFlow, load, date."""
+    flags = _cpu_flags()
+    return {'date': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
+            'cpu': _cpu_model(), 'cores': os.cpu_count(),
+            'avx512_bf16': 'avx512_bf16' in flags, 'avx512f': 'avx512f' in flags,
+            'tensorflow': tf.__version__, 'python': platform.python_version(),
+            'onednn': os.environ.get('TF_ENABLE_ONEDNN_OPTS', 'default (on)'),
+            'load_average': list(os.getloadavg())}

@@ -1,0 +1,36 @@
+"""``python -m bench.all --quick`` runs every part end to end and writes what it prints."""
+
+import json
+import os
+import subprocess
+import sys
+
+from everywear_tf import spec
+from everywear_tf.bench import paths
+
+_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def test_quick_benchmark(tmp_path):
+    output, markdown = tmp_path / 'all.json', tmp_path / 'all.md'
+    result = subprocess.run([sys.executable, '-m', 'bench.all', '--quick', f'--output={output}',
+                             f'--markdown={markdown}'], cwd=_ROOT, capture_output=True, text=True,
+                            timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    for title in ('Latency', 'FLOPs and efficiency', 'Serving overhead', 'Outfit', 'bfloat16',
+                  'Optimisations'):
+        assert title in result.stdout
+    results = json.loads(output.read_text())
+    assert set(results['paths']) == set(paths.ALL)
+    for path, modules in results['paths'].items():
+        assert 'error' not in modules, (path, modules)
+        for module in spec.MODULES + ('tryon',):
+            assert modules[module]['latency']['runs'] == 3
+            # Every path computes the same try-on: equal, XLA within a uint8 rounding.
+            assert modules[module]['max_abs_vs_keras'] <= (
+                    1 if path in (paths.KERAS_XLA, paths.SAVED_MODEL_XLA) else 0), (path, module)
+    assert results['outfit']['served_equals_in_process']
+    assert results['bfloat16']['demo_set'][spec.MEN_TSHIRTS]['tryon']['min_ssim'] >= 0.99
+    assert results['optimisations']['gmm_graph_ops']['max_abs_difference'] == 0
+    assert results['flops']['tryon']['total'] > 0 and results['peak']['gflops'] > 0
+    assert markdown.read_text().startswith('### Machine')
