@@ -3,6 +3,7 @@ r"""Benchmarks every module and the whole try-on, prints the tables and writes t
     python -m bench.all                       # full configs: the figures in bench/RESULTS.md
     python -m bench.all --quick               # lite configs, a few runs: a check, in a minute
     python -m bench.all --output=bench/results/all.json --markdown=bench/results/all.md
+    python -m bench.all --paths=keras,grpc --nobfloat16 --nooutfit --nooptimisations
 
 Run from the repository root. Figures are of this machine at this moment; the JSON records the
 machine, the load average and the measured peak beside them.
@@ -29,6 +30,9 @@ _OUTPUT = flags.DEFINE_string('output', 'bench/results/all.json', 'Where the JSO
 _MARKDOWN = flags.DEFINE_string('markdown', None, 'Also write the tables as Markdown here.')
 _RUNS = flags.DEFINE_integer('runs', None, 'Latency runs at batch 1 (default: 20, quick 3).')
 _PATHS = flags.DEFINE_list('paths', list(paths.ALL), 'Paths to measure.')
+_BFLOAT16 = flags.DEFINE_bool('bfloat16', True, 'Measure the bfloat16 variant too.')
+_OUTFIT = flags.DEFINE_bool('outfit', True, "Measure a whole outfit's split.")
+_OPTIMISATIONS = flags.DEFINE_bool('optimisations', True, 'Time the replaced code beside the new.')
 _WORK_DIR = flags.DEFINE_string('work_dir', None, 'Keep the exported models here (default: a '
                                 'temporary directory, removed at the end).')
 
@@ -41,7 +45,8 @@ def main(argv):
         raise app.UsageError(f'unknown paths {unknown}; known: {list(paths.ALL)}')
     logging.set_verbosity(logging.WARNING)  # SavedModel writing logs every asset at INFO
     settings = suite.QUICK if _QUICK.value else suite.Settings()
-    overrides = {'paths': tuple(_PATHS.value)}
+    overrides = {'paths': tuple(_PATHS.value), 'bfloat16': _BFLOAT16.value,
+                 'outfit': _OUTFIT.value, 'optimisations': _OPTIMISATIONS.value}
     if _RUNS.value:
         overrides['runs'] = _RUNS.value
     settings = suite.dataclasses.replace(settings, **overrides)

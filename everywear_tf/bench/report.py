@@ -86,7 +86,9 @@ def efficiency(results, markdown=False):
 
 def serving(results, markdown=False):
     """Served latency over in-process latency, and the bytes each request moves."""
-    keras = results['paths'][paths.KERAS]
+    keras = results['paths'].get(paths.KERAS)
+    if keras is None or 'error' in keras:
+        return 'needs the keras path'
     rows = []
     for module in _ROWS:
         row = [module, _ms(keras[module]['latency']['median'])]
@@ -112,10 +114,14 @@ def serving(results, markdown=False):
 
 
 def outfit(results, markdown=False):
+    if 'outfit' not in results:
+        return 'outfit not measured'
     out = {p: v for p, v in results['outfit'].items() if isinstance(v, dict)}
     parts = [p for p in next(iter(out.values())) if p != 'runs']
     rows = [[part] + [_ms(out[path][part]) for path in out] for part in parts]
     text = _table(['part (ms)'] + list(out), rows, markdown)
+    if 'photo_size' in results['outfit']:
+        text += '\n\nPhoto: %d×%d' % tuple(results['outfit']['photo_size'])
     if 'served_equals_in_process' in results['outfit']:
         text += ('\n\nServed outfit equals the in-process one bit for bit: '
                  f"{results['outfit']['served_equals_in_process']}")
@@ -130,6 +136,9 @@ def bfloat16(results, markdown=False):
     for module in _ROWS:
         row = [module]
         for path, timings in b['timings'].items():
+            if path not in results['paths'] or 'error' in results['paths'][path]:
+                row += ['-', '-', '-']
+                continue
             f32 = results['paths'][path][module]['latency']['median']
             bf = timings[module]['latency']['median']
             f32_items = results['paths'][path][module]['throughput']['items_per_second']
@@ -188,7 +197,7 @@ def optimisations(results, markdown=False):
                          _ms(codec['after'][step]['median']),
                          _ratio(codec['before'][step]['median'], codec['after'][step]['median'])))
     xla = results['paths'].get(paths.KERAS_XLA)
-    if xla and 'error' not in xla:
+    if xla and 'error' not in xla and paths.KERAS in results['paths']:
         for module in _ROWS:
             before = results['paths'][paths.KERAS][module]['latency']['median']
             after = xla[module]['latency']['median']
@@ -210,3 +219,36 @@ def text(results, markdown=False):
     heading = '### ' if markdown else '== '
     return '\n\n'.join(f'{heading}{title}\n\n{section(results, markdown)}'
                        for title, section in SECTIONS) + '\n'
+
+
+def summary(results, markdown=True):
+    """The headline figures as a list: each module's median latency per path, its share of the
+    measured peak, the serving overhead, the outfit's time and the bfloat16 speed-up."""
+    lines = []
+    keras = results['paths'].get(paths.KERAS, {})
+    peak = results['peak']['gflops']
+    for module in _ROWS:
+        if module not in keras:
+            continue
+        medians = ', '.join(f"{path} {_ms(m[module]['latency']['median'])} ms"
+                            for path, m in results['paths'].items() if 'error' not in m)
+        e = results['efficiency'][paths.KERAS][module]
+        line = (f"{module}: median latency at batch 1 {medians}; "
+                f"{results['flops'][module]['total'] / 1e9:.2f} GFLOP, "
+                f"{e['gflops_batch1']:.1f} GFLOP/s in process = {e['fraction_of_peak_batch1']:.0%}"
+                f" of the {peak:.0f} GFLOP/s peak ({e['fraction_of_peak_batch']:.0%} at batch "
+                f"{results['settings']['batch']})")
+        grpc_path = results['paths'].get(paths.GRPC)
+        if grpc_path and 'error' not in grpc_path:
+            ratio = grpc_path[module]['latency']['median'] / keras[module]['latency']['median']
+            line += f'; serving overhead gRPC / in process {ratio:.2f}×'
+        bf = results.get('bfloat16', {}).get('timings', {}).get(paths.KERAS)
+        if bf:
+            speed_up = keras[module]['latency']['median'] / bf[module]['latency']['median']
+            line += f'; bfloat16 speed-up in process {speed_up:.2f}×'
+        lines.append(line)
+    for path, split in results.get('outfit', {}).items():
+        if isinstance(split, dict):
+            lines.append(f"whole outfit (pants + t-shirt) via {path}: {_ms(split['total'])} ms")
+    bullet = '- ' if markdown else '  '
+    return '\n'.join(bullet + line for line in lines)

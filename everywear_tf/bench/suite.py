@@ -50,6 +50,7 @@ class Settings:
     batch_runs: int = 5
     paths: tuple = paths.ALL
     bfloat16: bool = True
+    outfit: bool = True
     outfit_runs: int = 5
     peak_size: int = 2048
     optimisations: bool = True
@@ -175,9 +176,14 @@ def _bfloat16(settings, models, version_dirs, server, module_inputs, chain_input
 
 
 def _outfit_inputs():
-    photo = images.read_image(demo.PERSON)
-    parse = parsing.read_parse(demo.PERSON_PARSE, image_size=photo.shape[:2])
-    keypoints = keypoint_files.read_keypoints(demo.PERSON_POSE)
+    """The demo photo (what ``everywear-tryon --demo`` dresses), or the demo frame if this
+    checkout has no photo."""
+    person = ((demo.PHOTO, demo.PHOTO_PARSE, demo.PHOTO_POSE)
+              if os.path.exists(getattr(demo, 'PHOTO', '')) else
+              (demo.PERSON, demo.PERSON_PARSE, demo.PERSON_POSE))
+    photo = images.read_image(person[0])
+    parse = parsing.read_parse(person[1], image_size=photo.shape[:2])
+    keypoints = keypoint_files.read_keypoints(person[2])
     top = (spec.MEN_TSHIRTS, images.read_image(demo.TSHIRT), images.read_mask(demo.TSHIRT_MASK))
     bottom = (spec.MEN_PANTS, images.read_image(demo.PANTS), images.read_mask(demo.PANTS_MASK))
     return photo, parse, keypoints, top, bottom
@@ -191,7 +197,7 @@ def _outfits(settings, models_by_category, server, log):
         grpc_client = paths.clients(server)[paths.GRPC]
         backends[paths.GRPC] = ({c: paths.client_runner(grpc_client, c, 1)
                                  for c in models_by_category}, True)
-    out, finals = {}, {}
+    out, finals = {'photo_size': list(photo.shape[:2])}, {}
     for path, (runner, served) in backends.items():
         log(f'outfit {path}')
         outfit.run(runner, served, photo, parse, keypoints, top, bottom)  # warm-up
@@ -299,7 +305,8 @@ def run(settings=Settings(), log=None, work_dir=None):
         if settings.bfloat16:
             results['bfloat16'] = _bfloat16(settings, models, reduced_dirs[CATEGORY], server,
                                             module_inputs, chain_inputs, log)
-        results['outfit'] = _outfits(settings, models_by_category, server, log)
+        if settings.outfit:
+            results['outfit'] = _outfits(settings, models_by_category, server, log)
         if settings.optimisations:
             results['optimisations'] = _optimisations(settings, models, version_dirs[CATEGORY],
                                                       server, module_inputs, log)
