@@ -47,23 +47,26 @@ class Stopwatch:
 
 
 class _TimedModule:
-    """A module whose functions are timed under one part name (others pass through)."""
+    """A module whose functions are timed under one part name, and each under
+    ``<part>.<function>`` in ``functions`` (classes and constants pass through)."""
 
-    def __init__(self, module, stopwatch, name):
+    def __init__(self, module, stopwatch, name, functions):
         self._module, self._stopwatch, self._name = module, stopwatch, name
+        self._functions = functions
 
     def __getattr__(self, attribute):
         value = getattr(self._module, attribute)
-        if callable(value) and not isinstance(value, type):
-            return self._stopwatch.timed(self._name, value)
-        return value
+        if not callable(value) or isinstance(value, type):
+            return value
+        timed = self._functions.timed(f'{self._name}.{attribute}', value)
+        return self._stopwatch.timed(self._name, timed)
 
 
 @contextlib.contextmanager
-def _timed_stages(stopwatch):
+def _timed_stages(stopwatch, functions):
     saved = pipeline.preprocess, pipeline.postprocess
-    pipeline.preprocess = _TimedModule(saved[0], stopwatch, PREPROCESS)
-    pipeline.postprocess = _TimedModule(saved[1], stopwatch, POSTPROCESS)
+    pipeline.preprocess = _TimedModule(saved[0], stopwatch, PREPROCESS, functions)
+    pipeline.postprocess = _TimedModule(saved[1], stopwatch, POSTPROCESS, functions)
     try:
         yield
     finally:
@@ -122,15 +125,15 @@ _MODULE_PARTS = ('gmm', 'edm', 'rm')
 
 def run(runners, served, photo, parse, keypoints, top, bottom):
     """One outfit through ``pipeline.outfit`` with {category: run_module}; returns (final
-    photo, {part: seconds}).
+    photo, {part: seconds}, {'preprocess.<function>' or 'postprocess.<function>': seconds}).
 
     Parts: preprocess, gmm, edm, rm, transport (served only), category_rule (the chain's own
     glue), postprocess, other (the pipeline's remaining work) and total.
     """
-    stopwatch = Stopwatch()
+    stopwatch, functions = Stopwatch(), Stopwatch()
     backend = TimedBackend(runners, stopwatch, served)
-    with _timed_stages(stopwatch), (_timed_server(stopwatch) if served
-                                    else contextlib.nullcontext()):
+    with _timed_stages(stopwatch, functions), (_timed_server(stopwatch) if served
+                                               else contextlib.nullcontext()):
         start = time.perf_counter()
         final, _ = pipeline.outfit(backend, photo, parse, keypoints, top=top, bottom=bottom)
         total = time.perf_counter() - start
@@ -138,4 +141,4 @@ def run(runners, served, photo, parse, keypoints, top, bottom):
             TRANSPORT, RULE, POSTPROCESS)}
     parts[OTHER] = total - sum(parts.values())
     parts['total'] = total
-    return final, parts
+    return final, parts, dict(functions.seconds)

@@ -92,14 +92,17 @@ def export_all(models_by_category, base_dir, version=1, precision='float32'):
             for category, models in models_by_category.items()}
 
 
-def start_server(base_dir, versions):
+def start_server(base_dir, versions, labels=None):
     """The dev model server on free ports over ``base_dir``; ``versions``: {model name: [the
-    version numbers to serve]}."""
+    version numbers to serve]}, ``labels``: {model name: {label: version}}."""
+    labels = labels or {}
     config = model_server_config_pb2.ModelServerConfig()
     for name, numbers in versions.items():
         config.model_config_list.config.append(serving_config.model_config(
-                name, os.path.join(os.path.abspath(base_dir), name), list(numbers)))
-    server = dev_server.DevServer(config, file_system_poll_seconds=0).start()
+                name, os.path.join(os.path.abspath(base_dir), name), list(numbers),
+                labels.get(name)))
+    server = dev_server.DevServer(config, file_system_poll_seconds=0,
+                                  allow_labels_for_unavailable=bool(labels)).start()
     for name, numbers in versions.items():
         for number in numbers:
             server.wait_until_available(name, number, timeout=600)

@@ -116,10 +116,14 @@ def serving(results, markdown=False):
 def outfit(results, markdown=False):
     if 'outfit' not in results:
         return 'outfit not measured'
-    out = {p: v for p, v in results['outfit'].items() if isinstance(v, dict)}
+    out = {p: v for p, v in results['outfit'].items() if isinstance(v, dict) and p != 'functions'}
     parts = [p for p in next(iter(out.values())) if p != 'runs']
     rows = [[part] + [_ms(out[path][part]) for path in out] for part in parts]
     text = _table(['part (ms)'] + list(out), rows, markdown)
+    functions = results['outfit'].get('functions', {}).get(paths.KERAS)
+    if functions:
+        text += '\n\nPre- and postprocessing by function, in process (ms, both garments)\n\n' + _table(
+                ('function', 'ms'), [(name, _ms(s)) for name, s in functions.items()], markdown)
     if 'photo_size' in results['outfit']:
         text += '\n\nPhoto: %d×%d' % tuple(results['outfit']['photo_size'])
     if 'served_equals_in_process' in results['outfit']:
@@ -190,6 +194,12 @@ def optimisations(results, markdown=False):
             rows.append((f'{module} over gRPC, {label}', _ms(pair[key]['median']),
                          _ms(after[key]['median']),
                          _ratio(pair[key]['median'], after[key]['median'])))
+    served = o.get('grpc_tryon')
+    if served:
+        for label, key in (('batch 1', 'latency'), (f'batch {batch}', 'throughput')):
+            rows.append((f'try-on over gRPC, GMM and EDM together, {label}',
+                         _ms(served['before'][key]['median']), _ms(served['after'][key]['median']),
+                         _ratio(served['before'][key]['median'], served['after'][key]['median'])))
     codec = o.get('gmm_response_codec')
     if codec:
         for step in ('encode', 'decode'):
@@ -248,7 +258,7 @@ def summary(results, markdown=True):
             line += f'; bfloat16 speed-up in process {speed_up:.2f}×'
         lines.append(line)
     for path, split in results.get('outfit', {}).items():
-        if isinstance(split, dict):
+        if isinstance(split, dict) and 'total' in split:
             lines.append(f"whole outfit (pants + t-shirt) via {path}: {_ms(split['total'])} ms")
     bullet = '- ' if markdown else '  '
     return '\n'.join(bullet + line for line in lines)

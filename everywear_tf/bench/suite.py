@@ -6,7 +6,6 @@ have random weights (``settings.config``, 'full' for the published figures); inp
 bundled demo frames.
 """
 
-import contextlib
 import dataclasses
 import os
 import shutil
@@ -201,73 +200,109 @@ def _outfits(settings, models_by_category, server, log):
     for path, (runner, served) in backends.items():
         log(f'outfit {path}')
         outfit.run(runner, served, photo, parse, keypoints, top, bottom)  # warm-up
-        splits = []
+        splits, details = [], []
         for _ in range(settings.outfit_runs):
-            final, parts = outfit.run(runner, served, photo, parse, keypoints, top, bottom)
+            final, parts, functions = outfit.run(runner, served, photo, parse, keypoints, top,
+                                                 bottom)
             splits.append(parts)
+            details.append(functions)
         finals[path] = final
         out[path] = {part: float(np.median([s[part] for s in splits])) for part in splits[0]}
         out[path]['runs'] = settings.outfit_runs
+        out.setdefault('functions', {})[path] = {
+                name: float(np.median([d.get(name, 0.0) for d in details]))
+                for name in sorted(details[0])}
     if len(finals) == 2:
         out['served_equals_in_process'] = bool(np.array_equal(*finals.values()))
     return out
 
 
-def _optimisations(settings, models, version_dirs, server, module_inputs, log):
-    """Before/after of each change, measured now: the previous code is in bench.baselines."""
-    out = {}
+def _before_after(before, after, module_inputs, settings):
+    """{'before': {'latency', 'throughput'}, 'after': ...}: ``before(x)`` and ``after(x)`` timed
+    in turn at batch 1 and at the throughput batch (``module_inputs`` {1: x, 2: x})."""
+    out = {'before': {}, 'after': {}}
+    for key, inputs, runs, batch in (('latency', module_inputs[1], settings.runs, None),
+                                     ('throughput', module_inputs[2], settings.batch_runs,
+                                      settings.batch)):
+        stats = timing.interleaved({'before': lambda: before(inputs),
+                                    'after': lambda: after(inputs)}, runs, settings.warmup,
+                                   batch)
+        for name in out:
+            out[name][key] = stats[name]
+    return out
+
+
+def _with(context, function):
+    def run(*args):
+        with context():
+            return function(*args)
+    return run
+
+
+def _optimisations(settings, models, server, module_inputs, log):
+    """Before/after of each change, measured now, in turn: the previous code is in
+    bench.baselines."""
+    out = {'grid_sample': {}}
     rng = np.random.default_rng(0)
     for batch in (1, settings.batch):
         image = tf.constant(rng.uniform(size=(batch,) + spec.FRAME_SHAPE + (3,)), tf.float32)
         grid = tf.constant(rng.uniform(-1.1, 1.1, (batch,) + spec.FRAME_SHAPE + (2,)),
                            tf.float32)
-        for name, function in (('before', baselines.grid_sample), ('after', sampling.grid_sample)):
-            compiled = tf.function(lambda i, g, f=function: f(i, g, sampling.BORDER))
-            out.setdefault('grid_sample', {}).setdefault(f'batch{batch}', {})[name] = (
-                    timing.measure(lambda: compiled(image, grid).numpy(), settings.runs,
-                                   settings.warmup))
+        compiled = {name: tf.function(lambda i, g, f=function: f(i, g, sampling.BORDER))
+                    for name, function in (('before', baselines.grid_sample),
+                                           ('after', sampling.grid_sample))}
+        out['grid_sample'][f'batch{batch}'] = timing.interleaved(
+                {name: (lambda f=f: f(image, grid).numpy()) for name, f in compiled.items()},
+                settings.runs, settings.warmup)
     log('optimisations: GMM with the previous graph ops')
     gmm_inputs = {1: module_inputs[1][spec.GMM], 2: module_inputs[2][spec.GMM]}
-    with baselines.previous_graph_ops():
+    with baselines.previous_graph_ops():  # traced here, so the graph keeps the previous ops
         before = paths.keras_runner({spec.GMM: models[spec.GMM]})
         before_outputs = before(spec.GMM, gmm_inputs[1])
-        out['gmm_graph_ops'] = {'before': _module_timing(before, gmm_inputs, settings)}
     after = paths.keras_runner({spec.GMM: models[spec.GMM]})
-    out['gmm_graph_ops']['after'] = _module_timing(after, gmm_inputs, settings)
+    out['gmm_graph_ops'] = _before_after(lambda x: before(spec.GMM, x),
+                                         lambda x: after(spec.GMM, x), gmm_inputs, settings)
     out['gmm_graph_ops']['max_abs_difference'] = _difference(before_outputs,
                                                              after(spec.GMM, gmm_inputs[1]))
-    if server is not None:
-        log('optimisations: gRPC with the previous typed-field encoding and decoding')
-        runner = paths.client_runner(paths.clients(server)[paths.GRPC], CATEGORY, 1)
-        transport = {}
-        for name, context in (('before', baselines.previous_transport),
-                              ('after', contextlib.nullcontext)):
-            with context():
-                transport[name] = {module: _module_timing(
-                        runner, {1: module_inputs[1][module], 2: module_inputs[2][module]},
-                        settings, module) for module in spec.MODULES}
-        out['grpc_transport'] = transport
-        sample = module_inputs[1][spec.GMM]
-        gmm_outputs = paths.keras_runner({spec.GMM: models[spec.GMM]})(spec.GMM, sample)
-        codec = {}
-        for name, encode, decode in (
-                ('before', baselines.typed_fields, baselines.from_typed_fields),
-                ('after', dev_server._typed_fields, client_lib._from_proto)):
-            protos = {k: encode(v) for k, v in gmm_outputs.items()}
-            codec[name] = {
-                    'encode': timing.measure(lambda: [encode(v) for v in gmm_outputs.values()],
-                                             settings.runs, 1),
-                    'decode': timing.measure(lambda: [decode(p) for p in protos.values()],
-                                             settings.runs, 1)}
-        out['gmm_response_codec'] = codec
+    if server is None:
+        return out
+    log('optimisations: gRPC with the previous typed-field encoding and decoding')
+    grpc_client = paths.clients(server)[paths.GRPC]
+    runner = paths.client_runner(grpc_client, CATEGORY, 1)
+    previous = _with(baselines.previous_transport, runner)
+    out['grpc_transport'] = {'before': {}, 'after': {}}
+    for module in spec.MODULES:
+        pair = _before_after(lambda x, m=module: previous(m, x),
+                             lambda x, m=module: runner(m, x),
+                             {1: module_inputs[1][module], 2: module_inputs[2][module]},
+                             settings)
+        for name in pair:
+            out['grpc_transport'][name][module] = pair[name]
+    log('optimisations: the served try-on with GMM and EDM one after the other, and together')
+    chain_inputs = {1: bench_inputs.demo_inputs(CATEGORY, 1),
+                    2: bench_inputs.demo_inputs(CATEGORY, settings.batch)}
+    sequential = lambda x: tryon.chain(runner, CATEGORY, x)  # noqa: E731
+    together = lambda x: grpc_client.tryon(CATEGORY, x, label=spec.STABLE)  # noqa: E731
+    out['grpc_tryon'] = _before_after(sequential, together, chain_inputs, settings)
+    out['grpc_tryon']['max_abs_difference'] = _difference(sequential(chain_inputs[1]),
+                                                          together(chain_inputs[1]))
+    gmm_outputs = after(spec.GMM, gmm_inputs[1])
+    codec = {'before': {}, 'after': {}}
+    for step in ('encode', 'decode'):
+        if step == 'encode':
+            functions = {'before': lambda: [baselines.typed_fields(v)
+                                            for v in gmm_outputs.values()],
+                         'after': lambda: [dev_server._typed_fields(v)
+                                           for v in gmm_outputs.values()]}
+        else:
+            protos = [baselines.typed_fields(v) for v in gmm_outputs.values()]
+            functions = {'before': lambda: [baselines.from_typed_fields(p) for p in protos],
+                         'after': lambda: [client_lib._from_proto(p) for p in protos]}
+        stats = timing.interleaved(functions, settings.runs, 1)
+        for name in codec:
+            codec[name][step] = stats[name]
+    out['gmm_response_codec'] = codec
     return out
-
-
-def _module_timing(runner, module_inputs, settings, module=spec.GMM):
-    return {'latency': timing.measure(lambda: runner(module, module_inputs[1]), settings.runs,
-                                      settings.warmup),
-            'throughput': timing.throughput(lambda: runner(module, module_inputs[2]),
-                                            settings.batch, settings.batch_runs)}
 
 
 def run(settings=Settings(), log=None, work_dir=None):
@@ -290,9 +325,12 @@ def run(settings=Settings(), log=None, work_dir=None):
             reduced_dirs = paths.export_all({CATEGORY: models}, work, 2, factory.BFLOAT16)
             versions.append(2)
         if any(path in paths.SERVED for path in settings.paths):
+            # The bfloat16 variant is version 2 and the canary, as a rollout would serve it.
+            labels = {spec.STABLE: 1, spec.CANARY: 2} if settings.bfloat16 else {spec.STABLE: 1}
             server = paths.start_server(work, {
                     spec.model_name(module, category): versions if category == CATEGORY else [1]
-                    for category in OUTFIT_CATEGORIES for module in spec.MODULES})
+                    for category in OUTFIT_CATEGORIES for module in spec.MODULES},
+                    {spec.model_name(module, CATEGORY): labels for module in spec.MODULES})
         results['paths'], module_inputs, chain_inputs = _paths(
                 settings, models, version_dirs[CATEGORY], server, log)
         if server is not None:
@@ -308,8 +346,8 @@ def run(settings=Settings(), log=None, work_dir=None):
         if settings.outfit:
             results['outfit'] = _outfits(settings, models_by_category, server, log)
         if settings.optimisations:
-            results['optimisations'] = _optimisations(settings, models, version_dirs[CATEGORY],
-                                                      server, module_inputs, log)
+            results['optimisations'] = _optimisations(settings, models, server, module_inputs,
+                                                      log)
     finally:
         if server is not None:
             server.stop()

@@ -80,3 +80,27 @@ def machine():
             'tensorflow': tf.__version__, 'python': platform.python_version(),
             'onednn': os.environ.get('TF_ENABLE_ONEDNN_OPTS', 'default (on)'),
             'load_average': list(os.getloadavg())}
+
+
+def interleaved(functions, runs, warmup=2, batch=None):
+    """``measure`` for several functions called in turn (A, B, A, B, ...), so that a change of
+    load while they run affects each alike: before/after comparisons. {name: stats}; with
+    ``batch``, each stats also has items_per_second."""
+    for function in functions.values():
+        for _ in range(warmup):
+            function()
+    times = {name: [] for name in functions}
+    for _ in range(runs):
+        for name, function in functions.items():
+            start = time.perf_counter()
+            function()
+            times[name].append(time.perf_counter() - start)
+    out = {}
+    for name, values in times.items():
+        values = np.asarray(values)
+        out[name] = {'median': float(np.median(values)),
+                     'p90': float(np.percentile(values, 90)), 'mean': float(values.mean()),
+                     'min': float(values.min()), 'max': float(values.max()), 'runs': int(runs)}
+        if batch is not None:
+            out[name].update(batch=int(batch), items_per_second=batch / out[name]['median'])
+    return out
