@@ -2,7 +2,8 @@
 
 Backends run the three networks of a category on 256×192 frames: ``LocalBackend`` in process
 from weights directories (the embedded default), ``SavedModelBackend`` in process from exported
-SavedModels, or ``ServerBackend`` through TF Serving with the client. Both go through the same signature functions, so their outputs are identical.
+SavedModels, or ``ServerBackend`` through TF Serving with the client. All three run the same
+signature functions, so their outputs are identical.
 """
 
 import dataclasses
@@ -34,10 +35,11 @@ def region_of(category):
 
 
 class LocalBackend:
-    """Networks loaded in this process from ``<weights_root>/<module>_<category>/``."""
+    """Networks loaded in this process from ``<root>/<module>_<category>/`` weights directories,
+    each category's on first use."""
 
-    def __init__(self, weights_root):
-        self.weights_root = weights_root
+    def __init__(self, root):
+        self.root = root
         self._chains = {}
         self._lock = threading.Lock()  # batch runs call from several threads
 
@@ -49,7 +51,7 @@ class LocalBackend:
 
     def _build(self, category):
         return tryon.Tryon(category, *[
-                weights.load(os.path.join(self.weights_root, spec.model_name(module, category)),
+                weights.load(os.path.join(self.root, spec.model_name(module, category)),
                              module) for module in spec.MODULES])
 
     def __call__(self, category, inputs):
@@ -68,7 +70,7 @@ class SavedModelBackend(LocalBackend):
         directories = {}
         for module in spec.MODULES:
             name = spec.model_name(module, category)
-            model_dir = os.path.join(self.weights_root, name)
+            model_dir = os.path.join(self.root, name)
             available = exporter.versions(model_dir)
             version = self.versions.get(name, available[-1] if available else None)
             if version not in available:
