@@ -200,6 +200,11 @@ def optimisations(results, markdown=False):
             rows.append((f'try-on over gRPC, GMM and EDM together, {label}',
                          _ms(served['before'][key]['median']), _ms(served['after'][key]['median']),
                          _ratio(served['before'][key]['median'], served['after'][key]['median'])))
+    rest = o.get('rest_gmm')
+    if rest:
+        rows.append(('gmm over REST, batch 1 (collector paused in the client)',
+                     _ms(rest['before']['median']), _ms(rest['after']['median']),
+                     _ratio(rest['before']['median'], rest['after']['median'])))
     codec = o.get('gmm_response_codec')
     if codec:
         for step in ('encode', 'decode'):

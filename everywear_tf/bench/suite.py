@@ -71,21 +71,24 @@ def _difference(a, b):
                for k in a)
 
 
-def _bench_runner(run_module, settings, module_inputs, chain_inputs, reference=None):
-    """Latency (batch 1) and throughput (batch ``settings.batch``) of each module and the chain."""
-    out = {}
+def _bench_runners(runners, settings, module_inputs, chain_inputs):
+    """Latency (batch 1) and throughput (batch ``settings.batch``) of each module and the chain
+    on every runner, the runners called in turn (timing.interleaved) so that they are compared
+    under the same conditions. {name: {module: {'latency', 'throughput'}}}."""
+    out = {name: {} for name in runners}
     for module in spec.MODULES + (TRYON,):
-        if module == TRYON:
-            one = lambda: tryon.chain(run_module, CATEGORY, chain_inputs[1])  # noqa: E731
-            many = lambda: tryon.chain(run_module, CATEGORY, chain_inputs[2])  # noqa: E731
-        else:
-            one = lambda m=module: run_module(m, module_inputs[1][m])  # noqa: E731
-            many = lambda m=module: run_module(m, module_inputs[2][m])  # noqa: E731
-        result = {'latency': timing.measure(one, settings.runs, settings.warmup),
-                  'throughput': timing.throughput(many, settings.batch, settings.batch_runs)}
-        if reference is not None:
-            result['max_abs_vs_keras'] = _difference(reference[module], one())
-        out[module] = result
+        for key, batch, runs in (('latency', 1, settings.runs),
+                                 ('throughput', 2, settings.batch_runs)):
+            if module == TRYON:
+                calls = {name: (lambda r=run, x=chain_inputs[batch]: tryon.chain(r, CATEGORY, x))
+                         for name, run in runners.items()}
+            else:
+                calls = {name: (lambda r=run, x=module_inputs[batch][module]: r(module, x))
+                         for name, run in runners.items()}
+            stats = timing.interleaved(calls, runs, settings.warmup if batch == 1 else 1,
+                                       None if batch == 1 else settings.batch)
+            for name in runners:
+                out[name].setdefault(module, {})[key] = stats[name]
     return out
 
 
@@ -124,7 +127,48 @@ def _efficiency(results, module_flops, peak):
     return out
 
 
-def _paths(settings, models, version_dirs, server, log):
+def _float32_runners(settings, models, version_dirs, server):
+    makers = {paths.KERAS: lambda: paths.keras_runner(models),
+              paths.KERAS_XLA: lambda: paths.keras_runner(models, jit_compile=True),
+              paths.SAVED_MODEL: lambda: paths.saved_model_runner(version_dirs),
+              paths.SAVED_MODEL_XLA: lambda: paths.saved_model_runner(version_dirs, True)}
+    if server is not None:
+        clients = paths.clients(server)
+        for transport in paths.SERVED:
+            makers[transport] = lambda t=transport: paths.client_runner(clients[t], CATEGORY, 1)
+    return {path: makers[path]() for path in settings.paths}
+
+
+def _bfloat16_runners(models, version_dirs, server):
+    reduced = {m: factory.with_precision(model, factory.BFLOAT16) for m, model in models.items()}
+    runners = {paths.KERAS: paths.keras_runner(reduced),
+               paths.SAVED_MODEL: paths.saved_model_runner(version_dirs)}
+    if server is not None:
+        runners[paths.GRPC] = paths.client_runner(paths.clients(server)[paths.GRPC], CATEGORY, 2)
+    return runners
+
+
+def _check(runners, expected, module_inputs, chain_inputs, log):
+    """Each runner's outputs against the keras path's: {name: {module: max abs}}, or an error
+    (a path that cannot run, e.g. an op XLA cannot compile) that drops the runner."""
+    out = {}
+    for name in list(runners):
+        log(f'path {name}: first calls (traces, compiles) and outputs against keras')
+        try:
+            out[name] = {module: _difference(expected[module], runners[name](
+                    module, module_inputs[1][module])) for module in spec.MODULES}
+            out[name][TRYON] = _difference(expected[TRYON], tryon.chain(
+                    runners[name], CATEGORY, chain_inputs[1]))
+            for module in spec.MODULES:  # and the throughput batch, so nothing traces later
+                runners[name](module, module_inputs[2][module])
+        except (tf.errors.OpError, ValueError, client_lib.ServerError) as e:
+            out[name] = {'error': str(e).splitlines()[0][:300]}
+            del runners[name]
+    return out
+
+
+def _paths_and_bfloat16(settings, models, version_dirs, reduced_dirs, server, log):
+    """The float32 paths and the bfloat16 variant's, all timed in one interleaved pass."""
     reference = paths.keras_runner(models)
     single = _inputs_for(reference, 1)
     batched = _inputs_for(reference, settings.batch)
@@ -132,35 +176,32 @@ def _paths(settings, models, version_dirs, server, log):
     chain_inputs = {1: single[0], 2: batched[0]}
     expected = {module: reference(module, module_inputs[1][module]) for module in spec.MODULES}
     expected[TRYON] = tryon.chain(reference, CATEGORY, chain_inputs[1])
-    runners = {paths.KERAS: lambda: reference,
-               paths.KERAS_XLA: lambda: paths.keras_runner(models, jit_compile=True),
-               paths.SAVED_MODEL: lambda: paths.saved_model_runner(version_dirs),
-               paths.SAVED_MODEL_XLA: lambda: paths.saved_model_runner(version_dirs, True)}
-    if server is not None:
-        clients = paths.clients(server)
-        for transport in paths.SERVED:
-            runners[transport] = lambda t=transport: paths.client_runner(clients[t], CATEGORY, 1)
+    runners = _float32_runners(settings, models, version_dirs, server)
+    checks = _check(runners, expected, module_inputs, chain_inputs, log)
+    reduced = {}
+    if settings.bfloat16:
+        reduced = {f'{name}_bf16': run
+                   for name, run in _bfloat16_runners(models, reduced_dirs, server).items()}
+        for name, run in reduced.items():  # first calls (traces) outside the timing
+            log(f'path {name}: first calls')
+            for module in spec.MODULES:
+                for batch in (1, 2):
+                    run(module, module_inputs[batch][module])
+    log(f'timing {len(runners) + len(reduced)} paths in turn')
+    timings = _bench_runners({**runners, **reduced}, settings, module_inputs, chain_inputs)
     results = {}
     for path in settings.paths:
-        log(f'path {path}')
-        try:
-            results[path] = _bench_runner(runners[path](), settings, module_inputs, chain_inputs,
-                                          expected)
-        except (tf.errors.OpError, ValueError, client_lib.ServerError) as e:
-            results[path] = {'error': str(e).splitlines()[0][:300]}
-    return results, module_inputs, chain_inputs
+        if 'error' in checks[path]:
+            results[path] = checks[path]
+            continue
+        results[path] = timings[path]
+        for module, difference in checks[path].items():
+            results[path][module]['max_abs_vs_keras'] = difference
+    bfloat16 = {name[:-len('_bf16')]: timings[name] for name in reduced}
+    return results, bfloat16, module_inputs, chain_inputs
 
 
-def _bfloat16(settings, models, version_dirs, server, module_inputs, chain_inputs, log):
-    reduced = {m: factory.with_precision(model, factory.BFLOAT16) for m, model in models.items()}
-    runners = {paths.KERAS: paths.keras_runner(reduced),
-               paths.SAVED_MODEL: paths.saved_model_runner(version_dirs)}
-    if server is not None:
-        runners[paths.GRPC] = paths.client_runner(paths.clients(server)[paths.GRPC], CATEGORY, 2)
-    timings = {}
-    for path, runner in runners.items():
-        log(f'bfloat16 {path}')
-        timings[path] = _bench_runner(runner, settings, module_inputs, chain_inputs)
+def _bfloat16_differences(settings, models, chain_inputs, log):
     log('bfloat16 against float32: demo weights on the demo set, random full weights')
     demo_set = {}
     for category in settings.demo_categories:
@@ -171,7 +212,7 @@ def _bfloat16(settings, models, version_dirs, server, module_inputs, chain_input
                                                bench_inputs.demo_inputs(category))
     random_weights = precision.compare(
             *precision.chains(CATEGORY, [models[m] for m in spec.MODULES]), chain_inputs[1])
-    return {'timings': timings, 'demo_set': demo_set, 'random_weights': random_weights}
+    return {'demo_set': demo_set, 'random_weights': random_weights}
 
 
 def _outfit_inputs():
@@ -278,6 +319,16 @@ def _optimisations(settings, models, server, module_inputs, log):
                              settings)
         for name in pair:
             out['grpc_transport'][name][module] = pair[name]
+    log('optimisations: REST with the collector running through the JSON, and paused')
+    rest = paths.client_runner(paths.clients(server)[paths.REST], CATEGORY, 1)
+    previous_rest = _with(baselines.previous_rest, rest)
+    out['rest_gmm'] = timing.interleaved(
+            {'before': lambda: previous_rest(spec.GMM, module_inputs[1][spec.GMM]),
+             'after': lambda: rest(spec.GMM, module_inputs[1][spec.GMM])},
+            settings.runs, settings.warmup)
+    out['rest_gmm']['max_abs_difference'] = _difference(
+            previous_rest(spec.GMM, module_inputs[1][spec.GMM]),
+            rest(spec.GMM, module_inputs[1][spec.GMM]))
     log('optimisations: the served try-on with GMM and EDM one after the other, and together')
     chain_inputs = {1: bench_inputs.demo_inputs(CATEGORY, 1),
                     2: bench_inputs.demo_inputs(CATEGORY, settings.batch)}
@@ -331,8 +382,9 @@ def run(settings=Settings(), log=None, work_dir=None):
                     spec.model_name(module, category): versions if category == CATEGORY else [1]
                     for category in OUTFIT_CATEGORIES for module in spec.MODULES},
                     {spec.model_name(module, CATEGORY): labels for module in spec.MODULES})
-        results['paths'], module_inputs, chain_inputs = _paths(
-                settings, models, version_dirs[CATEGORY], server, log)
+        results['paths'], bfloat16_timings, module_inputs, chain_inputs = _paths_and_bfloat16(
+                settings, models, version_dirs[CATEGORY],
+                reduced_dirs[CATEGORY] if settings.bfloat16 else None, server, log)
         if server is not None:
             results['payload_bytes'] = {
                     module: paths.payload_bytes(server, spec.model_name(module, CATEGORY),
@@ -341,8 +393,8 @@ def run(settings=Settings(), log=None, work_dir=None):
         results['efficiency'] = _efficiency(results['paths'], results['flops'],
                                             results['peak']['gflops'])
         if settings.bfloat16:
-            results['bfloat16'] = _bfloat16(settings, models, reduced_dirs[CATEGORY], server,
-                                            module_inputs, chain_inputs, log)
+            results['bfloat16'] = {'timings': bfloat16_timings,
+                                   **_bfloat16_differences(settings, models, chain_inputs, log)}
         if settings.outfit:
             results['outfit'] = _outfits(settings, models_by_category, server, log)
         if settings.optimisations:

@@ -1,6 +1,8 @@
 """Timing: latency statistics over repeated calls, throughput, and this machine's measured peak."""
 
+import contextlib
 import datetime
+import gc
 import os
 import platform
 import subprocess
@@ -8,6 +10,15 @@ import time
 
 import numpy as np
 import tensorflow as tf
+
+
+@contextlib.contextmanager
+def _no_garbage_collection():
+    """A clean start for each timed series: the garbage of the set-up is collected first. The
+    collector stays on while timing (unlike timeit): what it costs a call is part of what a
+    caller pays, REST's JSON bodies above all."""
+    gc.collect()
+    yield
 
 
 def measure(function, runs, warmup=2):
@@ -19,10 +30,11 @@ def measure(function, runs, warmup=2):
     for _ in range(warmup):
         function()
     times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
+    with _no_garbage_collection():
+        for _ in range(runs):
+            start = time.perf_counter()
+            function()
+            times.append(time.perf_counter() - start)
     times = np.asarray(times)
     return {'median': float(np.median(times)), 'p90': float(np.percentile(times, 90)),
             'mean': float(times.mean()), 'min': float(times.min()), 'max': float(times.max()),
@@ -90,11 +102,12 @@ def interleaved(functions, runs, warmup=2, batch=None):
         for _ in range(warmup):
             function()
     times = {name: [] for name in functions}
-    for _ in range(runs):
-        for name, function in functions.items():
-            start = time.perf_counter()
-            function()
-            times[name].append(time.perf_counter() - start)
+    with _no_garbage_collection():
+        for _ in range(runs):
+            for name, function in functions.items():
+                start = time.perf_counter()
+                function()
+                times[name].append(time.perf_counter() - start)
     out = {}
     for name, values in times.items():
         values = np.asarray(values)

@@ -8,6 +8,8 @@ checked against the signature before they are sent.
 """
 
 import concurrent.futures
+import contextlib
+import gc
 import json
 import random
 import threading
@@ -33,6 +35,33 @@ MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 RETRYABLE = (grpc.StatusCode.UNAVAILABLE,)
 
 _NUMPY_TO_PROTO = {np.dtype(np.uint8): (4, 'int_val'), np.dtype(np.float32): (1, 'float_val')}
+
+
+_collector_lock = threading.Lock()
+_collector_state = {'pauses': 0, 'was_enabled': False}
+
+
+@contextlib.contextmanager
+def _collector_paused():
+    """Python's cyclic garbage collector waits while JSON bodies are built and read.
+
+    A 256×192 image in JSON is hundreds of thousands of Python numbers; building them triggers
+    collections, each scanning the whole heap, which in a process holding TensorFlow made up most
+    of a REST call's time (BUILD.md §12). These objects form no cycles, so nothing is lost by
+    waiting. Nested and concurrent pauses are counted: the collector resumes after the last.
+    """
+    with _collector_lock:
+        if _collector_state['pauses'] == 0:
+            _collector_state['was_enabled'] = gc.isenabled()
+            gc.disable()
+        _collector_state['pauses'] += 1
+    try:
+        yield
+    finally:
+        with _collector_lock:
+            _collector_state['pauses'] -= 1
+            if _collector_state['pauses'] == 0 and _collector_state['was_enabled']:
+                gc.enable()
 
 
 class ServerError(errors.EverywearError):
@@ -153,13 +182,16 @@ class Client:
             path += f'/versions/{int(version)}'
         elif label is not None:
             path += f'/labels/{label}'
-        body = json.dumps({'signature_name': spec.SERVING_SIGNATURE,
-                           'inputs': {k: v.tolist() for k, v in inputs.items()}}).encode()
+        with _collector_paused():
+            body = json.dumps({'signature_name': spec.SERVING_SIGNATURE,
+                               'inputs': {k: v.tolist() for k, v in inputs.items()}}).encode()
         request = urllib.request.Request(path + ':predict', body,
                                          {'Content-Type': 'application/json'})
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                outputs = json.load(response)['outputs']
+                answer = response.read()
+            with _collector_paused():
+                outputs = json.loads(answer)['outputs']
         except urllib.error.HTTPError as e:
             code = {404: grpc.StatusCode.NOT_FOUND, 400: grpc.StatusCode.INVALID_ARGUMENT,
                     503: grpc.StatusCode.UNAVAILABLE}.get(e.code, grpc.StatusCode.UNKNOWN)
@@ -167,8 +199,9 @@ class Client:
         except (urllib.error.URLError, ConnectionError) as e:
             raise ServerError(grpc.StatusCode.UNAVAILABLE, str(e), model_name) from None
         module, _ = spec.module_of(model_name)
-        return ({key: np.asarray(outputs[key], spec.OUTPUT_SPECS[key][0])
-                 for key in spec.MODULE_OUTPUTS[module]}, None)
+        with _collector_paused():
+            return ({key: np.asarray(outputs[key], spec.OUTPUT_SPECS[key][0])
+                     for key in spec.MODULE_OUTPUTS[module]}, None)
 
     # --- the modules and the whole try-on ------------------------------------------------------
 

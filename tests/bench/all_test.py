@@ -33,6 +33,7 @@ def test_quick_benchmark(tmp_path):
     assert results['bfloat16']['demo_set'][spec.MEN_TSHIRTS]['tryon']['min_ssim'] >= 0.99
     assert results['optimisations']['gmm_graph_ops']['max_abs_difference'] == 0
     assert results['optimisations']['grpc_tryon']['max_abs_difference'] == 0
+    assert results['optimisations']['rest_gmm']['max_abs_difference'] == 0
     assert results['flops']['tryon']['total'] > 0 and results['peak']['gflops'] > 0
     assert markdown.read_text().startswith('### Machine')
     document = tmp_path / 'RESULTS.md'
