@@ -71,11 +71,19 @@ def _difference(a, b):
                for k in a)
 
 
+PEAK = '_peak'  # the matmul timed in turn with the runners
+
+
 def _bench_runners(runners, settings, module_inputs, chain_inputs):
     """Latency (batch 1) and throughput (batch ``settings.batch``) of each module and the chain
     on every runner, the runners called in turn (timing.interleaved) so that they are compared
-    under the same conditions. {name: {module: {'latency', 'throughput'}}}."""
+    under the same conditions, with the peak's matmul among them: each module's share of the
+    peak is then measured over the same seconds, whatever else loads the machine.
+    {name: {module: {'latency', 'throughput'}}}, and under PEAK {module: {'latency',
+    'throughput'}: {'gflops', 'seconds'}} (the best matmul of those rounds)."""
     out = {name: {} for name in runners}
+    out[PEAK] = {}
+    peak_call, peak_flops = timing.matmul(settings.peak_size)
     for module in spec.MODULES + (TRYON,):
         for key, batch, runs in (('latency', 1, settings.runs),
                                  ('throughput', 2, settings.batch_runs)):
@@ -85,10 +93,13 @@ def _bench_runners(runners, settings, module_inputs, chain_inputs):
             else:
                 calls = {name: (lambda r=run, x=module_inputs[batch][module]: r(module, x))
                          for name, run in runners.items()}
+            calls[PEAK] = peak_call
             stats = timing.interleaved(calls, runs, settings.warmup if batch == 1 else 1,
                                        None if batch == 1 else settings.batch)
             for name in runners:
                 out[name].setdefault(module, {})[key] = stats[name]
+            out[PEAK].setdefault(module, {})[key] = {
+                    'gflops': peak_flops / stats[PEAK]['min'] / 1e9, 'seconds': stats[PEAK]}
     return out
 
 
@@ -110,8 +121,9 @@ def _flops(models):
     return out
 
 
-def _efficiency(results, module_flops, peak):
-    """GFLOP/s of each module on each path and its fraction of the measured peak."""
+def _efficiency(results, module_flops, peaks):
+    """GFLOP/s of each module on each path and its fraction of the peak measured in turn with
+    it (``peaks``: _bench_runners' PEAK entry)."""
     out = {}
     for path, modules in results.items():
         out[path] = {}
@@ -121,9 +133,12 @@ def _efficiency(results, module_flops, peak):
             total = module_flops[module]['total']
             one = total / result['latency']['median'] / 1e9
             many = total * result['throughput']['items_per_second'] / 1e9
+            peak_one = peaks[module]['latency']['gflops']
+            peak_many = peaks[module]['throughput']['gflops']
             out[path][module] = {'gflops_batch1': one, 'gflops_batch': many,
-                                 'fraction_of_peak_batch1': one / peak,
-                                 'fraction_of_peak_batch': many / peak}
+                                 'peak_batch1': peak_one, 'peak_batch': peak_many,
+                                 'fraction_of_peak_batch1': one / peak_one,
+                                 'fraction_of_peak_batch': many / peak_many}
     return out
 
 
@@ -189,6 +204,7 @@ def _paths_and_bfloat16(settings, models, version_dirs, reduced_dirs, server, lo
                     run(module, module_inputs[batch][module])
     log(f'timing {len(runners) + len(reduced)} paths in turn')
     timings = _bench_runners({**runners, **reduced}, settings, module_inputs, chain_inputs)
+    peaks = timings.pop(PEAK)
     results = {}
     for path in settings.paths:
         if 'error' in checks[path]:
@@ -198,7 +214,7 @@ def _paths_and_bfloat16(settings, models, version_dirs, reduced_dirs, server, lo
         for module, difference in checks[path].items():
             results[path][module]['max_abs_vs_keras'] = difference
     bfloat16 = {name[:-len('_bf16')]: timings[name] for name in reduced}
-    return results, bfloat16, module_inputs, chain_inputs
+    return results, bfloat16, peaks, module_inputs, chain_inputs
 
 
 def _bfloat16_differences(settings, models, chain_inputs, log):
@@ -382,7 +398,8 @@ def run(settings=Settings(), log=None, work_dir=None):
                     spec.model_name(module, category): versions if category == CATEGORY else [1]
                     for category in OUTFIT_CATEGORIES for module in spec.MODULES},
                     {spec.model_name(module, CATEGORY): labels for module in spec.MODULES})
-        results['paths'], bfloat16_timings, module_inputs, chain_inputs = _paths_and_bfloat16(
+        (results['paths'], bfloat16_timings, results['peak_by_module'], module_inputs,
+         chain_inputs) = _paths_and_bfloat16(
                 settings, models, version_dirs[CATEGORY],
                 reduced_dirs[CATEGORY] if settings.bfloat16 else None, server, log)
         if server is not None:
@@ -391,7 +408,7 @@ def run(settings=Settings(), log=None, work_dir=None):
                                                 module_inputs[1][module])
                     for module in spec.MODULES}
         results['efficiency'] = _efficiency(results['paths'], results['flops'],
-                                            results['peak']['gflops'])
+                                            results['peak_by_module'])
         if settings.bfloat16:
             results['bfloat16'] = {'timings': bfloat16_timings,
                                    **_bfloat16_differences(settings, models, chain_inputs, log)}

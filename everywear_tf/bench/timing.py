@@ -47,6 +47,13 @@ def throughput(function, batch, runs, warmup=1):
     return {**stats, 'batch': int(batch), 'items_per_second': batch / stats['median']}
 
 
+def matmul(size=2048, dtype=tf.float32):
+    """(one size³ matrix product, returning when done; its FLOPs): the unit of the peak."""
+    a = tf.cast(tf.random.stateless_normal([size, size], seed=[1, 2], dtype=tf.float32), dtype)
+    product = tf.function(lambda x: tf.reduce_sum(tf.cast(tf.matmul(x, x)[:1, :1], tf.float32)))
+    return (lambda: product(a).numpy()), 2 * size ** 3
+
+
 def peak_gflops(size=2048, runs=5, dtype=tf.float32):
     """The best GFLOP/s of a size³ matrix product on this machine, now (2·size³ FLOPs a call).
 
