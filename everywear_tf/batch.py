@@ -35,6 +35,7 @@ and the server calls release the GIL).
 
 import concurrent.futures
 import dataclasses
+import fcntl
 import json
 import os
 import re
@@ -55,6 +56,7 @@ from everywear_tf.data import keypoints as keypoint_files
 from everywear_tf.data import parsing
 
 NONE = '-'
+LOCK_FILE = '.everywear-batch.lock'
 _ID = re.compile(r'[A-Za-z0-9_-][A-Za-z0-9_.-]*')
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg')
 
@@ -232,7 +234,23 @@ class Batch:
             return f'{type(e).__name__}: {e}'
 
     def run(self, jobs):
-        """Runs every job not done yet; returns the report (also written as report.json)."""
+        """Runs every job not done yet; returns the report (also written as report.json).
+
+        One run per workspace at a time (a lock file says so); the temporary files a killed run
+        left behind are removed first."""
+        os.makedirs(self.workspace, exist_ok=True)
+        with open(self._out(LOCK_FILE), 'a') as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise errors.EverywearError(f'{self.workspace}: another batch run is using this '
+                                            f'workspace') from None
+            removed = fileio.remove_stale_temporaries(self.workspace)
+            if removed:
+                self.log(f'removed {removed} temporary files of an interrupted run')
+            return self._run(jobs)
+
+    def _run(self, jobs):
         report_path = self._out('output', 'report.json')
         failed = {}
         if os.path.isfile(report_path):

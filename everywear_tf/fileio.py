@@ -6,6 +6,23 @@ import shutil
 import tempfile
 
 
+TEMPORARY_SUFFIX = '.tmp'
+
+
+def remove_stale_temporaries(root):
+    """Removes the temporary files ``atomic_writer`` leaves when its process is killed mid-write
+    (``.<name>.<random>.tmp``) anywhere under ``root``; returns how many. Only for trees no live
+    writer uses."""
+    removed = 0
+    for directory, _, files in os.walk(root):
+        for name in files:
+            if name.startswith('.') and name.endswith(TEMPORARY_SUFFIX):
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(os.path.join(directory, name))
+                    removed += 1
+    return removed
+
+
 @contextlib.contextmanager
 def atomic_writer(path, mode='wb'):
     """Yields a file object on a temporary name in ``path``'s directory; renames it on success.
@@ -15,7 +32,7 @@ def atomic_writer(path, mode='wb'):
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix='.' + os.path.basename(path) + '.', suffix='.tmp',
+    fd, tmp = tempfile.mkstemp(prefix='.' + os.path.basename(path) + '.', suffix=TEMPORARY_SUFFIX,
                                dir=directory)
     try:
         with os.fdopen(fd, mode) as f:

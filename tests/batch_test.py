@@ -1,6 +1,7 @@
 """Batch runs: the workspace layout, a bad-input corpus that fails item by item, and a run
 killed with SIGKILL that resumes to the same bytes as an uninterrupted one."""
 
+import fcntl
 import hashlib
 import json
 import os
@@ -235,6 +236,10 @@ def _digest(directory):
     return h.hexdigest()
 
 
+def _finished(directory):
+    return [name for name in os.listdir(directory) if name.endswith('_final.png')]
+
+
 def test_a_killed_run_resumes_to_the_same_bytes(weights_root, tmp_path):
     jobs = [(f'p{i}_0', 'shirt_1', 'jeans_1' if i % 2 else '-') for i in range(5)]
     source = _input_dir(tmp_path / 'in', jobs)
@@ -250,18 +255,36 @@ def test_a_killed_run_resumes_to_the_same_bytes(weights_root, tmp_path):
     finals = tmp_path / 'killed' / 'output' / 'final_images'
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
-        if finals.exists() and len(os.listdir(finals)) >= 2:
+        if finals.exists() and len(_finished(finals)) >= 2:
             break
         time.sleep(0.05)
     killed.send_signal(signal.SIGKILL)
     killed.wait()
-    done_before = len(os.listdir(finals))
+    done_before = len(_finished(finals))  # temporaries of the killed write do not count
     assert 2 <= done_before < 5
     resumed = subprocess.run(command + [f'--workspace={tmp_path / "killed"}'],
                              capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert resumed.returncode == 0, resumed.stderr
     assert f'{done_before} of 5 jobs already done' in resumed.stderr
-    assert _digest(tmp_path / 'killed') == _digest(tmp_path / 'straight')
+    assert _digest(tmp_path / 'killed') == _digest(tmp_path / 'straight')  # temporaries included
+
+
+def test_one_run_per_workspace_and_stale_temporaries_go(weights_root, tmp_path):
+    source = _input_dir(tmp_path / 'in', [('p_0', '-', 'jeans_1')])
+    _person(source, 'p_0', (400, 300))
+    work = tmp_path / 'ws'
+    stale = work / 'stage' / '.p_0_jeans_1.png.abc123.tmp'
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b'half')
+    run = batch.Batch(str(source), str(work), pipeline.LocalBackend(str(weights_root)),
+                      log=lambda m: None)
+    with open(work / batch.LOCK_FILE, 'a') as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        with pytest.raises(errors.EverywearError, match='another batch run is using'):
+            run.run(batch.read_jobs(source / 'pairs.txt'))
+    assert stale.exists()
+    assert run.run(batch.read_jobs(source / 'pairs.txt'))['failed'] == {}
+    assert not stale.exists()
 
 
 def test_without_a_pairs_file_every_person_gets_every_garment(tmp_path):

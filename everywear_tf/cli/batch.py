@@ -55,7 +55,12 @@ def main(argv):
     backend = pipeline.make_backend(_WEIGHTS_ROOT.value, _SAVED_MODELS.value,
                                      _SERVER.value)
     workers = _WORKERS.value or (4 if _SERVER.value else 1)
-    report = batch.Batch(_INPUT_DIR.value, _WORKSPACE.value, backend, workers=workers).run(jobs)
+    try:
+        report = batch.Batch(_INPUT_DIR.value, _WORKSPACE.value, backend,
+                             workers=workers).run(jobs)
+    except errors.EverywearError as e:
+        print(f'everywear-batch: error: {e}', file=sys.stderr)
+        return 1
     failed = report['failed']
     print(f'{report["total"] - len(failed)} of {report["total"]} jobs done; '
           f'{len(failed)} failed (see {os.path.join(_WORKSPACE.value, "output", "report.json")})')
