@@ -16,18 +16,6 @@ GARMENTS = {spec.MEN_TSHIRTS: (demo.TSHIRT, demo.TSHIRT_MASK),
             spec.MEN_PANTS: (demo.PANTS, demo.PANTS_MASK)}
 
 
-def demo_weights_directory():
-    """The bundled demo weights: the installed ``everywear_tf.demo_weights``, or the
-    repository's checkpoints/demo/ when the package runs from a checkout without that mapping
-    (a legacy editable install)."""
-    try:
-        from everywear_tf import demo_weights
-        return demo_weights.DIRECTORY
-    except ImportError:
-        root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-        return os.path.join(root, 'checkpoints', 'demo')
-
-
 def demo_inputs(category, batch=1):
     """The demo person and the category's demo garment as GMM signature inputs (batch first),
     the same item repeated ``batch`` times."""

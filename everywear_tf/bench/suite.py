@@ -17,6 +17,7 @@ import tensorflow as tf
 
 from everywear_tf import configs
 from everywear_tf import demo
+from everywear_tf import demo_weights
 from everywear_tf import spec
 from everywear_tf import tryon
 from everywear_tf import weights
@@ -221,7 +222,7 @@ def _bfloat16_differences(settings, models, chain_inputs, log):
     log('bfloat16 against float32: demo weights on the demo set, random full weights')
     demo_set = {}
     for category in settings.demo_categories:
-        trained = [weights.load(os.path.join(bench_inputs.demo_weights_directory(),
+        trained = [weights.load(os.path.join(demo_weights.DIRECTORY,
                                              spec.model_name(module, category)), module)
                    for module in spec.MODULES]
         demo_set[category] = precision.compare(*precision.chains(category, trained),

@@ -8,6 +8,7 @@ import pytest
 import tensorflow as tf
 
 from everywear_tf import configs
+from everywear_tf import demo_weights
 from everywear_tf import spec
 from everywear_tf import weights
 from everywear_tf.bench import inputs as bench_inputs
@@ -69,7 +70,7 @@ def test_signature_dtypes_unchanged_and_float32_kept_where_listed(module):
 
 
 def _demo_models(category):
-    return [weights.load(os.path.join(bench_inputs.demo_weights_directory(),
+    return [weights.load(os.path.join(demo_weights.DIRECTORY,
                                       spec.model_name(module, category)), module)
             for module in spec.MODULES]
 
