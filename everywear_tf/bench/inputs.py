@@ -1,6 +1,5 @@
 """Benchmark and comparison inputs: the bundled demo frames in the signatures' layout."""
 
-import os
 
 import numpy as np
 
