@@ -20,9 +20,9 @@ from absl import flags  # noqa: E402
 from absl import logging  # noqa: E402
 
 from everywear_tf import fileio  # noqa: E402
-from everywear_tf.bench import paths  # noqa: E402
-from everywear_tf.bench import report  # noqa: E402
-from everywear_tf.bench import suite  # noqa: E402
+from bench import paths  # noqa: E402
+from bench import report  # noqa: E402
+from bench import suite  # noqa: E402
 
 _QUICK = flags.DEFINE_bool('quick', False, 'Lite configs and a few runs (for the test and a '
                            'quick look; not the published figures).')

@@ -18,7 +18,7 @@ from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 
 from everywear_tf import fileio  # noqa: E402
-from everywear_tf.bench import report  # noqa: E402
+from bench import report  # noqa: E402
 
 _INPUT = flags.DEFINE_string('input', 'bench/results/all.json', 'The JSON bench.all wrote.')
 _RESULTS = flags.DEFINE_string('results', 'bench/RESULTS.md', 'The Markdown file to update.')

@@ -76,7 +76,16 @@ def get(module, name=FULL, **overrides):
     return dataclasses.replace(_CONFIGS[(module, name)], **overrides)
 
 
+def module_of(config) -> str:
+    """The module ('gmm', 'edm', 'rm') a config describes; TypeError for anything else."""
+    for module, cls in _TYPES.items():
+        if type(config) is cls:
+            return module
+    raise TypeError(f'not a network config: {config!r}')
+
+
 def to_dict(config):
+    """The config's fields as a plain dict (what manifests store)."""
     return dataclasses.asdict(config)
 
 

@@ -48,6 +48,10 @@ class BundleError(InputError):
     """An Everywear pickle bundle lacks a key or holds an array of the wrong dtype or shape."""
 
 
+class CategoryError(EverywearError, ValueError):
+    """A garment category that is not one of spec.CATEGORIES."""
+
+
 class DatasetError(InputError):
     """A dataset directory does not follow the expected layout."""
 

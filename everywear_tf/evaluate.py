@@ -21,47 +21,11 @@ from everywear_tf import fileio
 from everywear_tf import spec
 from everywear_tf.data import datasets
 from everywear_tf.data import images
-from everywear_tf.data import lip
+from everywear_tf.inference import categories
 
 TARGET_PERSON = datasets.TARGET_PERSON
 TARGET_PARSE = datasets.TARGET_PARSE
 METRICS = ('ssim', 'psnr', 'l1', 'warp_iou')
-GARMENT_LABELS = {category: labels[0] for category, labels in lip.CATEGORY_GARMENT.items()}
-# What a new garment may change besides the old garment's pixels: the limbs it covers or bares.
-LIMB_LABELS = {spec.MEN_TSHIRTS: (lip.LEFT_ARM, lip.RIGHT_ARM),
-               spec.MEN_LONG: (lip.LEFT_ARM, lip.RIGHT_ARM),
-               spec.MEN_PANTS: (lip.LEFT_LEG, lip.RIGHT_LEG)}
-
-
-# Never repainted, whatever the networks' masks say: the head, and for pants the shoes and what
-# is worn over them.
-PROTECTED_LABELS = {
-        spec.MEN_TSHIRTS: lip.VITON_HEAD,
-        spec.MEN_LONG: lip.VITON_HEAD,
-        spec.MEN_PANTS: lip.VITON_HEAD + (lip.UPPER_CLOTHES, lip.DRESS, lip.COAT, lip.LEFT_SHOE,
-                                          lip.RIGHT_SHOE),
-}
-
-
-def protected(category, parse):
-    """bool, parse's shape: pixels the try-on of ``category`` must leave as they are."""
-    return np.isin(parse, PROTECTED_LABELS[category])
-
-
-def replaced_region(category, parse, clothing_mask):
-    """bool [B,H,W]: where the try-on replaces the photo (the old garment, the limbs it
-    touches, and the new garment's mask, but never a protected label), as the pipeline's
-    paste-back does."""
-    return ((np.isin(parse, GARMENT_LABELS[category] + LIMB_LABELS[category])
-             | (np.asarray(clothing_mask) >= 128)) & ~protected(category, parse))
-
-
-def composite(category, person, parse, outputs):
-    """The try-on pasted into the input photo inside ``replaced_region`` (uint8)."""
-    region = replaced_region(category, parse, outputs[spec.CLOTHING_MASK])[..., None]
-    return np.where(region, outputs[spec.TRYON], person)
-
-
 def image_metrics(output, target):
     """{'ssim', 'psnr', 'l1'} per item for uint8 [B,H,W,3] images."""
     a = tf.constant(output, tf.float32)
@@ -88,8 +52,8 @@ def _grid_image(inputs, outputs, target):
     return np.concatenate(columns, axis=2)
 
 
-def evaluate(tryon, dataset, output_dir=None, batch_size=8, limit=None, log=None):
-    """Runs ``tryon`` (a tryon.Tryon) over ``dataset`` items; returns the summary dict.
+def evaluate(chain, dataset, output_dir=None, batch_size=8, limit=None, log=None):
+    """Runs ``chain`` (an inference.chain.Chain) over ``dataset`` items; returns the summary.
 
     ``dataset`` has len() and read(i) giving the GMM signature inputs, optionally the ground
     truth under TARGET_PERSON / TARGET_PARSE (default: the input person and parse, i.e. paired),
@@ -98,7 +62,7 @@ def evaluate(tryon, dataset, output_dir=None, batch_size=8, limit=None, log=None
     """
     log = log or (lambda message: None)
     count = len(dataset) if limit is None else min(limit, len(dataset))
-    labels = GARMENT_LABELS[tryon.category]
+    labels = categories.GARMENT_LABELS[chain.category]
     scores = {'model': {m: [] for m in METRICS},
               'composited': {m: [] for m in ('ssim', 'psnr', 'l1')},
               'person_unchanged': {m: [] for m in ('ssim', 'psnr', 'l1')},
@@ -110,10 +74,10 @@ def evaluate(tryon, dataset, output_dir=None, batch_size=8, limit=None, log=None
         target = np.stack([item.get(TARGET_PERSON, item[spec.PERSON]) for item in items])
         target_parse = np.stack([item.get(TARGET_PARSE, item[spec.PARSE]) for item in items])
         region = np.isin(target_parse, labels)
-        outputs = tryon(inputs)
+        outputs = chain(inputs)
         model = {**image_metrics(outputs[spec.TRYON], target),
                  'warp_iou': iou(outputs[spec.WARPED_MASK] >= 128, region)}
-        pasted = composite(tryon.category, inputs[spec.PERSON], inputs[spec.PARSE], outputs)
+        pasted = categories.composite(chain.category, inputs[spec.PERSON], inputs[spec.PARSE], outputs)
         for m, values in image_metrics(pasted, target).items():
             scores['composited'][m] += list(values)
         unchanged = image_metrics(inputs[spec.PERSON], target)
@@ -133,7 +97,7 @@ def evaluate(tryon, dataset, output_dir=None, batch_size=8, limit=None, log=None
     summary = {name: {m: float(np.mean(v)) for m, v in metrics.items()}
                for name, metrics in scores.items()}
     summary['count'] = count
-    summary['category'] = tryon.category
+    summary['category'] = chain.category
     if output_dir:
         fileio.atomic_write_bytes(os.path.join(output_dir, 'metrics.json'), json.dumps(
                 {'summary': summary, 'items': per_item}, indent=1).encode())

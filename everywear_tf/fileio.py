@@ -2,8 +2,10 @@
 
 import contextlib
 import os
+import re
 import shutil
 import tempfile
+import uuid
 
 
 TEMPORARY_SUFFIX = '.tmp'
@@ -61,6 +63,51 @@ def publish_directory(temporary, final):
     else:
         os.rename(temporary, final)
     return final
+
+
+# A directory being written: ``.<final name>.<pid>-<random>.tmp`` beside its final name (hidden,
+# and not an integer, so TF Serving and the dev server never take it for a version).
+_TEMPORARY_DIRECTORY = re.compile(r'\.(?P<name>.+)\.(?P<pid>\d+)-[0-9a-f]{8}\.tmp')
+
+
+def temporary_directory_name(final):
+    """The hidden name beside ``final`` under which it is written."""
+    final = os.fspath(final)
+    return os.path.join(os.path.dirname(final), f'.{os.path.basename(final)}.{os.getpid()}-'
+                                                f'{uuid.uuid4().hex[:8]}{TEMPORARY_SUFFIX}')
+
+
+def remove_stale_directories(parent):
+    """Removes the temporary directories under ``parent`` whose writing process is gone (killed
+    mid-write); those of live processes are left alone."""
+    for name in os.listdir(parent):
+        match = _TEMPORARY_DIRECTORY.fullmatch(name)
+        if match and not _alive(int(match['pid'])):
+            shutil.rmtree(os.path.join(parent, name), ignore_errors=True)
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@contextlib.contextmanager
+def atomic_directory(final):
+    """Yields a new temporary directory beside ``final``; on success it replaces ``final``
+    (publish_directory), on any exception it is removed and ``final`` is left as it was."""
+    temporary = temporary_directory_name(final)
+    os.makedirs(temporary)
+    try:
+        yield temporary
+        publish_directory(temporary, final)
+    except BaseException:
+        shutil.rmtree(temporary, ignore_errors=True)
+        raise
 
 
 def atomic_write_bytes(path, data: bytes):

@@ -4,6 +4,8 @@ Model names, signature keys, input/output keys, dtypes and shapes live here and 
 rename breaks tests rather than production. This module imports no TensorFlow: clients use it too.
 """
 
+from everywear_tf import errors
+
 IMAGE_HEIGHT = 256
 IMAGE_WIDTH = 192
 FRAME_SHAPE = (IMAGE_HEIGHT, IMAGE_WIDTH)
@@ -15,7 +17,13 @@ MEN_LONG = 'men_long'
 MEN_PANTS = 'men_pants'
 CATEGORIES = (MEN_TSHIRTS, MEN_LONG, MEN_PANTS)
 UPPER_CATEGORIES = (MEN_TSHIRTS, MEN_LONG)
-LOWER_CATEGORIES = (MEN_PANTS,)
+
+# The two 256×192 frames a photo is cut into: the whole body letterboxed (lower garments), and the
+# upper-body crop (upper garments). The names are also the workspace's folder prefixes
+# (``input/body_pose``, ``input/upper_pose``) and the bundles' ``frame`` value.
+BODY_FRAME = 'body'
+UPPER_FRAME = 'upper'
+FRAMES = (BODY_FRAME, UPPER_FRAME)
 
 GMM = 'gmm'
 EDM = 'edm'
@@ -109,10 +117,20 @@ def all_model_names():
     return tuple(model_name(m, c) for c in CATEGORIES for m in MODULES)
 
 
+def check_category(category: str) -> str:
+    """``category`` itself, or errors.CategoryError (a ValueError) if it is not one of ours."""
+    if category not in CATEGORIES:
+        raise errors.CategoryError(f'unknown category {category!r}; expected one of {CATEGORIES}')
+    return category
+
+
+def frame_of(category: str) -> str:
+    """The frame a category is tried on: UPPER_FRAME for tops, BODY_FRAME for pants."""
+    return UPPER_FRAME if check_category(category) in UPPER_CATEGORIES else BODY_FRAME
+
+
 def model_name(module: str, category: str) -> str:
     """Serving name of one module of one category, e.g. ``gmm_men_tshirts``."""
     if module not in MODULES:
         raise ValueError(f'unknown module {module!r}; expected one of {MODULES}')
-    if category not in CATEGORIES:
-        raise ValueError(f'unknown category {category!r}; expected one of {CATEGORIES}')
-    return f'{module}_{category}'
+    return f'{module}_{check_category(category)}'

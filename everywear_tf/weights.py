@@ -9,8 +9,6 @@ import datetime
 import hashlib
 import json
 import os
-import shutil
-import uuid
 
 import numpy as np
 import tensorflow as tf
@@ -19,7 +17,6 @@ from everywear_tf import configs
 from everywear_tf import errors
 from everywear_tf import fileio
 from everywear_tf import spec
-from everywear_tf.export import modules
 from everywear_tf.models import factory
 
 MANIFEST = 'manifest.json'
@@ -46,12 +43,9 @@ def save(model, directory, source=None, overwrite=False, **extra):
     directory = os.path.abspath(os.fspath(directory))
     if os.path.exists(directory) and not overwrite:
         raise WeightsError(directory, 'already exists; pass overwrite to replace it')
-    module = modules.module_for(model)
-    parent = os.path.dirname(directory)
-    os.makedirs(parent, exist_ok=True)
-    temporary = os.path.join(parent, f'.{os.path.basename(directory)}.tmp-{uuid.uuid4().hex[:8]}')
-    try:
-        os.makedirs(temporary)
+    module = factory.module_for(model)
+    os.makedirs(os.path.dirname(directory), exist_ok=True)
+    with fileio.atomic_directory(directory) as temporary:
         tf.train.Checkpoint(model=model).write(os.path.join(temporary, CHECKPOINT))
         manifest = {'format': FORMAT, 'version': VERSION, 'module': module,
                     'config': configs.to_dict(model.config),
@@ -64,10 +58,6 @@ def save(model, directory, source=None, overwrite=False, **extra):
                 manifest['source']['sha256'] = sha256(source)
         with open(os.path.join(temporary, MANIFEST), 'w') as f:
             json.dump(manifest, f, indent=1)
-        fileio.publish_directory(temporary, directory)
-    except BaseException:
-        shutil.rmtree(temporary, ignore_errors=True)
-        raise
     return directory
 
 

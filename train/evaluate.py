@@ -54,7 +54,7 @@ def main(argv):
             dataset = datasets.CpVtonDataset(_DATASET_ROOT.value, _MODE.value, _PAIRS.value,
                                              targets=tuple(_TARGETS.value) if _TARGETS.value
                                              else None)
-        summary = evaluate.evaluate(tryon.Tryon(_CATEGORY.value, *models), dataset,
+        summary = evaluate.evaluate(chain_lib.Chain.from_models(_CATEGORY.value, *models), dataset,
                                     _OUTPUT_DIR.value, _BATCH_SIZE.value, _LIMIT.value,
                                     log=lambda message: print(message, file=sys.stderr))
     except errors.EverywearError as e:

@@ -23,7 +23,7 @@ _CATEGORIES = flags.DEFINE_list('categories', list(spec.CATEGORIES), 'Categories
 _TRAIN = flags.DEFINE_integer('train', 2000, 'Training items per category.')
 _TEST = flags.DEFINE_integer('test', 200, 'Test items per category.')
 _SEED = flags.DEFINE_integer('seed', 0, 'Dataset seed.')
-_FRAME = flags.DEFINE_enum('frame', None, list(synthetic_tryon.FRAMES),
+_FRAME = flags.DEFINE_enum('frame', None, list(spec.FRAMES),
                            'Frame of every category (default: the pipeline\'s frame of each).')
 
 

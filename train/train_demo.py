@@ -71,7 +71,7 @@ def main(argv):
                 perceptual_weight=0.0), train_set, 16, rm_steps)
         test_set = datasets.CpVtonDataset(root, 'test', pairs='test_pairs_unpaired.txt',
                                           targets=('image-swap', 'image-parse-swap'))
-        summary = evaluate.evaluate(tryon.Tryon(category, gmm, edm, rm), test_set,
+        summary = evaluate.evaluate(chain_lib.Chain.from_models(category, gmm, edm, rm), test_set,
                                     os.path.join(_RUNS_DIR.value, f'eval_{category}'))
         results[category] = summary
         print(f'{category}\n{evaluate.table(summary)}', file=sys.stderr)

@@ -11,15 +11,18 @@ the exit status 1; the others complete.
 import os
 import sys
 
-os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+from everywear_tf.cli import app as command
+
+command.quiet_tensorflow()
 
 from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 
-from everywear_tf import batch  # noqa: E402
+from everywear_tf.inference import batch  # noqa: E402
+from everywear_tf.inference import workspace  # noqa: E402
 from everywear_tf import demo_weights  # noqa: E402
 from everywear_tf import errors  # noqa: E402
-from everywear_tf import pipeline  # noqa: E402
+from everywear_tf.inference import pipeline  # noqa: E402
 
 _INPUT_DIR = flags.DEFINE_string('input_dir', None, 'persons/, garments/<category>/, pairs.txt')
 _WORKSPACE = flags.DEFINE_string('workspace', 'workspace', 'Where input/, stage/, output/ go.')
@@ -42,7 +45,7 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f'unexpected arguments: {argv[1:]}')
     try:
-        pairs = _JOBS.value or os.path.join(_INPUT_DIR.value, 'pairs.txt')
+        pairs = _JOBS.value or workspace.Workspace(_WORKSPACE.value, _INPUT_DIR.value).pairs()
         if _JOBS.value or os.path.exists(pairs):
             jobs = batch.read_jobs(pairs)
         else:
@@ -63,12 +66,13 @@ def main(argv):
         return 1
     failed = report['failed']
     print(f'{report["total"] - len(failed)} of {report["total"]} jobs done; '
-          f'{len(failed)} failed (see {os.path.join(_WORKSPACE.value, "output", "report.json")})')
+          f'{len(failed)} failed (see {workspace.Workspace(_WORKSPACE.value).report()})')
     return 1 if failed else 0
 
 
 def run():
-    app.run(lambda argv: sys.exit(main(argv)))
+    """The console script's entry point."""
+    command.run(main, __name__)
 
 
 if __name__ == '__main__':

@@ -14,12 +14,16 @@ background).
 
 import sys
 
-from absl import app
-from absl import flags
+from everywear_tf.cli import app as command
 
-from everywear_tf import demo
-from everywear_tf import errors
-from everywear_tf.data import visualize
+command.quiet_tensorflow()
+
+from absl import app  # noqa: E402
+from absl import flags  # noqa: E402
+
+from everywear_tf import demo  # noqa: E402
+from everywear_tf import errors  # noqa: E402
+from everywear_tf.data import visualize  # noqa: E402
 
 _OUTPUT_DIR = flags.DEFINE_string('output_dir', 'representation', 'Where the PNGs go.')
 _PERSON = flags.DEFINE_string('person', demo.PERSON, 'Person photo, 256x192.')
@@ -42,12 +46,14 @@ def main(argv):
             cloth_mask_path=_CLOTH_MASK.value or None, log=print)
     except errors.InputError as e:
         print(f'everywear-representation: error: {e}', file=sys.stderr)
-        sys.exit(1)
+        return 1
     print(f'wrote {len(written)} images to {_OUTPUT_DIR.value}')
+    return 0
 
 
 def run():
-    app.run(main)
+    """The console script's entry point."""
+    command.run(main, __name__)
 
 
 if __name__ == '__main__':

@@ -12,7 +12,9 @@ they show the pipeline working, not photo-quality results).
 import os
 import sys
 
-os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+from everywear_tf.cli import app as command
+
+command.quiet_tensorflow()
 
 from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
@@ -20,7 +22,7 @@ from absl import flags  # noqa: E402
 from everywear_tf import demo  # noqa: E402
 from everywear_tf import demo_weights  # noqa: E402
 from everywear_tf import errors  # noqa: E402
-from everywear_tf import pipeline  # noqa: E402
+from everywear_tf.inference import pipeline  # noqa: E402
 from everywear_tf import spec  # noqa: E402
 from everywear_tf.data import images  # noqa: E402
 from everywear_tf.data import keypoints as keypoint_files  # noqa: E402
@@ -90,7 +92,8 @@ def main(argv):
 
 
 def run():
-    app.run(lambda argv: sys.exit(main(argv)))
+    """The console script's entry point."""
+    command.run(main, __name__)
 
 
 if __name__ == '__main__':

@@ -30,7 +30,7 @@ from everywear_tf import spec
 from everywear_tf import weights
 from everywear_tf.convert import cpvton_torch
 from everywear_tf.convert import viton_tf1
-from everywear_tf.export import modules
+from everywear_tf.models import factory
 
 CONVERTER_VERSION = 1
 
@@ -89,8 +89,8 @@ def write_converted(model, out_dir, source_path, module, config, source_format=N
     """
     if module not in spec.MODULES:
         raise ValueError(f'unknown module {module!r}; known: {spec.MODULES}')
-    if modules.module_for(model) != module:
-        raise ValueError(f'the model is a {modules.module_for(model).upper()}, not a '
+    if factory.module_for(model) != module:
+        raise ValueError(f'the model is a {factory.module_for(model).upper()}, not a '
                          f'{module.upper()}')
     if model.config != config:
         raise ValueError(f'the model was built from {model.config}, not from {config}')

@@ -30,9 +30,6 @@ from everywear_tf import spec
 from everywear_tf.data import lip
 from everywear_tf.data import safe_pickle
 
-BODY = 'body'
-UPPER = 'upper'
-FRAMES = (BODY, UPPER)
 FIELDS = {
         'image': (np.uint8, spec.FRAME_SHAPE + (3,)),
         'parse': (np.uint8, spec.FRAME_SHAPE),
@@ -94,8 +91,8 @@ def validate(bundle, path='<memory>'):
     frame = bundle['frame']
     if isinstance(frame, np.str_):
         frame = str(frame)
-    if not isinstance(frame, str) or frame not in FRAMES:
-        raise errors.BundleError(path, f"'frame' must be one of {FRAMES}, got {frame!r}")
+    if not isinstance(frame, str) or frame not in spec.FRAMES:
+        raise errors.BundleError(path, f"'frame' must be one of {spec.FRAMES}, got {frame!r}")
     out['frame'] = frame
     return out
 

@@ -32,6 +32,9 @@ from everywear_tf import spec
 from everywear_tf.data import safe_pickle
 
 COCO18 = 'coco18'
+# COCO-18 indices.
+NOSE, NECK, R_SHOULDER, R_ELBOW, R_WRIST, L_SHOULDER, L_ELBOW, L_WRIST = range(8)
+R_HIP, R_KNEE, R_ANKLE, L_HIP, L_KNEE, L_ANKLE, R_EYE, L_EYE, R_EAR, L_EAR = range(8, 18)
 # BODY_25 index of each COCO-18 point: BODY_25 is COCO-18 with MidHip inserted at 8 (so COCO
 # 8..17 are BODY_25 9..18) and six foot points appended at 19..24.
 BODY25_TO_COCO18 = (0, 1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18)

@@ -61,9 +61,8 @@ def loads(data, path='<memory>', encoding='ASCII'):
         hint = " (a Python 2 pickle? read it with encoding='latin1')" if encoding.lower() in (
                 'ascii', 'utf-8', 'utf8') else ''
         raise errors.UnsafePickleError(path, f'not a readable pickle: {e}{hint}') from None
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError,
-            UnicodeDecodeError, IndexError, KeyError, ImportError, OverflowError, MemoryError,
-            RecursionError, LookupError) as e:
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError,
+            KeyError, ImportError, OverflowError, MemoryError, RecursionError, LookupError) as e:
         raise errors.UnsafePickleError(path, f'not a readable pickle (truncated or corrupt: '
                                              f'{type(e).__name__}: {e})') from None
 

@@ -12,13 +12,13 @@ import numpy as np
 
 from everywear_tf import spec
 from everywear_tf.data import lip
+from everywear_tf.data.keypoints import (  # COCO-18 indices
+    L_ANKLE, L_EAR, L_ELBOW, L_EYE, L_HIP, L_KNEE, L_SHOULDER, L_WRIST, NECK, NOSE, R_ANKLE,
+    R_EAR, R_ELBOW, R_EYE, R_HIP, R_KNEE, R_SHOULDER, R_WRIST)
 
 SKIN_TONES = ((236, 200, 170), (214, 170, 130), (180, 130, 95), (140, 95, 65), (95, 62, 40))
 HAIR_COLOURS = ((30, 25, 20), (70, 45, 25), (150, 110, 60), (200, 170, 110), (120, 120, 120))
 
-# COCO-18 indices.
-NOSE, NECK, R_SHOULDER, R_ELBOW, R_WRIST, L_SHOULDER, L_ELBOW, L_WRIST = range(8)
-R_HIP, R_KNEE, R_ANKLE, L_HIP, L_KNEE, L_ANKLE, R_EYE, L_EYE, R_EAR, L_EAR = range(8, 18)
 
 
 @dataclasses.dataclass(frozen=True)

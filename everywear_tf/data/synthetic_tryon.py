@@ -18,15 +18,14 @@ import numpy as np
 
 from everywear_tf import errors
 from everywear_tf import fileio
-from everywear_tf import preprocess
 from everywear_tf import spec
 from everywear_tf.data import datasets
+from everywear_tf.data import frames
 from everywear_tf.data import images
 from everywear_tf.data import lip
 from everywear_tf.data import parsing
 from everywear_tf.data import synthetic as draw
 
-CATEGORY_GARMENTS = {spec.MEN_TSHIRTS: 'top', spec.MEN_LONG: 'top', spec.MEN_PANTS: 'pants'}
 SLEEVES = {spec.MEN_TSHIRTS: (0.35, 0.5), spec.MEN_LONG: (0.9, 1.0)}
 
 # CP-VTON layout, plus the ground-truth warp (warp-grid/<person>.json: the spline's landmarks).
@@ -39,9 +38,7 @@ SWAP_DIRS = (IMAGE_SWAP, PARSE_SWAP, WARP_SWAP)
 
 # The frame a sample is written in: the whole drawn person (``body``), or the upper-body crop
 # the pipeline cuts for tops (``upper``): drawn at UPPER_SCALE times the frame's size and cropped
-# by preprocess.upper_frame, so networks for tops train on what they see at inference.
-BODY, UPPER = 'body', 'upper'
-FRAMES = (BODY, UPPER)
+# by frames.upper_frame, so networks for tops train on what they see at inference.
 UPPER_SCALE = 2
 
 
@@ -199,9 +196,8 @@ class Product:
     sleeve: float  # for tops: where the sleeve ends on the arm
 
 
-def _check(category):
-    if category not in CATEGORY_GARMENTS:
-        raise ValueError(f'unknown category {category!r}; expected one of {spec.CATEGORIES}')
+def _is_top(category):
+    return spec.frame_of(category) == spec.UPPER_FRAME
 
 
 def sample_style(rng, height=spec.IMAGE_HEIGHT, width=spec.IMAGE_WIDTH):
@@ -213,9 +209,9 @@ def sample_style(rng, height=spec.IMAGE_HEIGHT, width=spec.IMAGE_WIDTH):
 
 
 def sample_product(rng, category, height=spec.IMAGE_HEIGHT, width=spec.IMAGE_WIDTH):
-    _check(category)
+    is_top = _is_top(category)
     pattern = draw.PATTERNS[int(rng.integers(len(draw.PATTERNS)))]
-    if CATEGORY_GARMENTS[category] == 'top':
+    if is_top:
         sleeve = float(rng.uniform(*SLEEVES[category]))
         return Product(draw.render_top(rng, _colour(rng), sleeve=sleeve, pattern=pattern,
                                        height=height, width=width), sleeve)
@@ -225,13 +221,13 @@ def sample_product(rng, category, height=spec.IMAGE_HEIGHT, width=spec.IMAGE_WID
 
 def dress(style, product, category):
     """The person of ``style`` wearing ``product`` (a garment of ``category``)."""
-    _check(category)
+    is_top = _is_top(category)
     height, width = product.garment.mask.shape
     s = width / 192.0
     points = style.points
     garment = product.garment
     colours = np.random.default_rng(style.colour_seed)
-    if CATEGORY_GARMENTS[category] == 'top':
+    if is_top:
         warp_points = (_top_body_points(points, product.sleeve, s),
                        _top_landmarks(product.sleeve, s, width))
         rgb, mask, grid = _warp(garment.image, garment.mask, *warp_points, height, width)
@@ -262,8 +258,7 @@ def render_sample(rng, category, height=spec.IMAGE_HEIGHT, width=spec.IMAGE_WIDT
 
 def pipeline_frame(category):
     """The frame the pipeline tries ``category`` on: the upper crop for tops, else the body."""
-    _check(category)
-    return UPPER if category in spec.UPPER_CATEGORIES else BODY
+    return spec.frame_of(category)
 
 
 def _affine(transform, points):
@@ -272,12 +267,12 @@ def _affine(transform, points):
 
 def crop_upper(sample):
     """``sample`` (drawn at any size) as the pipeline's upper-body frame: person, parse and
-    keypoints through preprocess.upper_frame, the product through preprocess.garment_frame, and
+    keypoints through frames.upper_frame, the product through frames.garment_frame, and
     the warp's landmarks through both transforms (so the grid still ties them together)."""
-    frame = preprocess.upper_frame(sample.person, sample.parse, sample.keypoints)
-    cloth, cloth_mask = preprocess.garment_frame(sample.cloth, sample.cloth_mask)
+    frame = frames.upper_frame(sample.person, sample.parse, sample.keypoints)
+    cloth, cloth_mask = frames.garment_frame(sample.cloth, sample.cloth_mask)
     cloth_mask = np.where(cloth_mask >= 128, 255, 0).astype(np.uint8)
-    garment_transform = preprocess.box_transform(preprocess.letterbox_box(sample.cloth.shape[:2]))
+    garment_transform = frames.box_transform(frames.letterbox_box(sample.cloth.shape[:2]))
     body = _affine(frame.transform, sample.warp_points[0])
     product = _affine(garment_transform, sample.warp_points[1])
     grid = _normalised(*dense_grid(body, product, *spec.FRAME_SHAPE))
@@ -285,16 +280,17 @@ def crop_upper(sample):
                   cloth_mask=cloth_mask, grid=grid, warp_points=(body, product))
 
 
-def framed_sample(seed, i, category, frame=BODY, product_of=None):
+def framed_sample(seed, i, category, frame=spec.BODY_FRAME, product_of=None):
     """Person ``i`` wearing the product of item ``product_of`` (default: its own) in ``frame``."""
-    if frame not in FRAMES:
-        raise ValueError(f'unknown frame {frame!r}; expected one of {FRAMES}')
-    size = spec.FRAME_SHAPE if frame == BODY else tuple(UPPER_SCALE * n for n in spec.FRAME_SHAPE)
+    if frame not in spec.FRAMES:
+        raise ValueError(f'unknown frame {frame!r}; expected one of {spec.FRAMES}')
+    size = (spec.FRAME_SHAPE if frame == spec.BODY_FRAME
+            else tuple(UPPER_SCALE * n for n in spec.FRAME_SHAPE))
     style, product = item(seed, i, category, *size)
     if product_of is not None:
         product = item(seed, product_of, category, *size)[1]
     sample = dress(style, product, category)
-    return sample if frame == BODY else crop_upper(sample)
+    return sample if frame == spec.BODY_FRAME else crop_upper(sample)
 
 
 def _openpose_json(keypoints):
@@ -310,9 +306,9 @@ def item(seed, i, category, height=spec.IMAGE_HEIGHT, width=spec.IMAGE_WIDTH):
     return style, sample_product(rng, category, height, width)
 
 
-def write_split(root, mode, category, count, seed, log=None, start=0, frame=BODY):
+def write_split(root, mode, category, count, seed, log=None, start=0, frame=spec.BODY_FRAME):
     """Writes ``count`` samples of one split in the CP-VTON layout under ``root/mode``, each in
-    ``frame`` (BODY or UPPER).
+    ``frame`` (spec.BODY_FRAME or spec.UPPER_FRAME).
 
     Names: person ``NNNNNN_0.png`` wearing product ``NNNNNN_1.png``; pairs in
     ``{mode}_pairs.txt``. The test split also dresses each person in the next item's product
@@ -416,7 +412,7 @@ class RenderedDataset:
     For tests and quick experiments; real training reads a written dataset.
     """
 
-    def __init__(self, category, size, seed=0, unpaired=False, frame=BODY):
+    def __init__(self, category, size, seed=0, unpaired=False, frame=spec.BODY_FRAME):
         self.category, self.size, self.seed, self.unpaired = category, size, seed, unpaired
         self.frame = frame
 

@@ -8,8 +8,6 @@ renamed into place: a crash at any point leaves no partial version visible.
 import datetime
 import json
 import os
-import shutil
-import uuid
 
 import tensorflow as tf
 
@@ -24,7 +22,6 @@ from everywear_tf.models import factory
 
 AUTO = 'auto'
 MANIFEST = 'everywear_export.json'
-_TEMP_PREFIX = '.tmp-export-'
 
 
 class ExportError(errors.EverywearError):
@@ -44,26 +41,6 @@ def next_version(model_dir):
     return existing[-1] + 1 if existing else 1
 
 
-def _remove_stale_temporaries(model_dir):
-    """Temporary directories of exports whose process is gone (killed mid-export)."""
-    for name in os.listdir(model_dir):
-        if not name.startswith(_TEMP_PREFIX):
-            continue
-        pid = name[len(_TEMP_PREFIX):].split('-')[0]
-        if pid.isdigit() and not _alive(int(pid)):
-            shutil.rmtree(os.path.join(model_dir, name), ignore_errors=True)
-
-
-def _alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def export(model, base_dir, model_name, version=AUTO, overwrite=False, source=None, log=None,
            precision=factory.FLOAT32):
     """Exports ``model`` as a version of ``model_name``; returns the version directory.
@@ -79,7 +56,7 @@ def export(model, base_dir, model_name, version=AUTO, overwrite=False, source=No
     """
     log = log or (lambda message: None)
     module, _ = spec.module_of(model_name)
-    if modules.module_for(model) != module:
+    if factory.module_for(model) != module:
         raise ExportError(f'{model_name} serves a {module.upper()}, got a '
                           f'{type(model).__name__}')
     if precision not in factory.PRECISIONS:
@@ -87,7 +64,7 @@ def export(model, base_dir, model_name, version=AUTO, overwrite=False, source=No
     model = factory.with_precision(model, precision)
     model_dir = os.path.join(os.path.abspath(base_dir), model_name)
     os.makedirs(model_dir, exist_ok=True)
-    _remove_stale_temporaries(model_dir)
+    fileio.remove_stale_directories(model_dir)
     if version == AUTO:
         version = next_version(model_dir)
     try:
@@ -100,8 +77,7 @@ def export(model, base_dir, model_name, version=AUTO, overwrite=False, source=No
     if os.path.exists(final) and not overwrite:
         raise ExportError(f'{final} already exists; pass overwrite to replace it or use '
                           f'version {AUTO!r}')
-    temporary = os.path.join(model_dir, f'{_TEMP_PREFIX}{os.getpid()}-{uuid.uuid4().hex[:8]}')
-    try:
+    with fileio.atomic_directory(final) as temporary:
         serving = modules.ServingModule(module, model)
         tf.saved_model.save(serving, temporary, signatures=serving.signatures())
         warmup.write_warmup(temporary, model_name, module)
@@ -115,10 +91,6 @@ def export(model, base_dir, model_name, version=AUTO, overwrite=False, source=No
         missing = opcheck.unregistered_ops(temporary)
         if missing:
             raise ExportError(f'{model_name}: the graph uses ops stock TF Serving lacks: {missing}')
-        fileio.publish_directory(temporary, final)
-    except BaseException:
-        shutil.rmtree(temporary, ignore_errors=True)
-        raise
     log(f'exported {model_name} version {version} to {final}')
     return final
 

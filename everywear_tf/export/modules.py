@@ -9,12 +9,9 @@ import functools
 
 import tensorflow as tf
 
-from everywear_tf import configs
 from everywear_tf import spec
 from everywear_tf.data import representation
-from everywear_tf.models import edm
-from everywear_tf.models import gmm
-from everywear_tf.models import rm
+from everywear_tf.models import factory
 from everywear_tf.ops import quantize
 
 
@@ -58,7 +55,6 @@ def rm_outputs(model, warped_cloth, coarse, mask):
 
 
 _OUTPUTS = {spec.GMM: gmm_outputs, spec.EDM: edm_outputs, spec.RM: rm_outputs}
-_MODEL_TYPES = {spec.GMM: gmm.Gmm, spec.EDM: edm.Edm, spec.RM: rm.Rm}
 
 
 class ServingModule(tf.Module):
@@ -66,9 +62,9 @@ class ServingModule(tf.Module):
 
     def __init__(self, module, model):
         super().__init__(name=f'{module}_serving')
-        if not isinstance(model, _MODEL_TYPES[module]):
-            raise TypeError(f'{module} needs a {_MODEL_TYPES[module].__name__}, got '
-                            f'{type(model).__name__}')
+        expected = factory.MODEL_CLASSES[module]
+        if not isinstance(model, expected):
+            raise TypeError(f'{module} needs a {expected.__name__}, got {type(model).__name__}')
         if module == spec.GMM and (model.config.height, model.config.width) != spec.FRAME_SHAPE:
             raise ValueError(f'a served GMM must work on {spec.FRAME_SHAPE} frames, its config '
                              f'says {(model.config.height, model.config.width)}')
@@ -83,11 +79,4 @@ class ServingModule(tf.Module):
     def signatures(self):
         return {spec.SERVING_SIGNATURE: self.serving_default}
 
-
-def module_for(model):
-    """The spec module name ('gmm', 'edm', 'rm') a network serves as."""
-    for module, cls in _MODEL_TYPES.items():
-        if isinstance(model, cls):
-            return module
-    raise TypeError(f'not a network: {type(model).__name__}')
 

@@ -6,12 +6,14 @@ import threading
 import tensorflow as tf
 
 from everywear_tf import configs
+from everywear_tf import spec
 from everywear_tf.models import blocks
 from everywear_tf.models import edm
 from everywear_tf.models import gmm
 from everywear_tf.models import rm
 
-_MODELS = {configs.GmmConfig: gmm.Gmm, configs.EdmConfig: edm.Edm, configs.RmConfig: rm.Rm}
+# The network class of each module (configs owns module → config class).
+MODEL_CLASSES = {spec.GMM: gmm.Gmm, spec.EDM: edm.Edm, spec.RM: rm.Rm}
 
 FLOAT32 = 'float32'
 BFLOAT16 = 'bfloat16'
@@ -47,12 +49,18 @@ def build(config, name=None, built=True, precision=FLOAT32):
     weights load unchanged) whose convolutions compute in bfloat16 (Keras mixed precision); the
     networks keep their inputs, outputs and the steps listed in BUILD.md §12 in float32.
     """
-    cls = _MODELS.get(type(config))
-    if cls is None:
-        raise TypeError(f'not a network config: {config!r}')
+    cls = MODEL_CLASSES[configs.module_of(config)]
     with _global_policy(_POLICIES[check_precision(precision)]):
         model = cls(**configs.to_dict(config), **({'name': name} if name else {}))
     return model.build_for_inputs() if built else model
+
+
+def module_for(model) -> str:
+    """The spec module name ('gmm', 'edm', 'rm') a network serves as."""
+    for module, cls in MODEL_CLASSES.items():
+        if isinstance(model, cls):
+            return module
+    raise TypeError(f'not a network: {type(model).__name__}')
 
 
 def precision_of(model):

@@ -23,10 +23,9 @@ from tensorflow_serving.apis import model_pb2
 from tensorflow_serving.apis import predict_pb2
 from tensorflow_serving.apis import prediction_service_pb2_grpc
 
-from everywear_tf import composition
 from everywear_tf import errors
-from everywear_tf import signature_inputs
 from everywear_tf import spec
+from everywear_tf.serving import signature_inputs
 from everywear_tf.serving import wire
 
 GRPC = 'grpc'
@@ -109,9 +108,6 @@ class Client:
         self.address, self.transport, self.timeout = address, transport, timeout
         self.retries, self.backoff, self.concurrency = retries, backoff, concurrency
         self.canary_percent = canary_percent
-        # GMM and EDM of a try-on are independent: both requests go out at once.
-        self._stages = concurrent.futures.ThreadPoolExecutor(max(2, concurrency),
-                                                             thread_name_prefix='tryon')
         self._random = random.Random(seed)
         self._random_lock = threading.Lock()
         if transport == GRPC:
@@ -121,7 +117,6 @@ class Client:
             self._stub = prediction_service_pb2_grpc.PredictionServiceStub(self._channel)
 
     def close(self):
-        self._stages.shutdown(wait=False)
         if self.transport == GRPC:
             self._channel.close()
 
@@ -203,7 +198,7 @@ class Client:
             return ({key: np.asarray(outputs[key], spec.OUTPUT_SPECS[key][0])
                      for key in spec.MODULE_OUTPUTS[module]}, None)
 
-    # --- the modules and the whole try-on ------------------------------------------------------
+    # --- the modules ----------------------------------------------------------------------------
 
     def _module_inputs(self, module, inputs):
         return {key: inputs[key] for key in spec.MODULE_INPUTS[module]}
@@ -219,24 +214,6 @@ class Client:
     def rm(self, category, inputs, **where):
         return self.predict(spec.model_name(spec.RM, category),
                             self._module_inputs(spec.RM, inputs), **where)
-
-    def tryon(self, category, inputs, label=None):
-        """GMM → EDM → RM for a batch; every stage's outputs, like everywear_tf.tryon.Tryon.
-
-        ``label`` addresses all three models alike (a category rolls out as a unit); by default
-        the canary split chooses one per call.
-        """
-        label = label if label is not None else self.route()
-        # Sent together: the server runs them side by side, and one's transport overlaps the
-        # other's compute (BUILD.md §12); the outputs are the same as one after the other.
-        pending = self._stages.submit(self.edm, category, inputs, label=label)
-        gmm = self.gmm(category, inputs, label=label)
-        edm = pending.result()
-        mask = composition.clothing_mask(category, edm[spec.MASK], gmm[spec.WARPED_MASK])
-        rm = self.rm(category, {spec.WARPED_CLOTH: gmm[spec.WARPED_CLOTH],
-                                spec.COARSE: edm[spec.COARSE], spec.MASK: mask}, label=label)
-        return {**gmm, spec.COARSE: edm[spec.COARSE], spec.EDM_MASK: edm[spec.MASK],
-                spec.CLOTHING_MASK: mask, **rm}
 
     def map(self, function, items):
         """Applies ``function`` to items with at most ``concurrency`` calls in flight; results

@@ -29,10 +29,10 @@ from tensorflow_serving.apis import model_service_pb2_grpc
 from tensorflow_serving.apis import predict_pb2
 from tensorflow_serving.apis import prediction_service_pb2_grpc
 
+from everywear_tf import spec
 from everywear_tf.serving import config as serving_config
 from everywear_tf.serving import manager as manager_lib
 from everywear_tf.serving import wire
-from everywear_tf.serving.manager import DEFAULT_SIGNATURE
 from everywear_tf.serving.manager import Manager
 from everywear_tf.serving.manager import ServingError
 
@@ -54,12 +54,6 @@ def _signature_defs(path):
     with open(f'{path}/saved_model.pb', 'rb') as f:
         saved_model.ParseFromString(f.read())
     return saved_model.meta_graphs[0].signature_def
-
-
-def run_signature(version, saved_model, signature_name, inputs):
-    """Runs ``signature_name`` of the SavedModel the request holds on {key: ndarray}."""
-    del version  # the request's own reference is ``saved_model``
-    return manager_lib.predict(saved_model, signature_name, inputs)
 
 
 def _typed_fields(array):
@@ -96,7 +90,7 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
     def Predict(self, request, context):
         try:
             version, saved_model = self.manager.resolve(request.model_spec)
-            signature_name = request.model_spec.signature_name or DEFAULT_SIGNATURE
+            signature_name = request.model_spec.signature_name or spec.SERVING_SIGNATURE
             outputs = manager_lib.signature(saved_model, signature_name).structured_outputs
             seen = set()
             for alias in request.output_filter:
@@ -269,7 +263,7 @@ class _RestHandler(http_server.BaseHTTPRequestHandler):
         try:
             body = json.loads(self.rfile.read(length) or b'{}')
             version, saved_model = self.manager.resolve(self._spec(match))
-            signature_name = body.get('signature_name') or DEFAULT_SIGNATURE
+            signature_name = body.get('signature_name') or spec.SERVING_SIGNATURE
             if signature_name not in saved_model.signatures:
                 raise ServingError(grpc.StatusCode.INVALID_ARGUMENT,
                                    f'Serving signature name: "{signature_name}" not found in '

@@ -22,6 +22,7 @@ import tensorflow as tf
 from tensorflow_serving.apis import get_model_status_pb2
 from tensorflow_serving.config import model_server_config_pb2
 
+from everywear_tf import spec
 from everywear_tf.export import warmup
 
 
@@ -43,7 +44,6 @@ class ServingError(Exception):
         self.message = message
 
 
-DEFAULT_SIGNATURE = 'serving_default'
 MAX_WARMUP_RECORDS = 1000  # WarmupConsts::kMaxNumRecords
 _OK_PLATFORM = 'tensorflow'
 
@@ -76,9 +76,6 @@ class Version:
         self.error = None  # (grpc.StatusCode, message) when the load failed
         self.saved_model = None
         self.aspired = True  # the policy still wants it (a failed load is not retried then)
-
-    def signature(self, key):
-        return signature(self.saved_model, key)
 
 
 def version_numbers(base_path):
@@ -354,7 +351,7 @@ def predict(saved_model, signature_name, inputs):
     ``saved_model`` is the caller's own reference, so an unload in the meantime does not matter.
     Returns {key: ndarray}.
     """
-    function = signature(saved_model, signature_name or DEFAULT_SIGNATURE)
+    function = signature(saved_model, signature_name or spec.SERVING_SIGNATURE)
     expected = function.structured_input_signature[1]
     if set(inputs) != set(expected):
         sent, wanted = sorted(inputs), sorted(expected)

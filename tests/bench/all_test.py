@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 from everywear_tf import spec
-from everywear_tf.bench import paths
+from bench import paths
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 

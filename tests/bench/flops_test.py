@@ -4,8 +4,8 @@ import tensorflow as tf
 
 from everywear_tf import configs
 from everywear_tf import spec
-from everywear_tf.bench import flops
-from everywear_tf.bench import timing
+from bench import flops
+from bench import timing
 from everywear_tf.models import factory
 
 

@@ -8,6 +8,7 @@ import pytest
 
 from everywear_tf import errors
 from everywear_tf import fileio
+from everywear_tf import spec
 from everywear_tf.data import bundle
 from everywear_tf.data import safe_pickle
 from everywear_tf.data import synthetic
@@ -35,7 +36,7 @@ def test_valid_bundle_holds_the_drawn_person():
     np.testing.assert_array_equal(loaded['keypoints'], person.keypoints.astype(np.float32))
     assert loaded['transform'].tolist() == [[0.5, 0.0, 10.0], [0.0, 0.5, 0.0]]
     assert loaded['source_size'].tolist() == [512, 364]
-    assert loaded['frame'] == bundle.BODY
+    assert loaded['frame'] == spec.BODY_FRAME
     raw = pickle.loads(open(path('bundle_valid.pkl'), 'rb').read())  # plain types only
     assert type(raw) is dict and type(raw['frame']) is str
 
@@ -97,7 +98,7 @@ def test_value_preserving_casts_are_accepted(tmp_path):
     for key, (dtype, _) in bundle.FIELDS.items():
         assert loaded[key].dtype == dtype, key
         np.testing.assert_array_equal(loaded[key], _valid()[key])
-    assert loaded['frame'] == bundle.UPPER and type(loaded['frame']) is str
+    assert loaded['frame'] == spec.UPPER_FRAME and type(loaded['frame']) is str
 
 
 def test_round_trip_and_atomic_writes(tmp_path, monkeypatch):
@@ -113,7 +114,7 @@ def test_round_trip_and_atomic_writes(tmp_path, monkeypatch):
         bundle.write_bundle(target, {'image': 1})
     monkeypatch.setattr(fileio.os, 'replace', lambda *a: (_ for _ in ()).throw(OSError('EIO')))
     with pytest.raises(OSError):
-        bundle.write_bundle(target, dict(value, frame=bundle.UPPER))
+        bundle.write_bundle(target, dict(value, frame=spec.UPPER_FRAME))
     monkeypatch.undo()
     assert target.read_bytes() == before
     assert os.listdir(target.parent) == ['person_0_pkl.pkl']

@@ -6,7 +6,7 @@ import os
 import numpy as np
 import pytest
 
-from everywear_tf import preprocess
+from everywear_tf.data import frames
 from everywear_tf import spec
 from everywear_tf.data import lip
 from everywear_tf.data import synthetic_tryon
@@ -40,12 +40,12 @@ def test_labels_keypoints_masks_and_warp_agree(category):
 
 @pytest.mark.parametrize('category', spec.UPPER_CATEGORIES)
 def test_upper_frames_are_the_pipelines_crop_and_still_agree(category):
-    assert synthetic_tryon.pipeline_frame(category) == synthetic_tryon.UPPER
-    assert synthetic_tryon.pipeline_frame(spec.MEN_PANTS) == synthetic_tryon.BODY
+    assert synthetic_tryon.pipeline_frame(category) == spec.UPPER_FRAME
+    assert synthetic_tryon.pipeline_frame(spec.MEN_PANTS) == spec.BODY_FRAME
     for i in range(2):
-        sample = synthetic_tryon.framed_sample(4, i, category, synthetic_tryon.UPPER)
+        sample = synthetic_tryon.framed_sample(4, i, category, spec.UPPER_FRAME)
         drawn = synthetic_tryon.dress(*synthetic_tryon.item(4, i, category, 512, 384), category)
-        frame = preprocess.upper_frame(drawn.person, drawn.parse, drawn.keypoints)
+        frame = frames.upper_frame(drawn.person, drawn.parse, drawn.keypoints)
         np.testing.assert_array_equal(sample.person, frame.image)
         np.testing.assert_array_equal(sample.parse, frame.parse)
         assert sample.cloth.shape == spec.FRAME_SHAPE + (3,)

@@ -10,7 +10,7 @@ import pytest
 import tensorflow as tf
 
 from everywear_tf import configs
-from everywear_tf import signature_inputs
+from everywear_tf.serving import signature_inputs
 from everywear_tf import spec
 from everywear_tf.data import representation
 from everywear_tf.export import exporter
@@ -214,7 +214,7 @@ def test_a_crash_during_export_leaves_no_partial_version(tmp_path, monkeypatch):
 
 def test_a_killed_export_leaves_only_a_hidden_directory_that_the_next_export_removes(tmp_path):
     model_dir = tmp_path / spec.model_name(spec.RM, spec.MEN_LONG)
-    stale = model_dir / '.tmp-export-999999999-deadbeef'
+    stale = model_dir / '.1.999999999-deadbeef.tmp'
     (stale / 'variables').mkdir(parents=True)
     assert exporter.versions(model_dir) == []  # TF Serving ignores non-numeric names
     exporter.export(_model(spec.RM), tmp_path, model_dir.name)

@@ -12,9 +12,9 @@ from tensorflow_serving.apis import predict_pb2
 from tensorflow_serving.apis import prediction_service_pb2_grpc
 
 from everywear_tf import configs
-from everywear_tf import signature_inputs
+from everywear_tf.serving import signature_inputs
 from everywear_tf import spec
-from everywear_tf import tryon
+from everywear_tf.inference import chain as chain_lib
 from everywear_tf.export import exporter
 from everywear_tf.export import warmup
 from everywear_tf.models import factory
@@ -47,7 +47,7 @@ def test_tryon_through_the_server_equals_in_process(served):
     inputs = warmup.realistic_inputs(spec.GMM, batch=2, seed=3)
     with client_lib.Client(f'127.0.0.1:{server.grpc_port}') as client:
         remote = client.tryon(CATEGORY, inputs)
-    local = tryon.Tryon(CATEGORY, models[spec.GMM], models[spec.EDM], models[spec.RM])(inputs)
+    local = chain_lib.Chain.from_models(CATEGORY, models[spec.GMM], models[spec.EDM], models[spec.RM])(inputs)
     assert sorted(remote) == sorted(local)
     for key in local:
         np.testing.assert_array_equal(remote[key], local[key], err_msg=key)

@@ -604,8 +604,8 @@ class TestDevServer(TFServingBehaviour):
         version, saved_model = served.resolve(_request(version=1).model_spec)
         served.reload(_config(root, [2]))  # version 1 unloads while the request holds it
         assert not served.available(RM, 1)
-        outputs = dev_server.run_signature(version, saved_model, spec.SERVING_SIGNATURE,
-                                           _inputs())
+        del version  # the request's own reference is ``saved_model``
+        outputs = manager.predict(saved_model, spec.SERVING_SIGNATURE, _inputs())
         assert sorted(outputs) == sorted(spec.MODULE_OUTPUTS[spec.RM])
 
     def _binary(self, tmp_path, *flags):

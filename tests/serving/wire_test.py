@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from everywear_tf.bench import baselines
+from tests import baselines
 from everywear_tf.serving import client
 from everywear_tf.serving import dev_server
 from everywear_tf.serving import wire

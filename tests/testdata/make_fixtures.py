@@ -160,14 +160,14 @@ def pickle_fixtures(person):
     bundle.write_bundle(_path('bundle_valid.pkl'), {
             'image': person.image, 'parse': person.parse, 'keypoints': person.keypoints,
             'transform': transform, 'source_size': np.array([512, 364], np.int64),
-            'frame': bundle.BODY})
+            'frame': spec.BODY_FRAME})
 
 
 def dataset_fixtures():
     root = _path('cpvton')
     shutil.rmtree(root, ignore_errors=True)
     synthetic_tryon.write_split(root, 'test', spec.MEN_TSHIRTS, 2, SEED,
-                                frame=synthetic_tryon.BODY)
+                                frame=spec.BODY_FRAME)
     # VITON's layout: JPEG persons and products, transposed segment .mat, pose .mat / pose.pkl.
     viton = _path('viton')
     shutil.rmtree(viton, ignore_errors=True)

@@ -6,6 +6,7 @@ SavedModels, or ``ServerBackend`` through TF Serving with the client. All three 
 signature functions, so their outputs are identical.
 """
 
+import concurrent.futures
 import dataclasses
 import os
 import threading
@@ -13,48 +14,41 @@ import threading
 import numpy as np
 
 from everywear_tf import errors
-from everywear_tf import evaluate
-from everywear_tf import postprocess
-from everywear_tf import preprocess
 from everywear_tf import spec
-from everywear_tf import tryon
 from everywear_tf import weights
-from everywear_tf.data import keypoints as keypoint_files
+from everywear_tf.data import frames
 from everywear_tf.data import lip
 from everywear_tf.export import exporter
-
-UPPER = 'upper'
-LOWER = 'lower'
-
-
-def region_of(category):
-    if category not in spec.CATEGORIES:
-        raise errors.EverywearError(f'unknown category {category!r}; expected one of '
-                                    f'{spec.CATEGORIES}')
-    return UPPER if category in spec.UPPER_CATEGORIES else LOWER
+from everywear_tf.inference import categories
+from everywear_tf.inference import chain as chain_lib
+from everywear_tf.inference import postprocess
+from everywear_tf.inference import preprocess
+from everywear_tf.inference import workspace
 
 
 class LocalBackend:
     """Networks loaded in this process from ``<root>/<module>_<category>/`` weights directories,
     each category's on first use."""
 
-    def __init__(self, root):
+    def __init__(self, root: str):
         self.root = root
         self._chains = {}
         self._lock = threading.Lock()  # batch runs call from several threads
 
-    def chain(self, category):
+    def chain(self, category: str) -> chain_lib.Chain:
+        """The category's chain, built on first use."""
         with self._lock:
             if category not in self._chains:
                 self._chains[category] = self._build(category)
             return self._chains[category]
 
     def _build(self, category):
-        return tryon.Tryon(category, *[
+        return chain_lib.Chain.from_models(category, *[
                 weights.load(os.path.join(self.root, spec.model_name(module, category)),
                              module) for module in spec.MODULES])
 
-    def __call__(self, category, inputs):
+    def __call__(self, category: str, inputs: dict) -> dict:
+        """Every stage's outputs for a batch of GMM signature inputs."""
         return self.chain(category)(inputs)
 
 
@@ -62,7 +56,7 @@ class SavedModelBackend(LocalBackend):
     """Exported SavedModels loaded in this process from a TF Serving base path
     (``<base_path>/<module>_<category>/<version>/``; the highest version, or ``versions``)."""
 
-    def __init__(self, base_path, versions=None):
+    def __init__(self, base_path: str, versions: dict | None = None):
         super().__init__(base_path)
         self.versions = versions or {}
 
@@ -78,21 +72,42 @@ class SavedModelBackend(LocalBackend):
                         model_dir, f'no SavedModel version {version} (found {available})'
                         if version is not None else 'no SavedModel versions')
             directories[module] = os.path.join(model_dir, str(version))
-        return tryon.Tryon.from_saved_models(category, directories)
+        return chain_lib.Chain.from_saved_models(category, directories)
 
 
 class ServerBackend:
-    """The same chain through TF Serving (or the dev server) at ``address``."""
+    """The same chain through TF Serving (or the dev server) at ``address``.
 
-    def __init__(self, address, **client_options):
+    GMM and EDM of a try-on go out together (they are independent: the server runs them side by
+    side, and one's transport overlaps the other's compute); the outputs are the same as one
+    after the other.
+    """
+
+    def __init__(self, address: str, **client_options):
         from everywear_tf.serving import client
         self.client = client.Client(address, **client_options)
+        self._stages = concurrent.futures.ThreadPoolExecutor(
+                max(2, self.client.concurrency), thread_name_prefix='chain')
 
-    def __call__(self, category, inputs):
-        return self.client.tryon(category, inputs)
+    def __call__(self, category: str, inputs: dict, label: str | None = None) -> dict:
+        """Every stage's outputs; ``label`` addresses all three models alike (a category rolls
+        out as a unit); by default the client's canary split chooses one per call."""
+        label = label if label is not None else self.client.route()
+
+        def run_module(module, module_inputs):
+            return self.client.predict(spec.model_name(module, category), module_inputs,
+                                       label=label)
+
+        return chain_lib.run_chain(run_module, category, inputs, submit=self._stages.submit)
+
+    def close(self) -> None:
+        """Stops the stage threads and closes the connection."""
+        self._stages.shutdown(wait=False)
+        self.client.close()
 
 
-def make_backend(weights_root=None, saved_models=None, server=None):
+def make_backend(weights_root: str | None = None, saved_models: str | None = None,
+                 server: str | None = None):
     """The backend one of the three sources names (a server, exported SavedModels, or weights
     directories, in that order of precedence when several are given)."""
     if server:
@@ -102,20 +117,26 @@ def make_backend(weights_root=None, saved_models=None, server=None):
     return LocalBackend(weights_root)
 
 
+# An outfit's two slots.
+TOP = 'top'
+BOTTOM = 'bottom'
+
+
 @dataclasses.dataclass
 class Result:
     """One garment tried on one photo: the final photo and every intermediate the workspace
     layout names (frame-sized ones at 256×192, photo-sized ones at the photo's size)."""
     category: str
     final: np.ndarray  # photo size
-    frame: preprocess.Frame
+    frame: frames.Frame
     outputs: dict  # the networks' outputs for the frame (batch of 1 squeezed)
     selection: np.ndarray  # uint8 [256,192]: _sel_mask
     alpha: np.ndarray  # float32, photo size: where the frame was pasted
 
     def composed(self):
         """uint8 [256,192,3]: the frame with the try-on inside the selection (what is pasted)."""
-        return postprocess.compose(self.frame.image, self.outputs[spec.TRYON], self.selection)
+        return postprocess.compose(self.frame.image, self.outputs[spec.TRYON],
+                                   self.selection)
 
     def dressed_parse(self):
         """The frame's parse with the new garment's label where its clothing mask is."""
@@ -124,58 +145,52 @@ class Result:
         return np.where(worn, garment, self.frame.parse).astype(np.uint8)
 
     def images(self):
-        """{suffix: uint8 image} as the Everywear document names them (DESIGN.md §7)."""
+        """{suffix: uint8 image} of output/composed_images/, named as in workspace.py."""
         tryon_frame = self.outputs[spec.TRYON]
         selected = self.selection[..., None] > 0
         return {
-                '_final': self.final,
-                '_fg': np.where(selected, tryon_frame, 0).astype(np.uint8),
-                '_bg': np.where(selected, 0, self.frame.image).astype(np.uint8),
-                '_mask': self.outputs[spec.CLOTHING_MASK],
-                '_sel_mask': self.selection,
-                '_tps': self.outputs[spec.WARPED_CLOTH],
-                '_tps_mask': self.outputs[spec.TPS_MASK],
+                workspace.FINAL: self.final,
+                workspace.FOREGROUND: np.where(selected, tryon_frame, 0).astype(np.uint8),
+                workspace.BACKGROUND: np.where(selected, 0, self.frame.image).astype(np.uint8),
+                workspace.MASK: self.outputs[spec.CLOTHING_MASK],
+                workspace.SELECTION: self.selection,
+                workspace.WARPED: self.outputs[spec.WARPED_CLOTH],
+                workspace.TPS_MASK: self.outputs[spec.TPS_MASK],
         }
 
 
-def _frame_for(category, photo, parse, keypoints, path):
-    if region_of(category) == UPPER:
-        return preprocess.upper_frame(photo, parse, keypoints, path)
-    return preprocess.body_frame(photo, parse, keypoints, path)
-
-
-def try_on(backend, category, photo, parse, keypoints, garment, garment_mask=None,
-           pose_path='<memory>'):
+def try_on(backend, category: str, photo: np.ndarray, parse: np.ndarray, keypoints: np.ndarray,
+           garment: np.ndarray, garment_mask: np.ndarray | None = None,
+           pose_path: str = '<memory>') -> Result:
     """One garment on one full photo (any size); returns a Result."""
-    frame = _frame_for(category, photo, parse, keypoints, pose_path)
-    cloth, cloth_mask = preprocess.garment_frame(garment, garment_mask)
-    inputs = {spec.PERSON: frame.image[None], spec.PARSE: frame.parse[None],
-              spec.KEYPOINTS: keypoint_files.to_signature(frame.keypoints)[None],
-              spec.CLOTH: cloth[None], spec.CLOTH_MASK: cloth_mask[None]}
+    frame = preprocess.frame_for(category, photo, parse, keypoints, pose_path)
+    inputs = preprocess.signature_inputs(frame, garment, garment_mask)
     outputs = {k: v[0] for k, v in backend(category, inputs).items()}
     selection = postprocess.selection_mask(category, frame.parse, outputs[spec.CLOTHING_MASK])
     final, alpha = postprocess.paste(
             photo, postprocess.compose(frame.image, outputs[spec.TRYON], selection), selection,
-            frame.transform, protect=evaluate.protected(category, parse))
+            frame.transform, protect=categories.protected(category, parse))
     return Result(category=category, final=final, frame=frame, outputs=outputs,
                   selection=selection, alpha=alpha)
 
 
-def outfit(backend, photo, parse, keypoints, top=None, bottom=None, pose_path='<memory>'):
+def outfit(backend, photo: np.ndarray, parse: np.ndarray, keypoints: np.ndarray,
+           top: tuple | None = None, bottom: tuple | None = None,
+           pose_path: str = '<memory>') -> tuple:
     """Pants first on the body frame, then the top on the upper crop of that result.
 
     ``top`` / ``bottom``: (category, garment image, garment mask or None), either may be None.
-    Returns (final photo, {'bottom': Result, 'top': Result}).
+    Returns (final photo, {BOTTOM: Result, TOP: Result}).
     """
     results = {}
     current = photo
-    for slot, garment, region in (('bottom', bottom, LOWER), ('top', top, UPPER)):
+    for slot, garment, frame in ((BOTTOM, bottom, spec.BODY_FRAME), (TOP, top, spec.UPPER_FRAME)):
         if garment is None:
             continue
         category, image, mask = garment
-        if region_of(category) != region:
-            article = 'an' if region == UPPER else 'a'
-            raise errors.EverywearError(f'{category} is not {article} {region} garment')
+        if spec.frame_of(category) != frame:
+            kind = 'an upper' if frame == spec.UPPER_FRAME else 'a lower'
+            raise errors.EverywearError(f'{category} is not {kind} garment')
         results[slot] = try_on(backend, category, current, parse, keypoints, image, mask,
                                pose_path)
         current = results[slot].final

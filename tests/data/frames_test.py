@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from everywear_tf import errors
-from everywear_tf import preprocess
+from everywear_tf.data import frames
 from everywear_tf import spec
 from everywear_tf.data import synthetic
 
@@ -14,26 +14,26 @@ def _photo(height, width, seed=0):
     """A drawn person scaled into a photo of the given size (keypoints and parse with it)."""
     person = synthetic.render_person(np.random.default_rng(seed))
     scale = min(height / 256, width / 192) * 0.9
-    transform = preprocess.scale_translate(scale, (width - 192 * scale) / 2,
+    transform = frames.scale_translate(scale, (width - 192 * scale) / 2,
                                            (height - 256 * scale) / 2)
     image = cv2.warpAffine(person.image, transform, (width, height), borderValue=(240,) * 3)
     parse = cv2.warpAffine(person.parse, transform, (width, height), flags=cv2.INTER_NEAREST)
-    return image, parse, preprocess.transform_keypoints(person.keypoints, transform)
+    return image, parse, frames.transform_keypoints(person.keypoints, transform)
 
 
 @pytest.mark.parametrize('size', [(512, 384), (300, 900), (1000, 200), (257, 193)])
 def test_body_frame_round_trip(size):
     image, parse, keypoints = _photo(*size)
-    frame = preprocess.body_frame(image, parse, keypoints)
+    frame = frames.body_frame(image, parse, keypoints)
     assert frame.image.shape == spec.FRAME_SHAPE + (3,) and frame.parse.shape == spec.FRAME_SHAPE
-    back = preprocess.transform_keypoints(frame.keypoints, preprocess.invert(frame.transform))
+    back = frames.transform_keypoints(frame.keypoints, frames.invert(frame.transform))
     np.testing.assert_allclose(back, keypoints, atol=1e-3)
     # Every keypoint lands on the body in the frame's parse.
     for x, y, c in frame.keypoints:
         if c > 0:
             assert frame.parse[int(round(y)), int(round(x))] != 0
     # Pixels mapped forward and back land where they started (to a pixel).
-    restored = cv2.warpAffine(frame.image, preprocess.invert(frame.transform),
+    restored = cv2.warpAffine(frame.image, frames.invert(frame.transform),
                               (size[1], size[0]), flags=cv2.INTER_LINEAR)
     region = cv2.erode((parse > 0).astype(np.uint8), np.ones((9, 9), np.uint8)) > 0
     if frame.transform[0, 0] >= 1:  # only upscaled photos keep every detail
@@ -42,7 +42,7 @@ def test_body_frame_round_trip(size):
 
 def test_letterbox_is_centred_and_padded_white():
     image = np.zeros((100, 400, 3), np.uint8)
-    frame = preprocess.body_frame(image, None, np.zeros((18, 3), np.float32))
+    frame = frames.body_frame(image, None, np.zeros((18, 3), np.float32))
     assert frame.image[0, 96].tolist() == [255, 255, 255]  # padding above the wide photo
     assert frame.image[128, 96].tolist() == [0, 0, 0]
     rows = np.nonzero(frame.image[:, 96, 0] == 0)[0]
@@ -51,29 +51,29 @@ def test_letterbox_is_centred_and_padded_white():
 
 def test_upper_crop_follows_the_pose_and_is_clamped():
     image, parse, keypoints = _photo(800, 600, seed=3)
-    frame = preprocess.upper_frame(image, parse, keypoints)
+    frame = frames.upper_frame(image, parse, keypoints)
     present = frame.keypoints[:, 2] > 0
-    for index in preprocess.SHOULDERS + preprocess.HIPS + (synthetic.NOSE,):
+    for index in frames.SHOULDERS + frames.HIPS + (keypoint_files.NOSE,):
         x, y, _ = frame.keypoints[index]
         assert present[index] and 0 <= x < 192 and 0 <= y < 256
-    x0, y0, x1, y1 = preprocess.upper_box(keypoints, image.shape[:2])
+    x0, y0, x1, y1 = frames.upper_box(keypoints, image.shape[:2])
     assert abs((y1 - y0) / (x1 - x0) - 256 / 192) < 1e-9
     assert x0 >= 0 and y0 >= 0 and x1 <= 600 and y1 <= 800
-    back = preprocess.transform_keypoints(frame.keypoints, preprocess.invert(frame.transform))
+    back = frames.transform_keypoints(frame.keypoints, frames.invert(frame.transform))
     np.testing.assert_allclose(back[present], keypoints[present], atol=1e-3)
 
 
 def test_a_pose_without_shoulders_cannot_be_cropped():
     image, parse, keypoints = _photo(512, 384)
-    keypoints[synthetic.L_SHOULDER] = 0
+    keypoints[keypoint_files.L_SHOULDER] = 0
     with pytest.raises(errors.KeypointsError, match='both shoulders'):
-        preprocess.upper_frame(image, parse, keypoints, path='me_keypoints.json')
+        frames.upper_frame(image, parse, keypoints, path='me_keypoints.json')
 
 
 def test_huge_photos_are_area_reduced():
     stripes = np.zeros((4000, 3000, 3), np.uint8)
     stripes[::2] = 255  # one-pixel stripes: aliasing would show as bands
-    frame = preprocess.body_frame(stripes, None, np.zeros((18, 3), np.float32))
+    frame = frames.body_frame(stripes, None, np.zeros((18, 3), np.float32))
     inner = frame.image[20:236, 20:172].astype(float)
     # Each frame row averages 15.6 photo rows: 7 or 8 white ones, never 0 or 16 (aliasing).
     assert abs(inner.mean() - 127.5) < 3 and inner.min() > 100 and inner.max() < 155
@@ -83,12 +83,12 @@ def test_garment_frame_and_mismatched_inputs():
     garment = synthetic.render_top(np.random.default_rng(1), (30, 120, 200))
     wide = cv2.copyMakeBorder(garment.image, 0, 0, 100, 100, cv2.BORDER_CONSTANT,
                               value=(255, 255, 255))
-    image, mask = preprocess.garment_frame(wide)
+    image, mask = frames.garment_frame(wide)
     assert image.shape == (256, 192, 3) and mask.dtype == np.uint8 and mask.max() == 255
     with pytest.raises(errors.ImageError, match='mask is'):
-        preprocess.garment_frame(wide, mask=np.zeros((10, 10), np.uint8), path='shirt.png')
+        frames.garment_frame(wide, mask=np.zeros((10, 10), np.uint8), path='shirt.png')
     with pytest.raises(errors.ParseMapError, match='parse is 10x10'):
-        preprocess.body_frame(wide, np.zeros((10, 10), np.uint8), np.zeros((18, 3)))
+        frames.body_frame(wide, np.zeros((10, 10), np.uint8), np.zeros((18, 3)))
 
 
 def _centroid(image):
@@ -102,11 +102,11 @@ def _centroid(image):
                                         ((1500, 700), True)])
 def test_pixels_go_to_the_frame_and_back_to_within_a_pixel(size, crop):
     image, parse, keypoints = _photo(*size, seed=5)
-    frame = (preprocess.upper_frame if crop else preprocess.body_frame)(image, parse, keypoints)
+    frame = (frames.upper_frame if crop else frames.body_frame)(image, parse, keypoints)
     scale = frame.transform[0, 0]
     radius = max(2, int(np.ceil(2.5 / scale)))  # a dot that survives the area reduction
     rng = np.random.default_rng(0)
-    inverse = preprocess.invert(frame.transform)
+    inverse = frames.invert(frame.transform)
     tried = 0
     while tried < 4:
         # A dot somewhere both see: inside the frame and inside the photo.
@@ -119,8 +119,8 @@ def test_pixels_go_to_the_frame_and_back_to_within_a_pixel(size, crop):
         dots = np.zeros(size, np.uint8)
         cv2.circle(dots, tuple(int(round(v * 16)) for v in photo_point), radius * 16, 255, -1,
                    shift=4)
-        forward = preprocess.warp_image(dots, frame.transform, border=0)
+        forward = frames.warp_image(dots, frame.transform, border=0)
         np.testing.assert_allclose(_centroid(forward), frame_point, atol=1.0)
-        back = cv2.warpAffine(forward, preprocess.invert(frame.transform), (size[1], size[0]),
+        back = cv2.warpAffine(forward, frames.invert(frame.transform), (size[1], size[0]),
                               flags=cv2.INTER_LINEAR)
         np.testing.assert_allclose(_centroid(back), photo_point, atol=max(1.0, 1.0 / scale))

@@ -17,11 +17,11 @@ import numpy as np
 import pytest
 import scipy.io
 
-from everywear_tf import batch
+from everywear_tf.inference import batch
 from everywear_tf import configs
 from everywear_tf import errors
-from everywear_tf import pipeline
-from everywear_tf import preprocess
+from everywear_tf.inference import pipeline
+from everywear_tf.data import frames
 from everywear_tf import spec
 from everywear_tf import weights
 from everywear_tf.data import bundle
@@ -109,7 +109,7 @@ def test_workspace_layout(weights_root, tmp_path):
     assert sorted(os.listdir(work / 'input' / 'body_images')) == ['anna_0.png']
     np.testing.assert_array_equal(images.read_image(str(work / 'input' / 'body_images' /
                                                         'anna_0.png')), photo)
-    upper = preprocess.upper_frame(photo, parse, keypoints)
+    upper = frames.upper_frame(photo, parse, keypoints)
     np.testing.assert_array_equal(images.read_image(str(work / 'input' / 'upper_images' /
                                                         'anna_0.png')), upper.image)
     stored = bundle.read_bundle(work / 'input' / 'upper_pickle' / 'anna_0.pkl')

@@ -5,7 +5,7 @@ import pytest
 
 from everywear_tf import configs
 from everywear_tf import errors
-from everywear_tf import pipeline
+from everywear_tf.inference import pipeline
 from everywear_tf import spec
 from everywear_tf import weights
 from everywear_tf.data import synthetic

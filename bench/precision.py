@@ -4,8 +4,8 @@ import numpy as np
 
 from everywear_tf import evaluate
 from everywear_tf import spec
-from everywear_tf import tryon
-from everywear_tf.bench import inputs as bench_inputs
+from everywear_tf.inference import chain as chain_lib
+from bench import inputs as bench_inputs
 from everywear_tf.models import factory
 
 
@@ -13,7 +13,7 @@ def chains(category, models):
     """(float32 Tryon, bfloat16 Tryon) over the same weights; ``models`` = (gmm, edm, rm)."""
     twins = [factory.with_precision(model, factory.BFLOAT16) for model in models]
     floats = [factory.with_precision(model, factory.FLOAT32) for model in models]
-    return tryon.Tryon(category, *floats), tryon.Tryon(category, *twins)
+    return chain_lib.Chain.from_models(category, *floats), chain_lib.Chain.from_models(category, *twins)
 
 
 def _difference(reference, other):

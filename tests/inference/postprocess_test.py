@@ -3,8 +3,8 @@
 import cv2
 import numpy as np
 
-from everywear_tf import postprocess
-from everywear_tf import preprocess
+from everywear_tf.inference import postprocess
+from everywear_tf.data import frames
 from everywear_tf import spec
 from everywear_tf.data import lip
 
@@ -12,7 +12,7 @@ from everywear_tf.data import lip
 def test_pixels_outside_the_region_are_the_photos_own():
     rng = np.random.default_rng(0)
     photo = rng.integers(0, 256, (700, 500, 3), dtype=np.uint8)
-    transform = preprocess.box_transform(preprocess.letterbox_box(photo.shape[:2]))
+    transform = frames.box_transform(frames.letterbox_box(photo.shape[:2]))
     selection = np.zeros(spec.FRAME_SHAPE, np.uint8)
     selection[80:160, 60:130] = 255
     frame = np.full(spec.FRAME_SHAPE + (3,), 7, np.uint8)
@@ -50,7 +50,7 @@ def test_selection_covers_old_garment_and_new_mask():
 def test_protected_pixels_stay_even_inside_the_feather():
     rng = np.random.default_rng(1)
     photo = rng.integers(0, 256, (512, 384, 3), dtype=np.uint8)
-    transform = preprocess.box_transform(preprocess.letterbox_box(photo.shape[:2]))
+    transform = frames.box_transform(frames.letterbox_box(photo.shape[:2]))
     selection = np.zeros(spec.FRAME_SHAPE, np.uint8)
     selection[80:160, 60:130] = 255
     protect = np.zeros(photo.shape[:2], bool)
@@ -80,7 +80,7 @@ def test_a_crop_fades_out_at_its_edge_instead_of_smearing():
     rng = np.random.default_rng(2)
     photo = rng.integers(0, 256, (800, 600, 3), dtype=np.uint8)
     box = (100.0, 50.0, 400.0, 450.0)  # a 4:3 crop well inside the photo
-    transform = preprocess.box_transform(box)
+    transform = frames.box_transform(box)
     selection = np.zeros(spec.FRAME_SHAPE, np.uint8)
     selection[100:200, 100:] = 255  # touches the crop's right edge (photo x = 400)
     frame = np.full(spec.FRAME_SHAPE + (3,), 9, np.uint8)

@@ -13,8 +13,8 @@ import contextlib
 import functools
 import time
 
-from everywear_tf import pipeline
-from everywear_tf import tryon
+from everywear_tf.inference import pipeline
+from everywear_tf.inference import chain as chain_lib
 from everywear_tf.serving import manager
 
 PREPROCESS = 'preprocess'
@@ -114,7 +114,7 @@ class TimedBackend:
         start = time.perf_counter()
         modules_before = sum(self.stopwatch.seconds[k] for k in (_MODULE_PARTS + (TRANSPORT,)))
         self._category = category
-        outputs = tryon.chain(self._module, category, inputs)
+        outputs = chain_lib.run_chain(self._module, category, inputs)
         spent = sum(self.stopwatch.seconds[k] for k in (_MODULE_PARTS + (TRANSPORT,)))
         self.stopwatch.seconds[RULE] += time.perf_counter() - start - (spent - modules_before)
         return outputs

@@ -20,13 +20,14 @@ import numpy as np
 from everywear_tf import errors
 from everywear_tf import spec
 from everywear_tf.data import cloth_mask as cloth_masks
-from everywear_tf.data import synthetic
+from everywear_tf.data import keypoints as keypoint_files
 
 FRAME = spec.FRAME_SHAPE
 PAD_VALUE = 255  # letterbox padding: white, like the originals' backgrounds
-HEAD = (synthetic.NOSE, synthetic.R_EYE, synthetic.L_EYE, synthetic.R_EAR, synthetic.L_EAR)
-SHOULDERS = (synthetic.R_SHOULDER, synthetic.L_SHOULDER)
-HIPS = (synthetic.R_HIP, synthetic.L_HIP)
+HEAD = (keypoint_files.NOSE, keypoint_files.R_EYE, keypoint_files.L_EYE, keypoint_files.R_EAR,
+        keypoint_files.L_EAR)
+SHOULDERS = (keypoint_files.R_SHOULDER, keypoint_files.L_SHOULDER)
+HIPS = (keypoint_files.R_HIP, keypoint_files.L_HIP)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -136,8 +137,8 @@ def upper_box(keypoints, source_size, path='<memory>'):
     shoulder_width = abs(shoulders[0, 0] - shoulders[1, 0])
     hips = [keypoints[i, :2] for i in HIPS if present[i]]
     centre_x = shoulders[:, 0].mean()
-    top_points = [keypoints[i, 1] for i in HEAD + (synthetic.NECK,) if present[i]]
-    if not hips and not present[synthetic.NECK]:
+    top_points = [keypoints[i, 1] for i in HEAD + (keypoint_files.NECK,) if present[i]]
+    if not hips and not present[keypoint_files.NECK]:
         raise errors.KeypointsError(path, 'no upper-body crop: a hip or the neck is needed')
     shoulder_y = shoulders[:, 1].mean()
     bottom = max(p[1] for p in hips) if hips else shoulder_y + 2.2 * shoulder_width

@@ -4,7 +4,7 @@
 The region is decided in the frame (where the old garment was, the limbs it touched, and the new
 clothing mask, never the head), cleaned of stray islands, mapped back through the recorded
 transform, and feathered outwards over a few photo pixels so the seam does not show; the
-protected labels of the photo's own parse (evaluate.PROTECTED_LABELS) are then left exactly as
+protected labels of the photo's own parse (categories.PROTECTED_LABELS) are then left exactly as
 they were, at full resolution. What is pasted is the frame with the try-on inside the selection,
 so the feathered margin blends the photo with its own resampled pixels, not with regenerated ones.
 """
@@ -12,7 +12,7 @@ so the feathered margin blends the photo with its own resampled pixels, not with
 import cv2
 import numpy as np
 
-from everywear_tf import evaluate
+from everywear_tf.inference import categories
 
 FEATHER = 0.02  # of the photo's shorter side, outside the region only
 MIN_ISLAND = 0.002  # components smaller than this share of the frame are dropped
@@ -34,7 +34,7 @@ def clean_mask(mask, min_fraction=MIN_ISLAND):
 
 def selection_mask(category, frame_parse, clothing_mask):
     """uint8 {0,255} [256,192]: where the try-on replaces the frame (``_sel_mask``)."""
-    return clean_mask(evaluate.replaced_region(category, frame_parse[None],
+    return clean_mask(categories.replaced_region(category, frame_parse[None],
                                                clothing_mask[None])[0])
 
 

@@ -9,7 +9,7 @@ Input directory::
     pairs.txt                            "<person> <top or -> <bottom or ->" per line (ids);
                                          without it, every person gets every garment singly
 
-Workspace written (DESIGN.md §7):
+Workspace written (BUILD.md §11; every name in ``workspace.py``):
 
 - ``input/``: each person's photo (``body_images``), its letterboxed body frame
   (``body_resized``, ``body_pose``, ``body_segment``, ``body_pickle``) and, for jobs with a top,
@@ -44,21 +44,20 @@ import time
 
 import numpy as np
 
-from everywear_tf import composition
 from everywear_tf import errors
 from everywear_tf import fileio
-from everywear_tf import pipeline
-from everywear_tf import preprocess
 from everywear_tf import spec
 from everywear_tf.data import bundle
+from everywear_tf.data import frames
 from everywear_tf.data import images
 from everywear_tf.data import keypoints as keypoint_files
 from everywear_tf.data import parsing
+from everywear_tf.inference import categories
+from everywear_tf.inference import pipeline
+from everywear_tf.inference import workspace as workspace_lib
 
 NONE = '-'
-LOCK_FILE = '.everywear-batch.lock'
 _ID = re.compile(r'[A-Za-z0-9_-][A-Za-z0-9_.-]*')
-IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,7 +71,8 @@ class Job:
         return f'{self.person}_{self.top}_{self.bottom}'
 
 
-def read_jobs(path):
+def read_jobs(path: str) -> list:
+    """The jobs of a pairs file: ``<person> <top or -> <bottom or ->`` per line."""
     path = errors.require_file(path)
     jobs = []
     with open(path, encoding='utf-8') as f:
@@ -98,28 +98,29 @@ def _ids(directory, suffix_pattern):
     found = set()
     for name in os.listdir(directory):
         stem, extension = os.path.splitext(name)
-        if extension.lower() in IMAGE_EXTENSIONS and stem.endswith(suffix_pattern):
+        if extension.lower() in workspace_lib.IMAGE_EXTENSIONS and stem.endswith(suffix_pattern):
             found.add(stem)
     return sorted(found)
 
 
-def discover_jobs(input_dir):
+def discover_jobs(input_dir: str) -> list:
     """Jobs when no pairs file is given: every person with every garment, one garment a job."""
-    persons = _ids(os.path.join(input_dir, 'persons'), '_0')
+    names = workspace_lib.Workspace(None, input_dir)
+    persons = _ids(names.persons_dir(), workspace_lib.PERSON_ID_SUFFIX)
     if not persons:
-        raise errors.InputNotFoundError(os.path.join(input_dir, 'persons'),
+        raise errors.InputNotFoundError(names.persons_dir(),
                                         'no person photos (<id>_0.png or .jpg)')
     jobs = []
     for person in persons:
         for category in spec.CATEGORIES:
-            for garment in _ids(os.path.join(input_dir, 'garments', category), '_1'):
-                upper = category in spec.UPPER_CATEGORIES
+            for garment in _ids(names.garments_dir(category), workspace_lib.GARMENT_ID_SUFFIX):
+                upper = spec.frame_of(category) == spec.UPPER_FRAME
                 jobs.append(Job(person, garment if upper else NONE, NONE if upper else garment))
     return jobs
 
 
 def _find(directory, stem):
-    for extension in IMAGE_EXTENSIONS:
+    for extension in workspace_lib.IMAGE_EXTENSIONS:
         path = os.path.join(directory, stem + extension)
         if os.path.isfile(path):
             return path
@@ -130,84 +131,79 @@ def _find(directory, stem):
 class Batch:
     """One input directory processed into one workspace with one backend."""
 
-    def __init__(self, input_dir, workspace, backend, log=None, workers=1):
+    def __init__(self, input_dir: str, workspace: str, backend, log=None, workers: int = 1):
         if workers < 1:
             raise ValueError(f'workers must be at least 1, got {workers}')
         self.input_dir, self.workspace, self.backend = input_dir, workspace, backend
+        self.names = workspace_lib.Workspace(workspace, input_dir)
         self.workers = workers
         self.log = log or (lambda message: print(message, file=sys.stderr, flush=True))
 
-    def _out(self, *parts):
-        return os.path.join(self.workspace, *parts)
-
     def _garment(self, garment_id):
         for category in spec.CATEGORIES:
-            directory = os.path.join(self.input_dir, 'garments', category)
-            for extension in IMAGE_EXTENSIONS:
+            directory = self.names.garments_dir(category)
+            for extension in workspace_lib.IMAGE_EXTENSIONS:
                 path = os.path.join(directory, garment_id + extension)
                 if os.path.isfile(path):
-                    mask_path = os.path.join(directory, garment_id + '_mask.png')
+                    mask_path = os.path.join(directory,
+                                             garment_id + workspace_lib.GARMENT_MASK_SUFFIX)
                     mask = images.read_mask(mask_path) if os.path.isfile(mask_path) else None
                     return category, images.read_image(path), mask
-        raise errors.InputNotFoundError(os.path.join(self.input_dir, 'garments', '<category>',
+        raise errors.InputNotFoundError(os.path.join(self.names.garments_dir('<category>'),
                                                      garment_id + '.png'),
                                         f'no garment {garment_id!r} in any category directory '
                                         f'{spec.CATEGORIES}')
 
     def _person(self, person_id):
-        directory = os.path.join(self.input_dir, 'persons')
-        photo = images.read_image(_find(directory, person_id))
-        candidates = [os.path.join(directory, f'{person_id}_keypoints{extension}')
-                      for extension in ('.json', '.mat', '.pkl')]
+        photo = images.read_image(_find(self.names.persons_dir(), person_id))
+        candidates = self.names.keypoints_candidates(person_id)
         pose_path = next((p for p in candidates if os.path.isfile(p)), candidates[0])
         keypoints = keypoint_files.read_keypoints(pose_path)
-        parse = parsing.read_parse(os.path.join(directory, person_id + '_parse.png'),
-                                   image_size=photo.shape[:2])
+        parse = parsing.read_parse(self.names.parse_of(person_id), image_size=photo.shape[:2])
         return photo, parse, keypoints, pose_path
 
     def _write_inputs(self, person_id, photo, parse, keypoints, pose_path, with_top):
         """input/: the person's photo and the frames cut from it (the same bytes whichever job
         writes them)."""
-        name = f'{person_id}.png'
-        images.write_png(self._out('input', 'body_images', name), photo)
-        frames = [('body', 'body_resized', preprocess.body_frame(photo, parse, keypoints,
-                                                                  pose_path))]
+        names = self.names
+        images.write_png(names.body_image(person_id), photo)
+        cut = [(spec.BODY_FRAME, frames.body_frame(photo, parse, keypoints, pose_path))]
         if with_top:
-            frames.append(('upper', 'upper_images',
-                           preprocess.upper_frame(photo, parse, keypoints, pose_path)))
-        for prefix, image_dir, frame in frames:
-            images.write_png(self._out('input', image_dir, name), frame.image)
-            keypoint_files.write_everywear_pose(
-                    self._out('input', f'{prefix}_pose', f'{person_id}.json'), frame.keypoints,
-                    frame.image.shape[:2])
-            parsing.write_parse_png(self._out('input', f'{prefix}_segment', name), frame.parse)
-            bundle.write_bundle(self._out('input', f'{prefix}_pickle', f'{person_id}.pkl'),
-                                _bundle(frame, frame.image, frame.parse, prefix))
+            cut.append((spec.UPPER_FRAME,
+                        frames.upper_frame(photo, parse, keypoints, pose_path)))
+        for name, frame in cut:
+            images.write_png(names.frame_image(name, person_id), frame.image)
+            keypoint_files.write_everywear_pose(names.frame_pose(name, person_id),
+                                                frame.keypoints, frame.image.shape[:2])
+            parsing.write_parse_png(names.frame_segment(name, person_id), frame.parse)
+            bundle.write_bundle(names.frame_pickle(name, person_id),
+                                _bundle(frame, frame.image, frame.parse, name))
 
-    def _write_result(self, worn, garment_id, result, region):
+    def _write_result(self, worn, garment_id, result):
+        names = self.names
         stem = f'{worn}_{garment_id}'
         outputs = result.outputs
-        stage = {'.png': outputs[spec.COARSE], '_mask.png': outputs[spec.EDM_MASK],
-                 '_gmm.png': outputs[spec.WARPED_CLOTH],
-                 '_gmmask.png': composition.gmm_mask(outputs[spec.WARPED_MASK])}
+        stage = {workspace_lib.STAGE_COARSE: outputs[spec.COARSE],
+                 workspace_lib.STAGE_MASK: outputs[spec.EDM_MASK],
+                 workspace_lib.STAGE_WARPED: outputs[spec.WARPED_CLOTH],
+                 workspace_lib.STAGE_GMM_MASK: categories.gmm_mask(outputs[spec.WARPED_MASK])}
         for suffix, image in stage.items():
-            images.write_png(self._out('stage', stem + suffix), image)
-        fileio.atomic_write_mat(self._out('stage', stem + '_mask.mat'), {
-                'mask': outputs[spec.EDM_MASK].astype(np.float32) / 255.0})
+            images.write_png(names.stage(stem, suffix), image)
+        fileio.atomic_write_mat(names.stage(stem, workspace_lib.STAGE_MASK_MAT), {
+                workspace_lib.MAT_KEY: outputs[spec.EDM_MASK].astype(np.float32) / 255.0})
         for suffix, image in result.images().items():
-            images.write_png(self._out('output', 'composed_images', stem + suffix + '.png'),
-                             image)
+            images.write_png(names.composed(stem, suffix), image)
         frame = result.frame
-        prefix = 'upper' if region == pipeline.UPPER else 'body'
-        composed = self._out('output', 'composed_images', stem)
-        bundle.write_bundle(composed + '_0_pkl.pkl',
-                            _bundle(frame, frame.image, frame.parse, prefix))
-        bundle.write_bundle(composed + '_1_pkl.pkl',
-                            _bundle(frame, result.composed(), result.dressed_parse(), prefix))
-        single = 'final_upper_images' if region == pipeline.UPPER else 'final_lower_images'
-        images.write_png(self._out('output', single, stem + '_final.png'), result.final)
+        frame_name = spec.frame_of(result.category)
+        bundle.write_bundle(names.composed(stem, workspace_lib.BEFORE_BUNDLE),
+                            _bundle(frame, frame.image, frame.parse, frame_name))
+        bundle.write_bundle(names.composed(stem, workspace_lib.AFTER_BUNDLE),
+                            _bundle(frame, result.composed(), result.dressed_parse(),
+                                    frame_name))
+        images.write_png(names.final_single(frame_name, stem), result.final)
 
-    def run_job(self, job):
+    def run_job(self, job: Job) -> None:
+        """Runs one job and writes every file it makes (the final image last)."""
         photo, parse, keypoints, pose_path = self._person(job.person)
         top = self._garment(job.top) if job.top != NONE else None
         bottom = self._garment(job.bottom) if job.bottom != NONE else None
@@ -215,15 +211,17 @@ class Batch:
                                          pose_path)
         self._write_inputs(job.person, photo, parse, keypoints, pose_path, top is not None)
         if bottom is not None:
-            self._write_result(job.person, job.bottom, results['bottom'], pipeline.LOWER)
+            self._write_result(workspace_lib.worn_id(job.person), job.bottom,
+                               results[pipeline.BOTTOM])
         if top is not None:
-            worn = job.person if bottom is None else f'{job.person}_{job.bottom}'
-            self._write_result(worn, job.top, results['top'], pipeline.UPPER)
+            worn = workspace_lib.worn_id(job.person, None if bottom is None else job.bottom)
+            self._write_result(worn, job.top, results[pipeline.TOP])
         # The outfit's final image is written last: its presence marks the job done.
         images.write_png(self.final_path(job), final)
 
-    def final_path(self, job):
-        return self._out('output', 'final_images', f'{job.name}_final.png')
+    def final_path(self, job: Job) -> str:
+        """The job's final image (its presence marks the job done)."""
+        return self.names.final(job.name)
 
     def _attempt(self, job):
         """None when the job ran, else the error text for the report."""
@@ -239,7 +237,7 @@ class Batch:
         One run per workspace at a time (a lock file says so); the temporary files a killed run
         left behind are removed first."""
         os.makedirs(self.workspace, exist_ok=True)
-        with open(self._out(LOCK_FILE), 'a') as lock:
+        with open(self.names.lock(), 'a') as lock:
             try:
                 fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -251,7 +249,7 @@ class Batch:
             return self._run(jobs)
 
     def _run(self, jobs):
-        report_path = self._out('output', 'report.json')
+        report_path = self.names.report()
         failed = {}
         if os.path.isfile(report_path):
             try:
@@ -286,10 +284,10 @@ class Batch:
         return save()
 
 
-def _bundle(frame, image, parse, prefix):
+def _bundle(frame, image, parse, frame_name):
     return {'image': image, 'parse': parse, 'keypoints': frame.keypoints,
             'transform': frame.transform, 'source_size': np.asarray(frame.source_size, np.int64),
-            'frame': bundle.UPPER if prefix == 'upper' else bundle.BODY}
+            'frame': frame_name}
 
 
 class Progress:

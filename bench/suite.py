@@ -19,15 +19,15 @@ from everywear_tf import configs
 from everywear_tf import demo
 from everywear_tf import demo_weights
 from everywear_tf import spec
-from everywear_tf import tryon
+from everywear_tf.inference import chain as chain_lib
 from everywear_tf import weights
-from everywear_tf.bench import baselines
-from everywear_tf.bench import flops
-from everywear_tf.bench import inputs as bench_inputs
-from everywear_tf.bench import outfit
-from everywear_tf.bench import paths
-from everywear_tf.bench import precision
-from everywear_tf.bench import timing
+from tests import baselines
+from bench import flops
+from bench import inputs as bench_inputs
+from bench import outfit
+from bench import paths
+from bench import precision
+from bench import timing
 from everywear_tf.data import images
 from everywear_tf.data import keypoints as keypoint_files
 from everywear_tf.data import parsing
@@ -89,7 +89,7 @@ def _bench_runners(runners, settings, module_inputs, chain_inputs):
         for key, batch, runs in (('latency', 1, settings.runs),
                                  ('throughput', 2, settings.batch_runs)):
             if module == TRYON:
-                calls = {name: (lambda r=run, x=chain_inputs[batch]: tryon.chain(r, CATEGORY, x))
+                calls = {name: (lambda r=run, x=chain_inputs[batch]: chain_lib.run_chain(r, CATEGORY, x))
                          for name, run in runners.items()}
             else:
                 calls = {name: (lambda r=run, x=module_inputs[batch][module]: r(module, x))
@@ -106,7 +106,7 @@ def _bench_runners(runners, settings, module_inputs, chain_inputs):
 
 def _inputs_for(reference_run, batch):
     chain_inputs = bench_inputs.demo_inputs(CATEGORY, batch)
-    chain_outputs = tryon.chain(reference_run, CATEGORY, chain_inputs)
+    chain_outputs = chain_lib.run_chain(reference_run, CATEGORY, chain_inputs)
     return chain_inputs, {module: bench_inputs.module_inputs(module, chain_inputs, chain_outputs)
                           for module in spec.MODULES}
 
@@ -173,7 +173,7 @@ def _check(runners, expected, module_inputs, chain_inputs, log):
         try:
             out[name] = {module: _difference(expected[module], runners[name](
                     module, module_inputs[1][module])) for module in spec.MODULES}
-            out[name][TRYON] = _difference(expected[TRYON], tryon.chain(
+            out[name][TRYON] = _difference(expected[TRYON], chain_lib.run_chain(
                     runners[name], CATEGORY, chain_inputs[1]))
             for module in spec.MODULES:  # and the throughput batch, so nothing traces later
                 runners[name](module, module_inputs[2][module])
@@ -191,7 +191,7 @@ def _paths_and_bfloat16(settings, models, version_dirs, reduced_dirs, server, lo
     module_inputs = {1: single[1], 2: batched[1]}
     chain_inputs = {1: single[0], 2: batched[0]}
     expected = {module: reference(module, module_inputs[1][module]) for module in spec.MODULES}
-    expected[TRYON] = tryon.chain(reference, CATEGORY, chain_inputs[1])
+    expected[TRYON] = chain_lib.run_chain(reference, CATEGORY, chain_inputs[1])
     runners = _float32_runners(settings, models, version_dirs, server)
     checks = _check(runners, expected, module_inputs, chain_inputs, log)
     reduced = {}
@@ -349,7 +349,7 @@ def _optimisations(settings, models, server, module_inputs, log):
     log('optimisations: the served try-on with GMM and EDM one after the other, and together')
     chain_inputs = {1: bench_inputs.demo_inputs(CATEGORY, 1),
                     2: bench_inputs.demo_inputs(CATEGORY, settings.batch)}
-    sequential = lambda x: tryon.chain(runner, CATEGORY, x)  # noqa: E731
+    sequential = lambda x: chain_lib.run_chain(runner, CATEGORY, x)  # noqa: E731
     together = lambda x: grpc_client.tryon(CATEGORY, x, label=spec.STABLE)  # noqa: E731
     out['grpc_tryon'] = _before_after(sequential, together, chain_inputs, settings)
     out['grpc_tryon']['max_abs_difference'] = _difference(sequential(chain_inputs[1]),

@@ -2,7 +2,7 @@
 bench/RESULTS.md. Every figure printed is read from the results, none is computed elsewhere."""
 
 from everywear_tf import spec
-from everywear_tf.bench import paths
+from bench import paths
 
 _ROWS = spec.MODULES + ('tryon',)
 

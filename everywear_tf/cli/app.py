@@ -1,0 +1,43 @@
+"""What every command shares: TensorFlow kept quiet, and ``--help`` that lists its own flags.
+
+Import this module and call ``quiet_tensorflow()`` before anything imports TensorFlow. Nothing
+here imports TensorFlow or absl at import time.
+"""
+
+import os
+import sys
+
+# Set to 1 to see TensorFlow's own start-up messages (its C++ log lines).
+VERBOSE_ENV = 'EVERYWEAR_TF_VERBOSE'
+
+
+def quiet_tensorflow() -> None:
+    """Hides TensorFlow's C++ start-up lines on a CPU machine.
+
+    TensorFlow 2.15 prints "Unable to register cuDNN/cuFFT/cuBLAS factory" errors and oneDNN notes
+    on every import, which look alarming and mean nothing without a GPU. They stay hidden unless
+    ``EVERYWEAR_TF_VERBOSE=1`` or the user set ``TF_CPP_MIN_LOG_LEVEL`` themselves. Python
+    exceptions and this project's own messages are unaffected.
+    """
+    if os.environ.get(VERBOSE_ENV, '') not in ('', '0'):
+        return
+    os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
+
+
+def run(main, module_name: str) -> None:
+    """``absl.app.run(main)`` for a console script whose flags live in ``module_name``.
+
+    absl's ``--help`` lists the key flags of the main module and prints its docstring; a console
+    script's main module is pip's generated wrapper, so both are adopted from the command's own
+    module. ``main(argv)`` returns the exit status.
+    """
+    from absl import app
+    from absl import flags
+
+    module = sys.modules[module_name]
+    main_module = sys.modules['__main__']
+    if main_module is not module:
+        for flag in flags.FLAGS.get_flags_for_module(module_name):
+            flags.FLAGS.register_key_flag_for_module(sys.argv[0], flag)
+        main_module.__doc__ = module.__doc__
+    app.run(lambda argv: sys.exit(main(argv)))
