@@ -1,4 +1,4 @@
-"""Converts an original checkpoint into an Everywear weights directory.
+r"""Converts an original checkpoint into an Everywear weights directory.
 
     python checkpoints/convert.py --format=cpvton_torch --source=cp-vton/gmm_final.pth \
         --output_dir=checkpoints/cpvton_gmm
@@ -17,7 +17,9 @@ network, the first line summarises and every problem follows on its own line.
 import os
 import sys
 
-os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')  # keep TensorFlow's start-up chatter quiet
+from everywear_tf.cli import app as command  # noqa: E402 (before TensorFlow)
+
+command.quiet_tensorflow()
 
 from absl import app  # noqa: E402  (after the environment is set)
 from absl import flags  # noqa: E402

@@ -77,7 +77,8 @@ def evaluate(chain, dataset, output_dir=None, batch_size=8, limit=None, log=None
         outputs = chain(inputs)
         model = {**image_metrics(outputs[spec.TRYON], target),
                  'warp_iou': iou(outputs[spec.WARPED_MASK] >= 128, region)}
-        pasted = categories.composite(chain.category, inputs[spec.PERSON], inputs[spec.PARSE], outputs)
+        pasted = categories.composite(chain.category, inputs[spec.PERSON], inputs[spec.PARSE],
+                                      outputs)
         for m, values in image_metrics(pasted, target).items():
             scores['composited'][m] += list(values)
         unchanged = image_metrics(inputs[spec.PERSON], target)
@@ -110,7 +111,7 @@ def table(summary):
     for name in ('model', 'composited', 'person_unchanged', 'no_warp'):
         row = summary[name]
 
-        def cell(metric, width, fmt):
+        def cell(metric, width, fmt, row=row):
             return format(row[metric], fmt).rjust(width) if metric in row else '-'.rjust(width)
 
         lines.append(f'{name:18} {cell("ssim", 7, ".4f")} {cell("psnr", 7, ".2f")} '

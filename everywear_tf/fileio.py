@@ -1,4 +1,4 @@
-"""Atomic file writes: a crash or a bad input never leaves a half-written file under the real name."""
+"""Atomic file writes: a crash or a bad input never leaves a half-written file under its name."""
 
 import contextlib
 import os
@@ -6,7 +6,6 @@ import re
 import shutil
 import tempfile
 import uuid
-
 
 TEMPORARY_SUFFIX = '.tmp'
 
@@ -123,6 +122,7 @@ def atomic_write_mat(path, arrays, header=MAT_HEADER, **savemat_options):
     """``scipy.io.savemat`` atomically, with a fixed header text: scipy writes the creation time
     there, and the same arrays must give the same bytes (resumed batch runs, fixtures)."""
     import io
+
     import scipy.io
     buffer = io.BytesIO()
     scipy.io.savemat(buffer, arrays, **savemat_options)

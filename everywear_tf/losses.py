@@ -1,4 +1,5 @@
-"""The originals' training losses, term by term (reference/viton.md §1.3, §2.3; cpvton.md §4, §6).
+"""The originals' training losses, term by term
+(VITON stage 1 and 2 training, CP-VTON / CP-VTON+ GMM training).
 
 Each function returns a dict of named scalar terms plus ``'total'``, so trainers log exactly what
 they optimise.
@@ -37,7 +38,8 @@ def grid_interval_consistency(grid):
 
 
 def gmm_loss(warped_cloth, target, grid=None, gic_weight=0.0):
-    """L1(warped cloth, person's cloth region im_c) [+ gic_weight · Lgic / (B·H·W), CP-VTON+: 40]."""
+    """L1(warped cloth, person's cloth region im_c) [+ gic_weight · Lgic / (B·H·W); CP-VTON+: 40]
+    """
     terms = {'l1': l1(warped_cloth, target)}
     total = terms['l1']
     if gic_weight:

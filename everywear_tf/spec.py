@@ -32,7 +32,7 @@ MODULES = (GMM, EDM, RM)
 
 SERVING_SIGNATURE = 'serving_default'
 
-# Signature inputs (DESIGN.md §4).
+# Signature inputs (ARCHITECTURE.md §3).
 PERSON = 'person'
 CLOTH = 'cloth'
 CLOTH_MASK = 'cloth_mask'
@@ -52,7 +52,7 @@ TPS_MASK = 'tps_mask'
 
 # Outputs of the whole chain (in process or through the client), besides the modules' own.
 EDM_MASK = 'edm_mask'  # EDM's mask, before the category rule
-CLOTHING_MASK = 'clothing_mask'  # the mask RM was given (DESIGN.md §4's category rule)
+CLOTHING_MASK = 'clothing_mask'  # the mask RM was given (ARCHITECTURE.md §3's category rule)
 
 _FRAME = (None, IMAGE_HEIGHT, IMAGE_WIDTH)
 
@@ -64,7 +64,7 @@ INPUT_SPECS = {
         PARSE: ('uint8', _FRAME),
         KEYPOINTS: ('float32', (None, NUM_KEYPOINTS, 2)),
         # RM's inputs: GMM's warped cloth, EDM's coarse person, and the clothing mask (the EDM
-        # mask, or its union with the GMM mask for t-shirts: DESIGN.md §4's category rule).
+        # mask, or its union with the GMM mask for t-shirts: ARCHITECTURE.md §3's category rule).
         WARPED_CLOTH: ('uint8', _FRAME + (3,)),
         COARSE: ('uint8', _FRAME + (3,)),
         MASK: ('uint8', _FRAME),
@@ -99,10 +99,10 @@ MODULE_OUTPUTS = {
 STABLE = 'stable'
 CANARY = 'canary'
 
-# GMM's warped mask, thresholded, joins the EDM mask for t-shirts ("gmmask", DESIGN.md §4).
+# GMM's warped mask, thresholded, joins the EDM mask for t-shirts ("gmmask", ARCHITECTURE.md §3).
 GMM_MASK_THRESHOLD = 100
 
-# A keypoint whose x or y is negative is missing (DESIGN.md §4).
+# A keypoint whose x or y is negative is missing (ARCHITECTURE.md §3).
 MISSING_KEYPOINT = -1.0
 
 

@@ -50,7 +50,7 @@ def save(model, directory, source=None, overwrite=False, **extra):
         manifest = {'format': FORMAT, 'version': VERSION, 'module': module,
                     'config': configs.to_dict(model.config),
                     'parameters': int(sum(np.prod(v.shape) for v in model.weights)),
-                    'created': datetime.datetime.now(datetime.timezone.utc).isoformat(),
+                    'created': datetime.datetime.now(datetime.UTC).isoformat(),
                     **extra}
         if source is not None:
             manifest['source'] = {'path': os.fspath(source)}

@@ -1,4 +1,4 @@
-"""Exports networks as TF Serving SavedModels: <base_dir>/<model_name>/<version>/.
+r"""Exports networks as TF Serving SavedModels: <base_dir>/<model_name>/<version>/.
 
     # one model from a weights directory (converted or trained)
     python export/export_saved_model.py --weights_dir=checkpoints/demo/gmm_men_tshirts \
@@ -15,7 +15,9 @@
 import os
 import sys
 
-os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')  # keep TensorFlow's start-up chatter quiet
+from everywear_tf.cli import app as command  # noqa: E402 (before TensorFlow)
+
+command.quiet_tensorflow()
 
 from absl import app  # noqa: E402  (after the environment is set)
 from absl import flags  # noqa: E402

@@ -1,4 +1,4 @@
-"""Sends each model one realistic request through TF Serving's gRPC API and reports.
+r"""Sends each model one realistic request through TF Serving's gRPC API and reports.
 
     python serving/check.py --server=localhost:8500
     python serving/check.py --server=localhost:8500 --models=gmm_men_tshirts --label=canary
@@ -7,7 +7,9 @@
 import os
 import sys
 
-os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+from everywear_tf.cli import app as command  # noqa: E402 (before TensorFlow)
+
+command.quiet_tensorflow()
 
 from absl import app  # noqa: E402
 from absl import flags  # noqa: E402

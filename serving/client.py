@@ -1,8 +1,9 @@
-r"""Batch try-on through TF Serving (DESIGN.md §3): everywear-batch with --server required.
+r"""Batch try-on through TF Serving: everywear-batch with --server required.
 
   python serving/client.py --server=localhost:8500 --input_dir=shoot --workspace=ws --workers=8
 
-Flags, input layout and outputs as `everywear-batch --helpfull` and everywear_tf/batch.py say.
+Flags as `everywear-batch --help` lists them; the input layout and the workspace written are in
+BUILD.md §11 and everywear_tf/inference/batch.py.
 """
 
 from absl import flags

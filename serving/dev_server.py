@@ -1,4 +1,4 @@
-"""Development model server speaking TF Serving's gRPC and REST APIs (a stand-in: production
+r"""Development model server speaking TF Serving's gRPC and REST APIs (a stand-in: production
 runs the official tensorflow/serving image; see BUILD.md).
 
     python serving/dev_server.py --model_config_file=serving/models.config \
@@ -12,7 +12,9 @@ import signal
 import sys
 import threading
 
-os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+from everywear_tf.cli import app as command  # noqa: E402 (before TensorFlow)
+
+command.quiet_tensorflow()
 
 from absl import app  # noqa: E402
 from absl import flags  # noqa: E402

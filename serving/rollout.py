@@ -1,4 +1,4 @@
-"""Rolls a category's GMM, EDM and RM to a new version on a running TF Serving.
+r"""Rolls a category's GMM, EDM and RM to a new version on a running TF Serving.
 
     python serving/rollout.py publish --category=men_tshirts --weights_root=runs/new_weights
     python serving/rollout.py stage --category=men_tshirts --version=2
@@ -15,7 +15,9 @@ import json
 import os
 import sys
 
-os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+from everywear_tf.cli import app as command  # noqa: E402 (before TensorFlow)
+
+command.quiet_tensorflow()
 
 from absl import app  # noqa: E402
 from absl import flags  # noqa: E402

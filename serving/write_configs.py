@@ -1,4 +1,4 @@
-"""Writes TF Serving's models.config, batching.config and monitoring.config through the protos.
+r"""Writes TF Serving's models.config, batching.config and monitoring.config through the protos.
 
     python serving/write_configs.py --output_dir=serving --base_path=/models
 

@@ -8,8 +8,8 @@ import pytest
 
 from everywear_tf import evaluate
 from everywear_tf import spec
-from everywear_tf.inference import chain as chain_lib
 from everywear_tf.data import synthetic_tryon
+from everywear_tf.inference import chain as chain_lib
 from everywear_tf.train import trainers
 
 
@@ -41,8 +41,8 @@ def test_known_differences():
 
 def test_lite_tryon_evaluates_with_baselines(tmp_path):
     dataset = synthetic_tryon.RenderedDataset(spec.MEN_TSHIRTS, size=3, seed=2, unpaired=True)
-    chain = chain_lib.Chain.from_models(spec.MEN_TSHIRTS, trainers.build(spec.GMM), trainers.build(spec.EDM),
-                        trainers.build(spec.RM))
+    chain = chain_lib.Chain.from_models(spec.MEN_TSHIRTS, trainers.build(spec.GMM),
+                                        trainers.build(spec.EDM), trainers.build(spec.RM))
     summary = evaluate.evaluate(chain, dataset, output_dir=str(tmp_path), batch_size=2)
     assert summary['count'] == 3
     assert 0 < summary['person_unchanged']['ssim'] < 1  # swapped garment: a real target

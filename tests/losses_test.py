@@ -3,11 +3,11 @@ NumPy VGG on a small fake VGG file in MatConvNet's layout."""
 
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from everywear_tf import errors
 from everywear_tf import losses
 from everywear_tf.models import vgg
+
 from tests import numpy_reference as ref
 
 

@@ -3,7 +3,6 @@ definitions (not from our TF code), for tests to compare against."""
 
 import numpy as np
 
-
 # --- sampling and TPS ---------------------------------------------------------------------------
 
 def pixel_grid(height, width):

@@ -13,6 +13,7 @@ from everywear_tf import errors
 from everywear_tf import spec
 from everywear_tf import weights
 from everywear_tf.models import factory
+
 from tests.data.fixtures import path
 from tests.models.randomize import randomize
 

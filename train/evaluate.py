@@ -1,4 +1,4 @@
-"""Evaluates a category's GMM, EDM and RM on a dataset: SSIM, PSNR, L1, warp IoU, baselines.
+r"""Evaluates a category's GMM, EDM and RM on a dataset: SSIM, PSNR, L1, warp IoU, baselines.
 
     python train/evaluate.py --category=men_tshirts --weights_root=checkpoints/demo \
         --dataset_root=synthetic/men_tshirts --output_dir=eval/men_tshirts
@@ -13,15 +13,17 @@ Prints a table, writes metrics.json and one grid image per item
 import os
 import sys
 
-os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+from everywear_tf.cli import app as command  # noqa: E402 (before TensorFlow)
+
+command.quiet_tensorflow()
 
 from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 
 from everywear_tf import errors  # noqa: E402
 from everywear_tf import evaluate  # noqa: E402
+from everywear_tf.inference import chain as chain_lib  # noqa: E402
 from everywear_tf import spec  # noqa: E402
-from everywear_tf import tryon  # noqa: E402
 from everywear_tf import weights  # noqa: E402
 from everywear_tf.data import datasets  # noqa: E402
 

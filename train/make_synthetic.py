@@ -1,4 +1,4 @@
-"""Writes the synthetic try-on dataset (CP-VTON layout) for one or all categories.
+r"""Writes the synthetic try-on dataset (CP-VTON layout) for one or all categories.
 
     python train/make_synthetic.py --output_dir=synthetic --train=2000 --test=200
 
@@ -10,7 +10,9 @@ size and cropped like a photo; pants: the whole body) unless --frame says otherw
 import os
 import sys
 
-os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+from everywear_tf.cli import app as command  # noqa: E402 (before TensorFlow)
+
+command.quiet_tensorflow()
 
 from absl import app  # noqa: E402
 from absl import flags  # noqa: E402

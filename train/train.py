@@ -1,4 +1,4 @@
-"""Trains one network on a dataset in the CP-VTON or VITON layout.
+r"""Trains one network on a dataset in the CP-VTON or VITON layout.
 
     python train/train.py --module=gmm --category=men_tshirts \
         --dataset_root=synthetic/men_tshirts --output_dir=runs/gmm_men_tshirts
@@ -14,7 +14,9 @@ export/export_saved_model.py); TensorBoard logs to <output_dir>/logs.
 import os
 import sys
 
-os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')  # keep TensorFlow's start-up chatter quiet
+from everywear_tf.cli import app as command  # noqa: E402 (before TensorFlow)
+
+command.quiet_tensorflow()
 
 from absl import app  # noqa: E402  (after the environment is set)
 from absl import flags  # noqa: E402

@@ -1,4 +1,4 @@
-"""Trains the bundled demo weights: lite GMM, EDM and RM for each category on the synthetic set,
+r"""Trains the bundled demo weights: lite GMM, EDM and RM for each category on the synthetic set,
 then evaluates them on its held-out test split (swapped products, with ground truth).
 
     python train/make_synthetic.py --output_dir=synthetic --train=1200 --test=100
@@ -14,15 +14,17 @@ import json
 import os
 import sys
 
-os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+from everywear_tf.cli import app as command  # noqa: E402 (before TensorFlow)
+
+command.quiet_tensorflow()
 
 from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 
 from everywear_tf import configs  # noqa: E402
 from everywear_tf import evaluate  # noqa: E402
+from everywear_tf.inference import chain as chain_lib  # noqa: E402
 from everywear_tf import spec  # noqa: E402
-from everywear_tf import tryon  # noqa: E402
 from everywear_tf import weights  # noqa: E402
 from everywear_tf.data import datasets  # noqa: E402
 from everywear_tf.train import loop  # noqa: E402

@@ -39,5 +39,5 @@ def run(main, module_name: str) -> None:
     if main_module is not module:
         for flag in flags.FLAGS.get_flags_for_module(module_name):
             flags.FLAGS.register_key_flag_for_module(sys.argv[0], flag)
-        main_module.__doc__ = module.__doc__
+        main_module.__doc__ = main_module.__doc__ or module.__doc__
     app.run(lambda argv: sys.exit(main(argv)))

@@ -18,11 +18,11 @@ command.quiet_tensorflow()
 from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 
-from everywear_tf.inference import batch  # noqa: E402
-from everywear_tf.inference import workspace  # noqa: E402
 from everywear_tf import demo_weights  # noqa: E402
 from everywear_tf import errors  # noqa: E402
+from everywear_tf.inference import batch  # noqa: E402
 from everywear_tf.inference import pipeline  # noqa: E402
+from everywear_tf.inference import workspace  # noqa: E402
 
 _INPUT_DIR = flags.DEFINE_string('input_dir', None, 'persons/, garments/<category>/, pairs.txt')
 _WORKSPACE = flags.DEFINE_string('workspace', 'workspace', 'Where input/, stage/, output/ go.')

@@ -9,7 +9,6 @@ Networks come from --weights_root (default: the bundled demo weights, trained on
 they show the pipeline working, not photo-quality results).
 """
 
-import os
 import sys
 
 from everywear_tf.cli import app as command
@@ -22,11 +21,11 @@ from absl import flags  # noqa: E402
 from everywear_tf import demo  # noqa: E402
 from everywear_tf import demo_weights  # noqa: E402
 from everywear_tf import errors  # noqa: E402
-from everywear_tf.inference import pipeline  # noqa: E402
 from everywear_tf import spec  # noqa: E402
 from everywear_tf.data import images  # noqa: E402
 from everywear_tf.data import keypoints as keypoint_files  # noqa: E402
 from everywear_tf.data import parsing  # noqa: E402
+from everywear_tf.inference import pipeline  # noqa: E402
 
 _DEMO = flags.DEFINE_bool('demo', False, 'Use the bundled 720×720 photo, t-shirt and pants.')
 _PERSON = flags.DEFINE_string('person', None, 'Person photo (any size).')

@@ -33,7 +33,6 @@ import numpy as np
 from everywear_tf import errors as base_errors
 from everywear_tf.convert import errors
 
-
 LEGACY_MAGIC = 0x1950a86a20f9469cfc6c
 LEGACY_PROTOCOL = 1001
 TORCH_EXTRA = "pip install '.[torch]'"

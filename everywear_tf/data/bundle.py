@@ -1,4 +1,4 @@
-"""Everywear bundles: the ``body_pickle`` / ``upper_pickle`` files of DESIGN.md §7.
+"""Everywear bundles: the ``body_pickle`` / ``upper_pickle`` files of ARCHITECTURE.md §5.
 
 A bundle is a pickled dict recording one preprocessed frame of a photo, so that postprocessing
 can map results back onto the photo:

@@ -1,4 +1,4 @@
-"""Try-on datasets in the originals' layouts, yielding the signature inputs of DESIGN.md §4.
+"""Try-on datasets in the originals' layouts, yielding the signature inputs of ARCHITECTURE.md §3.
 
 ``CpVtonDataset``: CP-VTON's layout (cp_dataset.py of sergeywong/cp-vton; also VITON-resize as
 CP-VTON redistributed it, CP-VTON+'s data with ``parse_dir='image-parse-new'``, and this

@@ -1,7 +1,7 @@
 """Person representations, built in the graph from the compact signature inputs.
 
 One TF function per original, used alike by training, export and tests, because converted weights
-only work on the inputs they were trained on (DESIGN.md §4):
+only work on the inputs they were trained on (ARCHITECTURE.md §3):
 
 - ``gmm_agnostic``: CP-VTON's 22-channel cloth-agnostic person (cp_dataset.py), or the CP-VTON+
   variant, all channels in [-1, 1].
@@ -50,7 +50,7 @@ def pose_squares(keypoints, height, width, min_coordinate):
     Both originals truncate the coordinates to integers and fill rows/columns
     [int(v) - 5, int(v) + 5] clipped to the frame. Only the rule for "missing" differs: CP-VTON
     draws a point when x > 1 and y > 1 (``min_coordinate=1``, strict), VITON when the point is not
-    negative (``min_coordinate=None``; DESIGN.md §4 marks missing points negative).
+    negative (``min_coordinate=None``; ARCHITECTURE.md §3 marks missing points negative).
     """
     keypoints = tf.convert_to_tensor(keypoints, tf.float32)
     x, y = keypoints[..., 0], keypoints[..., 1]
@@ -91,7 +91,7 @@ def cpvton_shape(parse, silhouette_labels=None):
         body = label_mask(parse, silhouette_labels)
     height, width = parse.shape[1], parse.shape[2]
     if height is None or width is None:
-        raise ValueError('cpvton_shape needs static frame sizes, got parse shape %s' % parse.shape)
+        raise ValueError(f'cpvton_shape needs static frame sizes, got parse shape {parse.shape}')
     small = (height // _CPVTON_SHAPE_FACTOR, width // _CPVTON_SHAPE_FACTOR)
     blurred = resize.pil_resize_bilinear_uint8(body * 255.0, small)
     blurred = resize.pil_resize_bilinear_uint8(blurred, (height, width))

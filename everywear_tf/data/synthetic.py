@@ -12,9 +12,24 @@ import numpy as np
 
 from everywear_tf import spec
 from everywear_tf.data import lip
-from everywear_tf.data.keypoints import (  # COCO-18 indices
-    L_ANKLE, L_EAR, L_ELBOW, L_EYE, L_HIP, L_KNEE, L_SHOULDER, L_WRIST, NECK, NOSE, R_ANKLE,
-    R_EAR, R_ELBOW, R_EYE, R_HIP, R_KNEE, R_SHOULDER, R_WRIST)
+from everywear_tf.data.keypoints import L_ANKLE  # COCO-18 indices
+from everywear_tf.data.keypoints import L_EAR  # COCO-18 indices
+from everywear_tf.data.keypoints import L_ELBOW  # COCO-18 indices
+from everywear_tf.data.keypoints import L_EYE  # COCO-18 indices
+from everywear_tf.data.keypoints import L_HIP  # COCO-18 indices
+from everywear_tf.data.keypoints import L_KNEE  # COCO-18 indices
+from everywear_tf.data.keypoints import L_SHOULDER  # COCO-18 indices
+from everywear_tf.data.keypoints import L_WRIST  # COCO-18 indices
+from everywear_tf.data.keypoints import NECK  # COCO-18 indices
+from everywear_tf.data.keypoints import NOSE  # COCO-18 indices
+from everywear_tf.data.keypoints import R_ANKLE  # COCO-18 indices
+from everywear_tf.data.keypoints import R_EAR  # COCO-18 indices
+from everywear_tf.data.keypoints import R_ELBOW  # COCO-18 indices
+from everywear_tf.data.keypoints import R_EYE  # COCO-18 indices
+from everywear_tf.data.keypoints import R_HIP  # COCO-18 indices
+from everywear_tf.data.keypoints import R_KNEE  # COCO-18 indices
+from everywear_tf.data.keypoints import R_SHOULDER  # COCO-18 indices
+from everywear_tf.data.keypoints import R_WRIST  # COCO-18 indices
 
 SKIN_TONES = ((236, 200, 170), (214, 170, 130), (180, 130, 95), (140, 95, 65), (95, 62, 40))
 HAIR_COLOURS = ((30, 25, 20), (70, 45, 25), (150, 110, 60), (200, 170, 110), (120, 120, 120))

@@ -344,7 +344,7 @@ def write_split(root, mode, category, count, seed, log=None, start=0, frame=spec
         fileio.atomic_write_bytes(paths[0], _openpose_json(sample.keypoints).encode())
         images.write_png(paths[1], sample.cloth)
         images.write_png(paths[2], sample.cloth_mask)
-        for (image_dir, parse_dir, warp_dir, other), offset in zip(outputs, (3, 6)):
+        for (_, _, _, other), offset in zip(outputs, (3, 6)):
             if other is not None:
                 sample = framed_sample(seed, i, category, frame, product_of=other)
             images.write_png(paths[offset], sample.person)
@@ -397,7 +397,7 @@ def read_grid(path):
 
 
 def signature_item(sample):
-    """A Sample as the signature inputs of DESIGN.md §4 (keypoints: negative = missing)."""
+    """A Sample as the signature inputs of ARCHITECTURE.md §3 (keypoints: negative = missing)."""
     keypoints = np.where(sample.keypoints[:, 2:] > 0, sample.keypoints[:, :2],
                          spec.MISSING_KEYPOINT).astype(np.float32)
     return {spec.PERSON: sample.person, spec.PARSE: sample.parse, spec.KEYPOINTS: keypoints,

@@ -70,7 +70,8 @@ def export(model, base_dir, model_name, version=AUTO, overwrite=False, source=No
     try:
         version = int(version)
     except (TypeError, ValueError):
-        raise ExportError(f'version must be a positive integer or {AUTO!r}, got {version!r}')
+        raise ExportError(f'version must be a positive integer or {AUTO!r}, '
+                          f'got {version!r}') from None
     if version < 1:
         raise ExportError(f'version must be a positive integer, got {version}')
     final = os.path.join(model_dir, str(version))
@@ -84,7 +85,7 @@ def export(model, base_dir, model_name, version=AUTO, overwrite=False, source=No
         manifest = {'model_name': model_name, 'module': module, 'version': version,
                     'config': configs.to_dict(model.config), 'precision': precision,
                     'source': source,
-                    'exported': datetime.datetime.now(datetime.timezone.utc).isoformat(),
+                    'exported': datetime.datetime.now(datetime.UTC).isoformat(),
                     'tensorflow': tf.__version__}
         with open(os.path.join(temporary, warmup.WARMUP_DIRECTORY, MANIFEST), 'w') as f:
             json.dump(manifest, f, indent=1)

@@ -1,4 +1,4 @@
-"""tf.Module wrappers whose ``serving_default`` takes the compact inputs of DESIGN.md §4.
+"""tf.Module wrappers whose ``serving_default`` takes the compact inputs of ARCHITECTURE.md §3.
 
 Each wrapper owns one network, builds that network's representation in the graph, runs it with
 ``training=False`` and returns uint8 images and masks (plus GMM's theta and grid) under the keys of

@@ -1,6 +1,6 @@
 """Which ops a SavedModel needs, and which of them this process's TensorFlow does not register.
 
-Stock TF Serving links core TF only (reference/tfserving.md §3.2). Run the check in a process that
+Stock TF Serving links core TF only (ARCHITECTURE.md §6). Run the check in a process that
 has not imported tensorflow_addons (a fresh interpreter), so the registry holds core ops alone.
 """
 

@@ -13,7 +13,6 @@ from everywear_tf import configs
 from everywear_tf.models import blocks
 
 
-
 def _batch_norm(name):
     return tf.keras.layers.BatchNormalization(epsilon=1e-5, momentum=0.999, fused=False,
                                               gamma_initializer=blocks.normal(1.0),

@@ -18,7 +18,6 @@ from everywear_tf.ops import sampling
 from everywear_tf.ops import tps
 
 
-
 def _batch_norm(name, dtype=None):
     # torch BatchNorm2d: eps 1e-5, momentum 0.1 (Keras counts the other way).
     return tf.keras.layers.BatchNormalization(epsilon=1e-5, momentum=0.9,

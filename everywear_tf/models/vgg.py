@@ -53,7 +53,7 @@ def _read_keras_h5(path):
     weights = {}
     try:
         with h5py.File(path, 'r') as f:
-            root = f['model_weights'] if 'model_weights' in f else f
+            root = f.get('model_weights', f)
             for conv in CONVS:
                 group = root[_keras_name(conv)]
                 names = [n.decode() if isinstance(n, bytes) else n

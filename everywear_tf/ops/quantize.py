@@ -1,4 +1,4 @@
-"""Float network outputs to the uint8 of the signatures (DESIGN.md §4), rounding half up."""
+"""Float network outputs to the uint8 of the signatures (ARCHITECTURE.md §3), rounding half up."""
 
 import tensorflow as tf
 

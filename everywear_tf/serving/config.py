@@ -103,7 +103,7 @@ def serving_config(base_path, model_names=None, versions=None, labels=None):
 
 def batching_parameters(max_batch_size=8, batch_timeout_micros=2000, num_batch_threads=2,
                         max_enqueued_batches=100, allowed_batch_sizes=(1, 2, 4, 8)):
-    """Server-side batching tuned for a few CPU cores (reference/tfserving.md §2.6)."""
+    """Server-side batching tuned for a few CPU cores (ARCHITECTURE.md §6)."""
     params = BatchingParameters()
     params.max_batch_size.value = max_batch_size
     params.batch_timeout_micros.value = batch_timeout_micros

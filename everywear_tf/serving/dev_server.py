@@ -87,7 +87,7 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
     def __init__(self, manager):
         self.manager = manager
 
-    def Predict(self, request, context):
+    def Predict(self, request, context):  # noqa: N802 (the API names it)
         try:
             version, saved_model = self.manager.resolve(request.model_spec)
             signature_name = request.model_spec.signature_name or spec.SERVING_SIGNATURE
@@ -115,7 +115,7 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
             response.outputs[key].CopyFrom(_typed_fields(outputs[key]))
         return response
 
-    def GetModelMetadata(self, request, context):
+    def GetModelMetadata(self, request, context):  # noqa: N802 (the API names it)
         if not request.HasField('model_spec'):
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, 'Missing ModelSpec')
         if not request.metadata_field:
@@ -157,7 +157,7 @@ class ModelService(model_service_pb2_grpc.ModelServiceServicer):
     def __init__(self, manager):
         self.manager = manager
 
-    def GetModelStatus(self, request, context):
+    def GetModelStatus(self, request, context):  # noqa: N802 (the API names it)
         if not request.HasField('model_spec'):
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, 'Missing ModelSpec')
         number = request.model_spec.version.value if request.model_spec.HasField(
@@ -167,7 +167,7 @@ class ModelService(model_service_pb2_grpc.ModelServiceServicer):
         except ServingError as e:
             context.abort(e.code, e.message)
 
-    def HandleReloadConfigRequest(self, request, context):
+    def HandleReloadConfigRequest(self, request, context):  # noqa: N802 (the API names it)
         response = model_management_pb2.ReloadConfigResponse()
         if request.config.WhichOneof('config') != 'model_config_list':
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, _RELOAD_ONLY_LISTS)
@@ -222,7 +222,7 @@ class _RestHandler(http_server.BaseHTTPRequestHandler):
         return ServingError(grpc.StatusCode.INVALID_ARGUMENT,
                             f'Malformed request: {method} {self.path}')
 
-    def do_GET(self):
+    def do_GET(self):  # noqa: N802 (the API names it)
         try:
             match = _GET_PATH.fullmatch(self.path)
             if not match:
@@ -247,7 +247,7 @@ class _RestHandler(http_server.BaseHTTPRequestHandler):
             return self._error(e.code, e.message)
         self._send(200, _json(response))
 
-    def do_POST(self):
+    def do_POST(self):  # noqa: N802 (the API names it)
         match = _POST_PATH.fullmatch(self.path)
         if not match:
             return self._error(grpc.StatusCode.INVALID_ARGUMENT,

@@ -220,7 +220,8 @@ class Manager:
         """One file-system scan: load what is wanted and absent, then unload what is unwanted.
 
         Unwanted versions unload only once a wanted one is AVAILABLE, or when nothing is wanted;
-        until then the newest unwanted AVAILABLE version keeps serving (AvailabilityPreservingPolicy).
+        until then the newest unwanted AVAILABLE version keeps serving
+        (AvailabilityPreservingPolicy).
         A wanted version whose load failed is not retried while it stays wanted.
         """
         with self._load_lock:
@@ -362,16 +363,16 @@ def predict(saved_model, signature_name, inputs):
                 f'{{{",".join(k for k in sent if k not in expected)}}}. Missing but required: '
                 f'{{{",".join(k for k in wanted if k not in inputs)}}}.')
     for index, key in enumerate(sorted(expected)):
-        spec = expected[key]
+        tensor_spec = expected[key]
         value = inputs[key]
-        if value.dtype != spec.dtype.as_numpy_dtype:
+        if value.dtype != tensor_spec.dtype.as_numpy_dtype:
             raise ServingError(grpc.StatusCode.INVALID_ARGUMENT,
-                               f'Expects arg[{index}] to be {spec.dtype.name} but '
+                               f'Expects arg[{index}] to be {tensor_spec.dtype.name} but '
                                f'{tf.as_dtype(value.dtype).name} is provided')
-        if not spec.shape.is_compatible_with(value.shape):
+        if not tensor_spec.shape.is_compatible_with(value.shape):
             raise ServingError(grpc.StatusCode.INVALID_ARGUMENT,
                                f'input {key!r} has shape {list(value.shape)}, the signature '
-                               f'takes {spec.shape}')
+                               f'takes {tensor_spec.shape}')
     try:
         outputs = function(**{k: tf.constant(v) for k, v in inputs.items()})
     except (tf.errors.InvalidArgumentError, ValueError, TypeError) as e:

@@ -33,7 +33,8 @@ def epoch_order(num_items, seed, epoch):
 
 
 def batch_indices(num_items, batch_size, seed, step):
-    """Item indices of batch ``step`` (0-based): epochs of permutations, last partial batch dropped."""
+    """Item indices of batch ``step`` (0-based): epochs of permutations, the last partial batch
+    dropped."""
     per_epoch = num_items // batch_size
     if per_epoch == 0:
         raise ValueError(f'{num_items} items cannot fill one batch of {batch_size}')

@@ -14,6 +14,7 @@ from everywear_tf.convert import tables
 from everywear_tf.convert import torch_pth
 from everywear_tf.models import blocks
 from everywear_tf.models import factory
+
 from tests.convert import pth_writer
 from tests.convert import torch_or_skip
 from tests.data.fixtures import path

@@ -18,6 +18,7 @@ from everywear_tf.convert import errors
 from everywear_tf.convert import output
 from everywear_tf.convert import viton_tf1
 from everywear_tf.models import blocks
+
 from tests.convert import cpvton_torch_test
 from tests.convert import pth_writer
 from tests.convert import viton_tf1_test

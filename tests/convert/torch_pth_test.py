@@ -12,6 +12,7 @@ import pytest
 from everywear_tf import errors as base_errors
 from everywear_tf.convert import errors
 from everywear_tf.convert import torch_pth
+
 from tests.convert import pth_writer
 from tests.convert import torch_or_skip
 from tests.data.fixtures import path

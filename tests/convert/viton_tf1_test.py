@@ -17,6 +17,7 @@ from everywear_tf.convert import tables
 from everywear_tf.convert import viton_tf1
 from everywear_tf.models import blocks
 from everywear_tf.models import factory
+
 from tests.models import edm_test
 from tests.models import rm_test
 

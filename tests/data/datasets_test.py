@@ -15,6 +15,7 @@ from everywear_tf.data import cloth_mask
 from everywear_tf.data import datasets
 from everywear_tf.data import images
 from everywear_tf.data import synthetic_tryon
+
 from tests.data.fixtures import path
 from tests.testdata import make_fixtures
 

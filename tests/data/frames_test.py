@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 
 from everywear_tf import errors
-from everywear_tf.data import frames
 from everywear_tf import spec
+from everywear_tf.data import frames
+from everywear_tf.data import keypoints as keypoint_files
 from everywear_tf.data import synthetic
 
 

@@ -11,6 +11,7 @@ from everywear_tf import errors
 from everywear_tf import fileio
 from everywear_tf.data import images
 from everywear_tf.data import synthetic
+
 from tests.data.fixtures import path
 from tests.testdata import make_fixtures
 

@@ -12,6 +12,7 @@ from everywear_tf import spec
 from everywear_tf.data import keypoints
 from everywear_tf.data import safe_pickle
 from everywear_tf.data import synthetic
+
 from tests.data.fixtures import path
 from tests.testdata import make_fixtures
 

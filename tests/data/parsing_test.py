@@ -14,6 +14,7 @@ from everywear_tf import spec
 from everywear_tf.data import lip
 from everywear_tf.data import parsing
 from everywear_tf.data import synthetic
+
 from tests.data.fixtures import path
 from tests.testdata import make_fixtures
 

@@ -7,12 +7,14 @@ ImageDraw.rectangle); VITON's with NumPy float64 as utils.py / the stage-1 scrip
 import numpy as np
 import pytest
 import tensorflow as tf
-from PIL import Image, ImageDraw
+from PIL import Image
+from PIL import ImageDraw
 
 from everywear_tf import spec
 from everywear_tf.data import lip
 from everywear_tf.data import representation
 from everywear_tf.data import synthetic
+
 from tests import graph_ops
 
 H, W = spec.IMAGE_HEIGHT, spec.IMAGE_WIDTH
@@ -38,7 +40,9 @@ def _batch(seed, batch=3):
 
 def _cpvton_reference(person, parse, keypoints, head_labels):
     """cp_dataset.py's agnostic for one item, [H,W,22] float64."""
-    normalise = lambda a: (np.asarray(a, np.float64) / 255.0 - 0.5) / 0.5
+    def normalise(a):
+        return (np.asarray(a, np.float64) / 255.0 - 0.5) / 0.5
+
     shape = Image.fromarray(((parse > 0) * 255).astype(np.uint8))
     shape = shape.resize((W // 16, H // 16), Image.BILINEAR).resize((W, H), Image.BILINEAR)
     head = np.isin(parse, head_labels).astype(np.float64)[..., None]
@@ -71,7 +75,9 @@ def _legacy_bilinear_np(image, out_h, out_w):
 
 def _viton_reference(person, parse, keypoints, cloth):
     """VITON stage 1's 25-channel input for one item, [H,W,25] float64."""
-    signed = lambda a: (np.asarray(a, np.float64) / 255.0 - 0.5) * 2.0
+    def signed(a):
+        return (np.asarray(a, np.float64) / 255.0 - 0.5) * 2.0
+
     head = np.isin(parse, lip.VITON_HEAD).astype(np.float64)
     body = (parse != 0).astype(np.float64) - head
     small = body.reshape(16, H // 16, 12, W // 12).mean(axis=(1, 3))
@@ -82,8 +88,8 @@ def _viton_reference(person, parse, keypoints, cloth):
             continue
         x, y = int(x), int(y)
         t, b = max(y - 5, 0), min(y + 5, H - 1)
-        l, r = max(x - 5, 0), min(x + 5, W - 1)
-        pose[t:b + 1, l:r + 1, i] = 1.0
+        left, right = max(x - 5, 0), min(x + 5, W - 1)
+        pose[t:b + 1, left:right + 1, i] = 1.0
     return np.concatenate(
         [signed(cloth), body[..., None], signed(person) * head[..., None], pose], axis=-1)
 

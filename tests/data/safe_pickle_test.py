@@ -10,6 +10,7 @@ import pytest
 from everywear_tf import errors
 from everywear_tf import fileio
 from everywear_tf.data import safe_pickle
+
 from tests.data.fixtures import path
 from tests.testdata import make_fixtures
 

@@ -6,8 +6,8 @@ import os
 import numpy as np
 import pytest
 
-from everywear_tf.data import frames
 from everywear_tf import spec
+from everywear_tf.data import frames
 from everywear_tf.data import lip
 from everywear_tf.data import synthetic_tryon
 from everywear_tf.ops import sampling

@@ -10,13 +10,14 @@ import pytest
 import tensorflow as tf
 
 from everywear_tf import configs
-from everywear_tf.serving import signature_inputs
 from everywear_tf import spec
 from everywear_tf.data import representation
 from everywear_tf.export import exporter
 from everywear_tf.export import opcheck
 from everywear_tf.export import warmup
 from everywear_tf.models import factory
+from everywear_tf.serving import signature_inputs
+
 from tests.models.randomize import randomize
 
 CATEGORY = spec.MEN_TSHIRTS

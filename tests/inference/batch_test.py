@@ -17,22 +17,24 @@ import numpy as np
 import pytest
 import scipy.io
 
-from everywear_tf.inference import batch
 from everywear_tf import configs
 from everywear_tf import errors
-from everywear_tf.inference import pipeline
-from everywear_tf.data import frames
 from everywear_tf import spec
 from everywear_tf import weights
 from everywear_tf.data import bundle
+from everywear_tf.data import frames
 from everywear_tf.data import images
 from everywear_tf.data import keypoints as keypoint_files
 from everywear_tf.data import parsing
 from everywear_tf.data import synthetic
 from everywear_tf.export import exporter
+from everywear_tf.inference import batch
+from everywear_tf.inference import pipeline
+from everywear_tf.inference import workspace
 from everywear_tf.models import factory
 from everywear_tf.serving import config as serving_config
 from everywear_tf.serving import dev_server
+
 from tests.models.randomize import randomize
 from tests.preprocess_test import _photo
 
@@ -278,7 +280,7 @@ def test_one_run_per_workspace_and_stale_temporaries_go(weights_root, tmp_path):
     stale.write_bytes(b'half')
     run = batch.Batch(str(source), str(work), pipeline.LocalBackend(str(weights_root)),
                       log=lambda m: None)
-    with open(work / batch.LOCK_FILE, 'a') as lock:
+    with open(work / workspace.LOCK, 'a') as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         with pytest.raises(errors.EverywearError, match='another batch run is using'):
             run.run(batch.read_jobs(source / 'pairs.txt'))

@@ -5,14 +5,15 @@ import pytest
 
 from everywear_tf import configs
 from everywear_tf import errors
-from everywear_tf.inference import pipeline
 from everywear_tf import spec
 from everywear_tf import weights
 from everywear_tf.data import synthetic
 from everywear_tf.export import exporter
+from everywear_tf.inference import pipeline
 from everywear_tf.models import factory
 from everywear_tf.serving import config as serving_config
 from everywear_tf.serving import dev_server
+
 from tests.models.randomize import randomize
 from tests.preprocess_test import _photo
 

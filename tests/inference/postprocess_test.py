@@ -1,12 +1,11 @@
 """Paste-back: untouched pixels stay bit for bit; islands go; the seam is feathered."""
 
-import cv2
 import numpy as np
 
-from everywear_tf.inference import postprocess
-from everywear_tf.data import frames
 from everywear_tf import spec
+from everywear_tf.data import frames
 from everywear_tf.data import lip
+from everywear_tf.inference import postprocess
 
 
 def test_pixels_outside_the_region_are_the_photos_own():

@@ -11,12 +11,13 @@ from everywear_tf import configs
 from everywear_tf import demo_weights
 from everywear_tf import spec
 from everywear_tf import weights
-from bench import inputs as bench_inputs
-from bench import precision
 from everywear_tf.export import modules
 from everywear_tf.export import warmup
 from everywear_tf.models import blocks
 from everywear_tf.models import factory
+
+from bench import inputs as bench_inputs
+from bench import precision
 from tests.models.randomize import randomize
 
 

@@ -7,6 +7,7 @@ from everywear_tf import configs
 from everywear_tf import spec
 from everywear_tf.models import factory
 from everywear_tf.models import rm
+
 from tests import graph_ops
 from tests import numpy_reference as ref
 from tests.models.randomize import randomize

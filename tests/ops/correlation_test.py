@@ -5,6 +5,7 @@ import pytest
 import tensorflow as tf
 
 from everywear_tf.ops import correlation
+
 from tests import graph_ops
 
 

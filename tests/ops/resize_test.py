@@ -6,6 +6,7 @@ import tensorflow as tf
 from PIL import Image
 
 from everywear_tf.ops import resize
+
 from tests import graph_ops
 
 

@@ -6,6 +6,7 @@ import tensorflow as tf
 
 from everywear_tf.ops import sampling
 from everywear_tf.ops import tps
+
 from tests import graph_ops
 from tests import numpy_reference
 

@@ -26,7 +26,7 @@ class _Predictions(prediction_service_pb2_grpc.PredictionServiceServicer):
     def __init__(self, models):
         self.models = models
 
-    def Predict(self, request, context):
+    def Predict(self, request, context):  # noqa: N802
         name = request.model_spec.name
         if name not in self.models:
             context.abort(grpc.StatusCode.NOT_FOUND,

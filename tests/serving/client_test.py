@@ -12,15 +12,17 @@ from tensorflow_serving.apis import predict_pb2
 from tensorflow_serving.apis import prediction_service_pb2_grpc
 
 from everywear_tf import configs
-from everywear_tf.serving import signature_inputs
 from everywear_tf import spec
-from everywear_tf.inference import chain as chain_lib
 from everywear_tf.export import exporter
 from everywear_tf.export import warmup
+from everywear_tf.inference import chain as chain_lib
+from everywear_tf.inference import pipeline
 from everywear_tf.models import factory
 from everywear_tf.serving import client as client_lib
 from everywear_tf.serving import config as serving_config
 from everywear_tf.serving import dev_server
+from everywear_tf.serving import signature_inputs
+
 from tests.models.randomize import randomize
 
 CATEGORY = spec.MEN_TSHIRTS
@@ -45,9 +47,13 @@ def served(tmp_path_factory):
 def test_tryon_through_the_server_equals_in_process(served):
     server, models = served
     inputs = warmup.realistic_inputs(spec.GMM, batch=2, seed=3)
-    with client_lib.Client(f'127.0.0.1:{server.grpc_port}') as client:
-        remote = client.tryon(CATEGORY, inputs)
-    local = chain_lib.Chain.from_models(CATEGORY, models[spec.GMM], models[spec.EDM], models[spec.RM])(inputs)
+    backend = pipeline.ServerBackend(f'127.0.0.1:{server.grpc_port}')
+    try:
+        remote = backend(CATEGORY, inputs)
+    finally:
+        backend.close()
+    local = chain_lib.Chain.from_models(CATEGORY, models[spec.GMM], models[spec.EDM],
+                                        models[spec.RM])(inputs)
     assert sorted(remote) == sorted(local)
     for key in local:
         np.testing.assert_array_equal(remote[key], local[key], err_msg=key)
@@ -94,7 +100,7 @@ class _Flaky(prediction_service_pb2_grpc.PredictionServiceServicer):
         self.calls = 0
         self.lock = threading.Lock()
 
-    def Predict(self, request, context):
+    def Predict(self, request, context):  # noqa: N802
         with self.lock:
             self.calls += 1
             calls = self.calls

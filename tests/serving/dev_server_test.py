@@ -1,7 +1,6 @@
 """The dev server over real gRPC and HTTP on localhost: TF Serving's semantics and errors."""
 
 import json
-import os
 import shutil
 import time
 import urllib.error
@@ -24,6 +23,7 @@ from everywear_tf.export import warmup
 from everywear_tf.models import factory
 from everywear_tf.serving import config as serving_config
 from everywear_tf.serving import dev_server
+
 from tests.models.randomize import randomize
 
 RM = spec.model_name(spec.RM, spec.MEN_PANTS)

@@ -16,11 +16,12 @@ from everywear_tf import spec
 from everywear_tf import weights
 from everywear_tf.export import exporter
 from everywear_tf.export import warmup
+from everywear_tf.inference import pipeline
 from everywear_tf.models import factory
-from everywear_tf.serving import client as client_lib
 from everywear_tf.serving import config as serving_config
 from everywear_tf.serving import dev_server
 from everywear_tf.serving import rollout
+
 from tests.models.randomize import randomize
 
 CATEGORY = spec.MEN_PANTS
@@ -73,20 +74,24 @@ def test_rollout_under_load(deployment):
     changes = [(time.monotonic(), 1)]  # (time, stable version) as the labels move
 
     def load(label):
-        with client_lib.Client(f'127.0.0.1:{server.grpc_port}', timeout=60) as client:
+        backend = pipeline.ServerBackend(f'127.0.0.1:{server.grpc_port}', timeout=60)
+        client = backend.client
+        try:
             while not stop.is_set():
                 started = time.monotonic()
                 try:
                     _, version = client.predict(spec.model_name(spec.RM, CATEGORY), {
                             spec.WARPED_CLOTH: inputs[spec.CLOTH], spec.COARSE: inputs[spec.PERSON],
                             spec.MASK: inputs[spec.CLOTH_MASK]}, label=label, with_version=True)
-                    client.tryon(CATEGORY, inputs, label=label)
+                    backend(CATEGORY, inputs, label=label)
                 except Exception as e:  # every failure is a test failure
                     with lock:
                         failures.append(repr(e))
                     continue
                 with lock:
                     records.append((label, started, time.monotonic(), version))
+        finally:
+            backend.close()
 
     threads = [threading.Thread(target=load, args=(label,))
                for label in (spec.STABLE, spec.STABLE, spec.CANARY)]

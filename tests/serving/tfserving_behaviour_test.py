@@ -3,7 +3,7 @@
 Every expectation here is taken from TF Serving's own source at tag 2.15.1 (the file is named in
 each test), not from the dev server. ``TestDevServer`` runs every check against
 ``everywear_tf.serving.dev_server``; ``TestTensorflowModelServer`` runs the same checks against the
-real binary when ``tensorflow_model_server`` is on PATH (reference/tfserving.md §1.3, tier 3).
+real binary when ``tensorflow_model_server`` is on PATH (tier 3).
 
 Where the dev server does not behave like TF Serving yet, the check is marked with ``@diverges``:
 for the dev server only it is a strict xfail that names the difference, so a fix turns it into an
@@ -42,6 +42,7 @@ from everywear_tf.models import factory
 from everywear_tf.serving import config as serving_config
 from everywear_tf.serving import dev_server
 from everywear_tf.serving import manager
+
 from tests.models.randomize import randomize
 
 RM = spec.model_name(spec.RM, spec.MEN_PANTS)
@@ -53,7 +54,7 @@ _NOT_AVAILABLE = (f'Request to assign label to version {{}} of model {RM}, which
                   'available for inference')
 
 
-class StartupFailed(Exception):
+class StartupFailedError(Exception):
     """The server refused to start (TF Serving exits; the dev server's start() raises)."""
 
 
@@ -298,7 +299,7 @@ class TFServingBehaviour:
                     (['signature_def', 'nope'], 'Metadata field nope is not supported')):
                 request = get_model_metadata_pb2.GetModelMetadataRequest(metadata_field=fields)
                 request.model_spec.name = RM
-                assert _code(lambda: server.predict.GetModelMetadata(request)) == (
+                assert _code(lambda r=request: server.predict.GetModelMetadata(r)) == (
                         grpc.StatusCode.INVALID_ARGUMENT, message)
 
     def test_response_tensors_use_the_typed_fields(self, exports, tmp_path):
@@ -385,7 +386,7 @@ class TFServingBehaviour:
         try:
             with self.serve(tmp_path, _config(root, [2], {'stable': 2})):
                 started = True
-        except StartupFailed as e:
+        except StartupFailedError as e:
             started = False
             assert _NOT_AVAILABLE.format(2) in str(e)
         assert not started
@@ -463,7 +464,7 @@ class TFServingBehaviour:
         try:
             with self.serve(tmp_path, _config(root)):
                 started = True
-        except StartupFailed as e:
+        except StartupFailedError as e:
             started = False
             assert 'did not become available' in str(e)
         assert not started
@@ -578,7 +579,7 @@ class TestDevServer(TFServingBehaviour):
         try:
             server.start()
         except manager.ServingError as e:
-            raise StartupFailed(e.message) from e
+            raise StartupFailedError(e.message) from e
         try:
             yield Running(server.grpc_port, server.rest_port, path)
         finally:
@@ -658,7 +659,7 @@ class TestDevServer(TFServingBehaviour):
 
 @pytest.mark.skipif(TFS_BINARY is None,
                     reason='tensorflow_model_server is not on PATH: it is not on PyPI or in '
-                           'Debian (reference/tfserving.md §1), so these checks ran only against '
+                           'Debian, so these checks ran only against '
                            'the dev server (TestDevServer)')
 class TestTensorflowModelServer(TFServingBehaviour):
     """The same checks against the real tensorflow_model_server (skipped when it is absent)."""
@@ -687,7 +688,7 @@ class TestTensorflowModelServer(TFServingBehaviour):
                     _request('intentionally_missing_model'), timeout=5))[1]:
                 if process.poll() is not None:
                     log.seek(0)
-                    raise StartupFailed(log.read())
+                    raise StartupFailedError(log.read())
                 assert time.monotonic() < deadline, 'tensorflow_model_server did not start'
                 time.sleep(0.5)
             assert _eventually(lambda: _http_up(running.rest)), 'REST port did not open'

@@ -3,10 +3,11 @@
 import numpy as np
 import pytest
 
-from tests import baselines
 from everywear_tf.serving import client
 from everywear_tf.serving import dev_server
 from everywear_tf.serving import wire
+
+from tests import baselines
 
 
 def _arrays():
