@@ -2,7 +2,8 @@ r"""Development model server speaking TF Serving's gRPC and REST APIs (a stand-i
 runs the official tensorflow/serving image; see BUILD.md).
 
     python serving/dev_server.py --model_config_file=serving/models.config \
-        --model_base_path_prefix=$PWD/exported --port=8500 --rest_api_port=8501
+        --model_base_path_prefix=$PWD/exported --port=8500 --rest_api_port=8501 \
+        --allow_version_labels_for_unavailable_models
 
 Flag names follow tensorflow_model_server's where they exist.
 """

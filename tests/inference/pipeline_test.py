@@ -15,7 +15,7 @@ from everywear_tf.serving import config as serving_config
 from everywear_tf.serving import dev_server
 
 from tests.models.randomize import randomize
-from tests.preprocess_test import _photo
+from tests.data.frames_test import _photo
 
 CATEGORIES = spec.CATEGORIES
 
