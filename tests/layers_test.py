@@ -9,7 +9,6 @@ import os
 
 import pytest
 
-
 _PACKAGE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                         'everywear_tf')
 

@@ -62,12 +62,14 @@ _ID = re.compile(r'[A-Za-z0-9_-][A-Za-z0-9_.-]*')
 
 @dataclasses.dataclass(frozen=True)
 class Job:
+    """One line of a jobs file: a person and the garments (ids, or NONE) to dress them in."""
     person: str
     top: str  # garment id or NONE
     bottom: str
 
     @property
-    def name(self):
+    def name(self) -> str:
+        """The job's name in the workspace: ``<person>_<top>_<bottom>``."""
         return f'{self.person}_{self.top}_{self.bottom}'
 
 
@@ -231,7 +233,7 @@ class Batch:
         except (errors.EverywearError, ValueError, OSError) as e:
             return f'{type(e).__name__}: {e}'
 
-    def run(self, jobs):
+    def run(self, jobs: list) -> dict:
         """Runs every job not done yet; returns the report (also written as report.json).
 
         One run per workspace at a time (a lock file says so); the temporary files a killed run
@@ -300,7 +302,8 @@ class Progress:
         self.count = 0
         self.started = time.monotonic()
 
-    def step(self, name, ok, failures):
+    def step(self, name: str, ok: bool, failures: int) -> None:
+        """Counts one finished job and logs the progress line."""
         self.count += 1
         elapsed = time.monotonic() - self.started
         rate = self.count / elapsed if elapsed > 0 else 0.0

@@ -14,8 +14,8 @@ from everywear_tf.models import factory
 from everywear_tf.serving import config as serving_config
 from everywear_tf.serving import dev_server
 
-from tests.models.randomize import randomize
 from tests.data.frames_test import _photo
+from tests.models.randomize import randomize
 
 CATEGORIES = spec.CATEGORIES
 
