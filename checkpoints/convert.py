@@ -14,7 +14,6 @@ printed as ``convert: error: <message>`` (exit status 1); when a checkpoint does
 network, the first line summarises and every problem follows on its own line.
 """
 
-import os
 import sys
 
 from everywear_tf.cli import app as command  # noqa: E402 (before TensorFlow)

@@ -37,6 +37,7 @@ class GmmConfig:
 
     @property
     def cloth_channels(self):
+        """Channels of the cloth branch's input: 3 (RGB) for CP-VTON, 1 (the mask) for CP-VTON+."""
         return 3 if self.variant == CPVTON else 1
 
 

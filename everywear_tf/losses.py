@@ -19,6 +19,7 @@ STAGE2_PERCEPTUAL_LAYERS = ('conv3_2', 'conv4_2', 'conv5_2')
 
 
 def l1(a, b):
+    """Mean absolute difference of ``a`` and ``b`` over every element (a scalar)."""
     return tf.reduce_mean(tf.abs(a - b))
 
 

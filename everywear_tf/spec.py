@@ -114,6 +114,8 @@ def module_of(model_name_: str) -> tuple:
 
 
 def all_model_names():
+    """The nine serving model names, ``<module>_<category>``: category by category, GMM, EDM,
+    RM within each."""
     return tuple(model_name(m, c) for c in CATEGORIES for m in MODULES)
 
 

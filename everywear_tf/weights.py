@@ -9,6 +9,7 @@ import datetime
 import hashlib
 import json
 import os
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
@@ -29,7 +30,8 @@ class WeightsError(errors.InputError):
     """A weights directory that is missing, incomplete or for another network."""
 
 
-def sha256(path):
+def sha256(path: os.PathLike | str) -> str:
+    """The SHA-256 of the file at ``path``, as lowercase hex (read in 1 MiB blocks)."""
     digest = hashlib.sha256()
     with open(path, 'rb') as f:
         for block in iter(lambda: f.read(1 << 20), b''):
@@ -37,9 +39,14 @@ def sha256(path):
     return digest.hexdigest()
 
 
-def save(model, directory, source=None, overwrite=False, **extra):
+def save(model: tf.keras.Model, directory: os.PathLike | str,
+         source: os.PathLike | str | None = None, overwrite: bool = False,
+         **extra: Any) -> str:
     """Writes ``model`` to ``directory``; ``source`` (a path or description) and ``extra`` go
-    into the manifest. Refuses an existing directory unless ``overwrite``."""
+    into the manifest. Refuses an existing directory unless ``overwrite``.
+
+    Returns the directory's absolute path.
+    """
     directory = os.path.abspath(os.fspath(directory))
     if os.path.exists(directory) and not overwrite:
         raise WeightsError(directory, 'already exists; pass overwrite to replace it')
@@ -61,7 +68,13 @@ def save(model, directory, source=None, overwrite=False, **extra):
     return directory
 
 
-def read_manifest(directory):
+def read_manifest(directory: os.PathLike | str) -> dict[str, Any]:
+    """The parsed ``manifest.json`` of weights directory ``directory``, checked for format,
+    version and module.
+
+    Raises errors.InputNotFoundError (no directory or manifest) or WeightsError (not JSON, another
+    format or version, an unknown module).
+    """
     path = os.path.join(os.fspath(directory), MANIFEST)
     if not os.path.isdir(directory):
         raise errors.InputNotFoundError(directory, 'no such weights directory')
@@ -78,7 +91,8 @@ def read_manifest(directory):
     return manifest
 
 
-def load(directory, module=None, precision=factory.FLOAT32):
+def load(directory: os.PathLike | str, module: str | None = None,
+         precision: str = factory.FLOAT32) -> tf.keras.Model:
     """The network saved in ``directory`` (built from its manifest's config, weights restored).
 
     ``module`` ('gmm', 'edm', 'rm'), when given, must match the manifest. ``precision``

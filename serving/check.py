@@ -4,7 +4,6 @@ r"""Sends each model one realistic request through TF Serving's gRPC API and rep
     python serving/check.py --server=localhost:8500 --models=gmm_men_tshirts --label=canary
 """
 
-import os
 import sys
 
 from everywear_tf.cli import app as command  # noqa: E402 (before TensorFlow)

@@ -12,7 +12,6 @@ Common flags: --model_config_file (the file the server reads; rewritten atomical
 """
 
 import json
-import os
 import sys
 
 from everywear_tf.cli import app as command  # noqa: E402 (before TensorFlow)

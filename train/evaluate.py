@@ -22,10 +22,10 @@ from absl import flags  # noqa: E402
 
 from everywear_tf import errors  # noqa: E402
 from everywear_tf import evaluate  # noqa: E402
-from everywear_tf.inference import chain as chain_lib  # noqa: E402
 from everywear_tf import spec  # noqa: E402
 from everywear_tf import weights  # noqa: E402
 from everywear_tf.data import datasets  # noqa: E402
+from everywear_tf.inference import chain as chain_lib  # noqa: E402
 
 _CATEGORY = flags.DEFINE_enum('category', None, list(spec.CATEGORIES), 'Garment category.')
 _WEIGHTS_ROOT = flags.DEFINE_string('weights_root', None,

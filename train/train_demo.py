@@ -23,10 +23,10 @@ from absl import flags  # noqa: E402
 
 from everywear_tf import configs  # noqa: E402
 from everywear_tf import evaluate  # noqa: E402
-from everywear_tf.inference import chain as chain_lib  # noqa: E402
 from everywear_tf import spec  # noqa: E402
 from everywear_tf import weights  # noqa: E402
 from everywear_tf.data import datasets  # noqa: E402
+from everywear_tf.inference import chain as chain_lib  # noqa: E402
 from everywear_tf.train import loop  # noqa: E402
 from everywear_tf.train import trainers  # noqa: E402
 

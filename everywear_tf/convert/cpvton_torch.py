@@ -17,6 +17,12 @@ the config; a checkpoint of the other variant is refused, the error saying which
 before listing the mismatches.
 """
 
+import os
+from collections.abc import Mapping
+
+import numpy as np
+import tensorflow as tf
+
 from everywear_tf import configs
 from everywear_tf import spec
 from everywear_tf.convert import errors
@@ -48,7 +54,7 @@ def _conv(target, source):
             tables.Rule(f'{target}/bias', f'{source}.bias')]
 
 
-def table(variant=configs.CPVTON):
+def table(variant: str = configs.CPVTON) -> tables.Table:
     """The conversion table (the same names for both variants; shapes differ in one tensor)."""
     if variant not in configs.GMM_VARIANTS:
         raise ValueError(f'unknown GMM variant {variant!r}; known: {configs.GMM_VARIANTS}')
@@ -70,7 +76,7 @@ def table(variant=configs.CPVTON):
     return tables.Table(tuple(rules), exclude=tables.slots(norms, ['num_batches_tracked'], '.'))
 
 
-def variant_problem(state, model):
+def variant_problem(state: Mapping[str, np.ndarray], model: tf.keras.Model) -> str | None:
     """'wrong variant: ...' when the cloth branch's input width is the other variant's (naming
     the tensor, its shape, the shape ``model`` needs, and the variant to use); else None."""
     weight = state.get(CLOTH_BRANCH_INPUT)
@@ -89,7 +95,8 @@ def variant_problem(state, model):
             f"variant='{found}' (--variant={found})")
 
 
-def convert(pth_path, config=None):
+def convert(pth_path: os.PathLike | str,
+            config: configs.GmmConfig | None = None) -> tf.keras.Model:
     """A Gmm (built from ``config``, full CP-VTON by default) holding ``pth_path``'s weights."""
     config = config or configs.get(spec.GMM, configs.FULL)
     if not isinstance(config, configs.GmmConfig):

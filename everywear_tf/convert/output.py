@@ -34,6 +34,9 @@ from everywear_tf.models import factory
 
 CONVERTER_VERSION = 1
 
+# Any network config (a type hint).
+_Config = configs.GmmConfig | configs.EdmConfig | configs.RmConfig
+
 # source format → (module it converts into, converter(source, config) → model)
 FORMATS = {
         cpvton_torch.FORMAT: (spec.GMM, cpvton_torch.convert),
@@ -43,7 +46,7 @@ FORMATS = {
 _DEFAULT_FORMAT = {module: name for name, (module, _) in FORMATS.items()}
 
 
-def convert(source, source_format, config):
+def convert(source: os.PathLike | str, source_format: str, config: _Config) -> tf.keras.Model:
     """The network ``config`` describes, holding the weights of ``source`` (a ``.pth`` file for
     cpvton_torch, a TF1 checkpoint prefix for viton_stage1 / viton_stage2)."""
     if source_format not in FORMATS:
@@ -69,7 +72,7 @@ def _source_path(source, source_format):
     return os.path.abspath(os.fspath(source))
 
 
-def source_files(source, source_format):
+def source_files(source: os.PathLike | str, source_format: str) -> list[dict[str, str | int]]:
     """The manifest's ``source_files``: name, size and sha256 of each file of the source."""
     return [{'name': os.path.basename(f), 'bytes': os.path.getsize(f),
              'sha256': weights.sha256(f)}
@@ -80,8 +83,9 @@ def _count(variables):
     return int(sum(int(np.prod(v.shape)) for v in variables))
 
 
-def write_converted(model, out_dir, source_path, module, config, source_format=None,
-                    overwrite=False):
+def write_converted(model: tf.keras.Model, out_dir: os.PathLike | str,
+                    source_path: os.PathLike | str, module: str, config: _Config,
+                    source_format: str | None = None, overwrite: bool = False) -> str:
     """Writes converted ``model`` (a ``module`` network built from ``config``) to ``out_dir``
     with its manifest; returns the directory's absolute path.
 
@@ -107,7 +111,8 @@ def write_converted(model, out_dir, source_path, module, config, source_format=N
                         trainable_parameters=_count(model.trainable_weights))
 
 
-def convert_to_directory(source, source_format, config, out_dir, overwrite=False):
+def convert_to_directory(source: os.PathLike | str, source_format: str, config: _Config,
+                         out_dir: os.PathLike | str, overwrite: bool = False) -> str:
     """``convert`` then ``write_converted``: what ``checkpoints/convert.py`` runs."""
     out_dir = os.path.abspath(os.fspath(out_dir))
     if os.path.exists(out_dir) and not overwrite:  # before the (slow) conversion
@@ -123,7 +128,8 @@ def _config_differences(expected, found):
             f'expected' for k in keys if expected.get(k) != found.get(k)]
 
 
-def load_converted(directory, module=None, config=None):
+def load_converted(directory: os.PathLike | str, module: str | None = None,
+                   config: _Config | None = None) -> tf.keras.Model:
     """The network saved in ``directory``: built from its manifest's config, weights restored.
 
     ``module`` ('gmm', 'edm', 'rm') and ``config``, when given, must match the manifest's. Every

@@ -11,9 +11,14 @@ name, in one ``CheckpointError``; the network is left untouched then.
 """
 
 import dataclasses
+import os
 import re
+from collections.abc import Iterable
+from collections.abc import Mapping
+from collections.abc import Sequence
 
 import numpy as np
+import tensorflow as tf
 
 from everywear_tf.convert import errors
 from everywear_tf.models import blocks
@@ -42,7 +47,7 @@ class Rule:
             raise ValueError(f'unknown transform {self.transform!r} in the rule for '
                              f'{self.target!r}; known: {TRANSFORMS}')
 
-    def source_shape(self, target_shape):
+    def source_shape(self, target_shape: Iterable[int]) -> tuple[int, ...] | None:
         """The shape the source tensor needs for a target weight of ``target_shape`` (None if the
         transform cannot produce that rank)."""
         target_shape = tuple(int(d) for d in target_shape)
@@ -56,7 +61,7 @@ class Rule:
             source_shape[source_axis] = target_shape[axis]
         return tuple(source_shape)
 
-    def apply(self, value):
+    def apply(self, value: np.ndarray) -> np.ndarray:
         """The source array in the target layout."""
         permutation = _PERMUTATIONS[self.transform]
         return value if permutation is None else value.transpose(permutation)
@@ -90,25 +95,29 @@ class Table:
         if problems:
             raise ValueError(f'inconsistent conversion table: {"; ".join(problems)}')
 
-    def excluded(self, name):
+    def excluded(self, name: str) -> bool:
+        """Whether source tensor ``name`` is left out on purpose (an exclusion pattern matches it
+        in full)."""
         return any(re.fullmatch(pattern, name) for pattern in self.exclude)
 
     @property
-    def sources(self):
+    def sources(self) -> tuple[str, ...]:
+        """The source tensor names the rules read, in rule order."""
         return tuple(rule.source for rule in self.rules)
 
     @property
-    def targets(self):
+    def targets(self) -> tuple[str, ...]:
+        """The target weight paths (``'<layer>/<weight>'``) the rules fill, in rule order."""
         return tuple(rule.target for rule in self.rules)
 
-    def source_shapes(self, model):
+    def source_shapes(self, model: tf.keras.Model) -> dict[str, tuple[int, ...] | None]:
         """{source name: shape it needs} for ``model`` (checks a table without any weights)."""
         targets = blocks.named_weights(model)
         return {rule.source: rule.source_shape(targets[rule.target].shape)
                 for rule in self.rules if rule.target in targets}
 
 
-def slots(sources, suffixes, separator='/'):
+def slots(sources: Iterable[str], suffixes: Sequence[str], separator: str = '/') -> tuple[str, ...]:
     """Exclusion patterns naming exactly ``<source><separator><suffix>`` for each pair (a TF1
     Adam optimizer's ``<variable>/Adam`` and ``<variable>/Adam_1``, a torch batch norm's
     ``<module>.num_batches_tracked``...)."""
@@ -120,7 +129,8 @@ def _fmt(shape):
     return str(tuple(int(d) for d in shape))
 
 
-def check_table(table, source, model):
+def check_table(table: Table, source: Mapping[str, np.ndarray], model: tf.keras.Model
+                ) -> tuple[list[str], list[tuple[tf.Variable, np.ndarray]]]:
     """Every problem in applying ``table`` to ``source`` and ``model``, as strings (empty: fits),
     and the assignments [(variable, float array)] it would make."""
     targets = blocks.named_weights(model)
@@ -168,7 +178,7 @@ def check_table(table, source, model):
     return problems, assignments
 
 
-def summarize(problems, limit=None):
+def summarize(problems: Sequence[str], limit: int | None = None) -> str:
     """``problems`` grouped by kind: "missing tensors: 'a' (for x); 'b' (for y). wrong shapes:
     ..."; with ``limit``, only the first ``limit`` problems, then '... and N more'."""
     shown = problems if limit is None else problems[:limit]
@@ -182,7 +192,8 @@ def summarize(problems, limit=None):
     return text
 
 
-def apply_table(table, source, model, source_path):
+def apply_table(table: Table, source: Mapping[str, np.ndarray], model: tf.keras.Model,
+                source_path: os.PathLike | str) -> tf.keras.Model:
     """Assigns ``source`` ({name: array}) to ``model``'s weights by ``table``; returns ``model``.
 
     Raises CheckpointError naming ``source_path`` and listing every problem (nothing is assigned

@@ -23,10 +23,12 @@ torch is installed; otherwise the error says to install the ``torch`` extra.
 
 import collections
 import io
+import os
 import pickle
 import struct
 import tarfile
 import zipfile
+from typing import Any
 
 import numpy as np
 
@@ -397,7 +399,7 @@ def _read_with_torch(path, reason):
     return to_numpy(obj)
 
 
-def read_object(path, torch_fallback=True):
+def read_object(path: os.PathLike | str, torch_fallback: bool = True) -> Any:
     """The object a ``torch.save`` file holds, tensors as NumPy arrays."""
     path = base_errors.require_file(path)
     with open(path, 'rb') as f:
@@ -416,7 +418,8 @@ def read_object(path, torch_fallback=True):
         return _read_with_torch(path, e.problem)
 
 
-def unwrap_state_dict(obj, path):
+def unwrap_state_dict(obj: Any, path: os.PathLike | str
+                      ) -> collections.OrderedDict[str, np.ndarray]:
     """The state dict in ``obj``: itself, or under 'state_dict' or 'model' of a checkpoint dict."""
     for _ in range(2):
         if isinstance(obj, dict):
@@ -433,7 +436,8 @@ def unwrap_state_dict(obj, path):
     return collections.OrderedDict(obj.items())
 
 
-def read_state_dict(path, torch_fallback=True):
+def read_state_dict(path: os.PathLike | str, torch_fallback: bool = True
+                    ) -> collections.OrderedDict[str, np.ndarray]:
     """{name: NumPy array} of a ``.pth`` state dict (or of a checkpoint dict wrapping one under
     'state_dict' or 'model'), read without torch; see the module docstring."""
     return unwrap_state_dict(read_object(path, torch_fallback), path)

@@ -18,6 +18,7 @@ stage-2 training: stage 1 must come from model-15000).
 import os
 import re
 
+import numpy as np
 import tensorflow as tf
 
 from everywear_tf import configs
@@ -43,7 +44,7 @@ def _batch_norm(target, scope):
             for ours, theirs in _BATCH_NORM]
 
 
-def stage1_table():
+def stage1_table() -> tables.Table:
     """52 rules: 12 filters, 10 batch norms × 4."""
     rules = [tables.Rule('encoder_1_conv/kernel', 'generator/encoder_1/conv/filter')]
     for level in range(2, 7):
@@ -62,7 +63,7 @@ def stage1_table():
                         exclude=tables.slots(trainable, ADAM_SLOTS) + TRAINING_COUNTERS)
 
 
-def stage2_table():
+def stage2_table() -> tables.Table:
     """11 rules: three 3×3 convolutions with their LayerNorms, the final 1×1 convolution."""
     rules = []
     for i in range(1, 4):
@@ -77,12 +78,12 @@ def stage2_table():
                         TRAINING_COUNTERS + (r'generator/.*',))
 
 
-def checkpoint_prefix(path):
+def checkpoint_prefix(path: os.PathLike | str) -> str:
     """``path`` as a checkpoint prefix: a trailing .index, .meta or .data-* is dropped."""
     return _SUFFIXES.sub('', os.fspath(path))
 
 
-def read_checkpoint(path):
+def read_checkpoint(path: os.PathLike | str) -> dict[str, np.ndarray]:
     """{name: array} of a TF1 (or TF2 name-based) checkpoint, given its prefix (such as
     ``model/stage1/model-15000``), one of its files, or a directory with a ``checkpoint`` file."""
     prefix = checkpoint_prefix(path)
@@ -145,11 +146,13 @@ def _convert(stage, ckpt_prefix, config):
     return tables.apply_table(table(), tensors, factory.build(config), prefix)
 
 
-def convert_stage1(ckpt_prefix, config=None):
+def convert_stage1(ckpt_prefix: os.PathLike | str,
+                   config: configs.EdmConfig | None = None) -> tf.keras.Model:
     """An Edm (``config``, full by default) holding the stage-1 generator of ``ckpt_prefix``."""
     return _convert(1, ckpt_prefix, config)
 
 
-def convert_stage2(ckpt_prefix, config=None):
+def convert_stage2(ckpt_prefix: os.PathLike | str,
+                   config: configs.RmConfig | None = None) -> tf.keras.Model:
     """An Rm (``config``, full by default) holding the refinement network of ``ckpt_prefix``."""
     return _convert(2, ckpt_prefix, config)

@@ -97,6 +97,7 @@ def transform_keypoints(keypoints, transform):
 
 
 def invert(transform):
+    """The inverse of a [2,3] photo → frame affine map: frame pixel → photo pixel (float64)."""
     return cv2.invertAffineTransform(np.asarray(transform, np.float64))
 
 

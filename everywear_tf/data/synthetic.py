@@ -112,9 +112,15 @@ def draw_parse(points, top, sleeve, height=spec.IMAGE_HEIGHT, width=spec.IMAGE_W
       points: [18,2] skeleton from ``sample_skeleton``.
       top: whether the figure wears an upper garment (label 5).
       sleeve: sleeve length as a fraction of the arm (0.45 for a t-shirt, 1.0 for long sleeves).
-      top_mask, pants_mask: bool [H,W] regions of garments warped onto the body; when given they
-        replace the drawn top (over the arms, under the head) or the drawn pants (over the legs,
-        under the shoes).
+      height: parse height in pixels (the figure is scaled by ``width / 192``).
+      width: parse width in pixels.
+      top_mask: bool [H,W] region of an upper garment warped onto the body; when given it
+        replaces the drawn top (over the arms, under the head).
+      pants_mask: bool [H,W] region of pants warped onto the body; when given it replaces the
+        drawn pants (over the legs, under the shoes).
+
+    Returns:
+      uint8 [height, width] LIP label map.
     """
     s = width / 192.0
     parse = np.zeros((height, width), np.uint8)

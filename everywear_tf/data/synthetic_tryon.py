@@ -192,6 +192,7 @@ class Style:
 
 @dataclasses.dataclass(frozen=True)
 class Product:
+    """One product to dress a person in: the flat garment photo and, for tops, its sleeve."""
     garment: draw.Garment
     sleeve: float  # for tops: where the sleeve ends on the arm
 
@@ -201,6 +202,7 @@ def _is_top(category):
 
 
 def sample_style(rng, height=spec.IMAGE_HEIGHT, width=spec.IMAGE_WIDTH):
+    """A random Style (skeleton, colours, the other garment) for a [height, width] image."""
     return Style(points=draw.sample_skeleton(rng, height, width),
                  colour_seed=int(rng.integers(2 ** 31)), top_colour=_colour(rng),
                  bottom_colour=_colour(rng),
@@ -209,6 +211,8 @@ def sample_style(rng, height=spec.IMAGE_HEIGHT, width=spec.IMAGE_WIDTH):
 
 
 def sample_product(rng, category, height=spec.IMAGE_HEIGHT, width=spec.IMAGE_WIDTH):
+    """A random Product of ``category``: a top with a sleeve length in the category's range, or
+    pants (sleeve 0), drawn at [height, width]."""
     is_top = _is_top(category)
     pattern = draw.PATTERNS[int(rng.integers(len(draw.PATTERNS)))]
     if is_top:
@@ -420,9 +424,14 @@ class RenderedDataset:
         return self.size
 
     def sample(self, i, product_of=None):
+        """The Sample of person ``i`` wearing the product of item ``product_of`` (default: its
+        own), in this dataset's frame."""
         return framed_sample(self.seed, i, self.category, self.frame, product_of)
 
     def read(self, i):
+        """Item ``i`` as the dataset readers give it: the GMM signature inputs, person_id and
+        cloth_id; unpaired, item i+1's cloth and cloth mask with the ground truth target_person
+        and target_parse."""
         worn = self.sample(i)
         out = {**signature_item(worn), 'person_id': f'{i:06d}_0', 'cloth_id': f'{i:06d}_1'}
         if self.unpaired:

@@ -33,8 +33,11 @@ def representation_images(person, parse, pose, cloth, mask):
     """Every channel group of both representations of one item, as named uint8 images.
 
     Args:
-      person, cloth: uint8 [H,W,3]; parse, mask (the cloth mask): uint8 [H,W]; pose: float32
-        [18,2] keypoints in frame pixels, negative = missing.
+      person: uint8 [H,W,3] person image.
+      parse: uint8 [H,W] LIP label map of the person.
+      pose: float32 [18,2] keypoints in frame pixels, negative = missing.
+      cloth: uint8 [H,W,3] product image.
+      mask: uint8 [H,W] cloth mask.
 
     Returns:
       dict name -> uint8 image ([H,W] or [H,W,3]); pose maps show all 18 squares at once.

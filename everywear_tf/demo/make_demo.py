@@ -31,6 +31,8 @@ def _openpose_json(keypoints):
 
 
 def main():
+    """Writes the demo person (image, parse, pose), the three products with their masks, and the
+    720×720 JPEG photo with its parse and pose, at the paths ``everywear_tf.demo`` names."""
     rng = np.random.default_rng(SEED)
     person = synthetic.render_person(rng, top_colour=(45, 95, 160), bottom_colour=(70, 65, 60),
                                      sleeve=0.45)

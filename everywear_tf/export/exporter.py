@@ -37,6 +37,7 @@ def versions(model_dir):
 
 
 def next_version(model_dir):
+    """One more than the highest version under ``model_dir``; 1 when there is none."""
     existing = versions(model_dir)
     return existing[-1] + 1 if existing else 1
 
@@ -48,9 +49,11 @@ def export(model, base_dir, model_name, version=AUTO, overwrite=False, source=No
     Args:
         model: a built Gmm, Edm or Rm (its module must match ``model_name``).
         base_dir: the serving tree; versions go to ``base_dir/model_name/<version>``.
+        model_name: the serving name, ``<module>_<category>`` (such as ``gmm_men_tshirts``).
         version: an integer, or 'auto' for one more than the highest present.
         overwrite: replace an existing version instead of refusing.
         source: where the weights came from, recorded in the manifest.
+        log: called with a line of progress (default: nothing is printed).
         precision: 'float32', or 'bfloat16' for the reduced-precision variant: the same weights
             and signature (uint8/float32 in and out), convolutions computing in bfloat16.
     """

@@ -22,6 +22,12 @@ def input_signature(module):
 
 
 def gmm_outputs(model, person, parse, keypoints, cloth, cloth_mask):
+    """GMM's signature outputs from its compact inputs: the agnostic person and cloth
+    representations (of the model's variant) are built in the graph and the network run.
+
+    Returns warped_cloth uint8 [B,256,192,3], warped_mask uint8 [B,256,192], theta float32 [B,50]
+    and grid float32 [B,256,192,2].
+    """
     variant = model.config.variant
     outputs = model((representation.gmm_agnostic(person, parse, keypoints, variant),
                      representation.gmm_cloth(cloth, cloth_mask, variant),
@@ -36,6 +42,8 @@ def gmm_outputs(model, person, parse, keypoints, cloth, cloth_mask):
 
 
 def edm_outputs(model, person, parse, keypoints, cloth):
+    """EDM's signature outputs from its compact inputs (the 25-channel input built in the graph):
+    coarse uint8 [B,256,192,3] and mask uint8 [B,256,192]."""
     outputs = model(representation.edm_input(person, parse, keypoints, cloth), training=False)
     return {
             spec.COARSE: quantize.signed_to_uint8(outputs['image']),
@@ -45,6 +53,8 @@ def edm_outputs(model, person, parse, keypoints, cloth):
 
 
 def rm_outputs(model, warped_cloth, coarse, mask):
+    """RM's signature outputs from the uint8 warped cloth, coarse person and clothing mask:
+    tryon uint8 [B,256,192,3], alpha and tps_mask uint8 [B,256,192]."""
     outputs = model((representation.to_signed(warped_cloth), representation.to_signed(coarse),
                      quantize.uint8_to_unit(mask)[..., tf.newaxis]), training=False)
     return {
@@ -77,6 +87,7 @@ class ServingModule(tf.Module):
                                            input_signature=input_signature(module))
 
     def signatures(self):
+        """The signatures to save with: ``{'serving_default': the traced serving function}``."""
         return {spec.SERVING_SIGNATURE: self.serving_default}
 
 

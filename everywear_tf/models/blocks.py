@@ -29,6 +29,7 @@ def conv(filters, kernel_size, strides, name, padding=0, use_bias=True,
 
 
 def apply(layers, x, training=None):
+    """``x`` through ``layers`` in order; ``training`` reaches batch norm and dropout only."""
     for layer in layers:
         if isinstance(layer, (tf.keras.layers.BatchNormalization, tf.keras.layers.Dropout)):
             x = layer(x, training=training)
@@ -50,16 +51,20 @@ class InstanceLayerNorm(tf.keras.layers.Layer):
         self.epsilon = epsilon
 
     def build(self, input_shape):
+        """Creates β (zeros) and γ (ones), one per channel of the [B,H,W,C] input."""
         channels = int(input_shape[-1])
         self.beta = self.add_weight(name='beta', shape=(channels,), initializer='zeros')
         self.gamma = self.add_weight(name='gamma', shape=(channels,), initializer='ones')
         super().build(input_shape)
 
     def call(self, x):
+        """[B,H,W,C] → [B,H,W,C]: each sample normalised over (H, W, C), then scaled by γ and
+        shifted by β per channel."""
         mean, variance = tf.nn.moments(x, axes=[1, 2, 3], keepdims=True)
         return (x - mean) * tf.math.rsqrt(variance + self.epsilon) * self.gamma + self.beta
 
     def get_config(self):
+        """The layer's Keras config, with ``epsilon``."""
         return {**super().get_config(), 'epsilon': self.epsilon}
 
 
@@ -76,10 +81,12 @@ class ConfiguredModel(tf.keras.Model):
         super().__init__(**kwargs)
 
     def get_config(self):
+        """The config's fields and the model's name: exactly the constructor's arguments."""
         return {**configs.to_dict(self.config), 'name': self.name}
 
     @classmethod
     def from_config(cls, config):
+        """The network ``get_config`` describes (freshly initialised weights)."""
         return cls(**config)
 
 

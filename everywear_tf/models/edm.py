@@ -49,6 +49,11 @@ class Edm(blocks.ConfiguredModel):
         self.dropout = tf.keras.layers.Dropout(dropout, name='decoder_6_dropout')
 
     def call(self, inputs, training=None):
+        """The U-Net on the [B,H,W,25] person representation (H, W multiples of 64).
+
+        Returns {'mask': [B,H,W,1], 'image': [B,H,W,3]}, tanh in (-1, 1), float32. ``training``
+        switches batch norm to batch statistics and turns decoder_6's dropout on.
+        """
         x = self.encoder_convs[0](self.pads[0](inputs))
         skips = [x]
         for pad, conv_layer, bn in zip(self.pads[1:], self.encoder_convs[1:], self.encoder_bns):
@@ -67,5 +72,7 @@ class Edm(blocks.ConfiguredModel):
         return {'mask': out[..., :1], 'image': out[..., 1:]}
 
     def build_for_inputs(self, height=256, width=192, batch=1):
+        """Runs one zero batch so every weight exists (Keras builds subclassed models lazily);
+        returns the model."""
         self(tf.zeros((batch, height, width, self.config.input_channels)), training=False)
         return self

@@ -37,6 +37,7 @@ def _global_policy(name):
 
 
 def check_precision(precision):
+    """``precision`` itself if it is 'float32' or 'bfloat16', else ValueError."""
     if precision not in PRECISIONS:
         raise ValueError(f'precision must be one of {PRECISIONS}, got {precision!r}')
     return precision

@@ -83,6 +83,11 @@ class Gmm(blocks.ConfiguredModel):
         return tf.tanh(self.linear(x))
 
     def call(self, inputs, training=None):
+        """Regresses theta from (agnostic, cloth_input) and warps cloth and cloth_mask with it.
+
+        Returns {'theta': [B,2N], 'grid': [B,H,W,2] normalised sampling coordinates (x, y),
+        'warped_cloth': [B,H,W,3] (border padding), 'warped_mask': [B,H,W,1] (zeros padding)}.
+        """
         agnostic, cloth_input, cloth, cloth_mask = inputs
         theta = self.regress(agnostic, cloth_input, training)
         grid = tps.cpvton_tps_grid(theta, self.config.height, self.config.width,

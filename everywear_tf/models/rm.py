@@ -53,6 +53,12 @@ class Rm(blocks.ConfiguredModel):
         return tf.sigmoid(self.final(x))
 
     def call(self, inputs, training=None):
+        """Composes the try-on from (warped [B,H,W,3], coarse [B,H,W,3], clothing_mask
+        [B,H,W,1]).
+
+        Returns {'alpha': α·clothing_mask [B,H,W,1], 'tryon': α·warped + (1 − α)·coarse
+        [B,H,W,3], 'tps_mask': [B,H,W]}. ``training`` is unused (no batch norm or dropout).
+        """
         warped, coarse, clothing_mask = inputs
         alpha = self.alpha(warped, coarse) * clothing_mask
         return {
@@ -62,6 +68,8 @@ class Rm(blocks.ConfiguredModel):
         }
 
     def build_for_inputs(self, height=256, width=192, batch=1):
+        """Runs one zero batch so every weight exists (Keras builds subclassed models lazily);
+        returns the model."""
         frame = (batch, height, width)
         self((tf.zeros(frame + (3,)), tf.zeros(frame + (3,)), tf.zeros(frame + (1,))))
         return self

@@ -92,9 +92,12 @@ class Vgg19Features(tf.Module):
 
     @classmethod
     def from_file(cls, path):
+        """The features of the VGG-19 weights in ``path`` (.mat or .h5; see ``read_weights``)."""
         return cls(read_weights(path))
 
     def __call__(self, image, outputs=('conv1_2', 'conv2_2', 'conv3_2', 'conv4_2', 'conv5_2')):
+        """{layer name: post-ReLU features} of ``outputs`` for an RGB image [B,H,W,3] in [-1, 1];
+        the network stops at the deepest layer asked for."""
         x = (image + 1.0) / 2.0 * 255.0 - tf.constant(RGB_MEANS, image.dtype)
         features = {}
         for layer in LAYERS:

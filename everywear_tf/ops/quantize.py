@@ -14,4 +14,5 @@ def unit_to_uint8(x):
 
 
 def uint8_to_unit(x):
+    """uint8 mask → float32 x / 255 in [0, 1]."""
     return tf.cast(x, tf.float32) / 255.0

@@ -14,6 +14,8 @@ MAX_MESSAGE_BYTES = 64 * 1024 * 1024  # image responses exceed gRPC's 4 MiB defa
 
 
 def channel(address, max_message_bytes=MAX_MESSAGE_BYTES):
+    """An insecure gRPC channel to ``address`` (host:port) with send and receive limits raised
+    to ``max_message_bytes``."""
     return grpc.insecure_channel(address, options=[
             ('grpc.max_receive_message_length', max_message_bytes),
             ('grpc.max_send_message_length', max_message_bytes)])
@@ -49,6 +51,8 @@ def check(address, model_names=None, timeout=30.0, label=None):
 
 
 def report(results):
+    """``check``'s results as text, one line per model: 'ok' with version, milliseconds and
+    output dtypes and shapes, or 'FAIL' with the error."""
     lines = []
     for r in results:
         if r['ok']:

@@ -1,10 +1,11 @@
 """The thin client for the served modules: TF Serving's gRPC API by default, REST optional.
 
-One call per module and a whole try-on (GMM → EDM → category rule → RM), a version or label per
-call, deadlines, retries with back-off on UNAVAILABLE only (never on INVALID_ARGUMENT: a bad
-request stays bad), message limits raised for images, one connection reused across calls,
-bounded concurrency for batches, and an optional stable/canary split by percentage. Inputs are
-checked against the signature before they are sent.
+One call per module (the whole try-on, GMM → EDM → category rule → RM, is
+``everywear_tf.inference.pipeline.ServerBackend``), a version or label per call, deadlines,
+retries with back-off on UNAVAILABLE only (never on INVALID_ARGUMENT: a bad request stays bad),
+message limits raised for images, one connection reused across calls, bounded concurrency for
+batches, and an optional stable/canary split by percentage. Inputs are checked against the
+signature before they are sent.
 """
 
 import concurrent.futures
@@ -16,6 +17,12 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
+from collections.abc import Iterable
+from collections.abc import Iterator
+from collections.abc import Mapping
+from typing import Any
+from typing import Self
 
 import grpc
 import numpy as np
@@ -41,7 +48,7 @@ _collector_state = {'pauses': 0, 'was_enabled': False}
 
 
 @contextlib.contextmanager
-def _collector_paused():
+def _collector_paused() -> Iterator[None]:
     """Python's cyclic garbage collector waits while JSON bodies are built and read.
 
     A 256×192 image in JSON is hundreds of thousands of Python numbers; building them triggers
@@ -66,12 +73,12 @@ def _collector_paused():
 class ServerError(errors.EverywearError):
     """The server answered with an error (its gRPC code and message)."""
 
-    def __init__(self, code, message, model_name):
+    def __init__(self, code: grpc.StatusCode, message: str, model_name: str):
         super().__init__(f'{model_name}: {code.name}: {message}')
         self.code, self.message, self.model_name = code, message, model_name
 
 
-def _tensor_proto(array):
+def _tensor_proto(array: np.ndarray):
     """A TensorProto with packed content (uint8 images stay 1 byte per value on the wire)."""
     from tensorflow.core.framework import tensor_pb2
     from tensorflow.core.framework import tensor_shape_pb2
@@ -82,7 +89,7 @@ def _tensor_proto(array):
                                   tensor_content=np.ascontiguousarray(array).tobytes())
 
 
-def _from_proto(proto):
+def _from_proto(proto) -> np.ndarray:
     dtype = {4: np.uint8, 1: np.float32}.get(proto.dtype)
     if dtype is None:
         raise ValueError(f'unexpected output dtype {proto.dtype}')
@@ -98,9 +105,23 @@ def _from_proto(proto):
 class Client:
     """A connection to one TF Serving (or the dev server) and the calls made through it."""
 
-    def __init__(self, address='localhost:8500', transport=GRPC, timeout=30.0, retries=3,
-                 backoff=0.2, max_message_bytes=MAX_MESSAGE_BYTES, concurrency=4,
-                 canary_percent=0.0, seed=None):
+    def __init__(self, address: str = 'localhost:8500', transport: str = GRPC,
+                 timeout: float = 30.0, retries: int = 3, backoff: float = 0.2,
+                 max_message_bytes: int = MAX_MESSAGE_BYTES, concurrency: int = 4,
+                 canary_percent: float = 0.0, seed: int | None = None):
+        """Opens the connection (gRPC; REST opens one per call).
+
+        Args:
+          address: host:port of the server's gRPC or REST port, to match ``transport``.
+          transport: ``GRPC`` or ``REST``.
+          timeout: deadline of each request, in seconds.
+          retries: further attempts after an UNAVAILABLE answer (no other code is retried).
+          backoff: seconds before the first retry, doubled before each further one.
+          max_message_bytes: gRPC send and receive limit (images exceed gRPC's 4 MiB default).
+          concurrency: calls ``map`` keeps in flight at most.
+          canary_percent: share of whole try-ons ``route`` sends to the canary label, 0..100.
+          seed: seeds the stable/canary draw (None: unseeded).
+        """
         if transport not in (GRPC, REST):
             raise ValueError(f'transport must be {GRPC!r} or {REST!r}, got {transport!r}')
         if not 0 <= canary_percent <= 100:
@@ -116,17 +137,18 @@ class Client:
                     ('grpc.max_send_message_length', max_message_bytes)])
             self._stub = prediction_service_pb2_grpc.PredictionServiceStub(self._channel)
 
-    def close(self):
+    def close(self) -> None:
+        """Closes the gRPC channel (nothing to close for REST)."""
         if self.transport == GRPC:
             self._channel.close()
 
-    def __enter__(self):
+    def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc) -> None:
         self.close()
 
-    def route(self):
+    def route(self) -> str | None:
         """The label of the next whole try-on under the stable/canary split (None: no split)."""
         if not self.canary_percent:
             return None
@@ -136,10 +158,16 @@ class Client:
 
     # --- one module ----------------------------------------------------------------------------
 
-    def predict(self, model_name, inputs, version=None, label=None, with_version=False):
+    def predict(self, model_name: str, inputs: Mapping[str, np.ndarray],
+                version: int | str | None = None, label: str | None = None,
+                with_version: bool = False
+                ) -> dict[str, np.ndarray] | tuple[dict[str, np.ndarray], int | None]:
         """Runs a model's serving_default on numpy ``inputs``; returns numpy outputs.
 
-        With ``with_version`` returns (outputs, the version that answered).
+        ``version`` (a number) or else ``label`` (such as 'stable', 'canary') picks the model
+        version; neither: the server's default. With ``with_version`` returns (outputs, the
+        version that answered; None over REST, which does not say). Retries UNAVAILABLE answers
+        with back-off; raises ServerError for any other, or when the retries run out.
         """
         module, _ = spec.module_of(model_name)
         inputs = signature_inputs.check_inputs(module, inputs)
@@ -200,22 +228,36 @@ class Client:
 
     # --- the modules ----------------------------------------------------------------------------
 
-    def _module_inputs(self, module, inputs):
+    def _module_inputs(self, module: str, inputs: Mapping[str, np.ndarray]
+                       ) -> dict[str, np.ndarray]:
         return {key: inputs[key] for key in spec.MODULE_INPUTS[module]}
 
-    def gmm(self, category, inputs, **where):
+    def gmm(self, category: str, inputs: Mapping[str, np.ndarray], **where: Any
+            ) -> dict[str, np.ndarray] | tuple[dict[str, np.ndarray], int | None]:
+        """``category``'s GMM on the person, parse, keypoints, cloth and cloth mask of ``inputs``
+        (other keys are ignored): warped_cloth [B,256,192,3] and warped_mask [B,256,192] uint8,
+        theta [B,50] and grid [B,256,192,2] float32. ``where``: ``predict``'s version, label,
+        with_version."""
         return self.predict(spec.model_name(spec.GMM, category),
                             self._module_inputs(spec.GMM, inputs), **where)
 
-    def edm(self, category, inputs, **where):
+    def edm(self, category: str, inputs: Mapping[str, np.ndarray], **where: Any
+            ) -> dict[str, np.ndarray] | tuple[dict[str, np.ndarray], int | None]:
+        """``category``'s EDM on the person, parse, keypoints and cloth of ``inputs`` (other keys
+        are ignored): the coarse person [B,256,192,3] and its clothing mask [B,256,192], uint8.
+        ``where``: ``predict``'s version, label, with_version."""
         return self.predict(spec.model_name(spec.EDM, category),
                             self._module_inputs(spec.EDM, inputs), **where)
 
-    def rm(self, category, inputs, **where):
+    def rm(self, category: str, inputs: Mapping[str, np.ndarray], **where: Any
+           ) -> dict[str, np.ndarray] | tuple[dict[str, np.ndarray], int | None]:
+        """``category``'s RM on the warped cloth, coarse person and mask of ``inputs`` (other keys
+        are ignored): tryon [B,256,192,3], alpha and tps_mask [B,256,192], uint8. ``where``:
+        ``predict``'s version, label, with_version."""
         return self.predict(spec.model_name(spec.RM, category),
                             self._module_inputs(spec.RM, inputs), **where)
 
-    def map(self, function, items):
+    def map(self, function: Callable[[Any], Any], items: Iterable[Any]) -> list[Any]:
         """Applies ``function`` to items with at most ``concurrency`` calls in flight; results
         in order, exceptions returned in place (a batch never stops on one bad item)."""
         def guarded(item):

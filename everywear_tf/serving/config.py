@@ -116,6 +116,7 @@ def batching_parameters(max_batch_size=8, batch_timeout_micros=2000, num_batch_t
 
 
 def monitoring_config(path=PROMETHEUS_PATH):
+    """A MonitoringConfig that turns TF Serving's Prometheus metrics on, served at ``path``."""
     config = MonitoringConfig()
     config.prometheus_config.enable = True
     config.prometheus_config.path = path
@@ -123,6 +124,7 @@ def monitoring_config(path=PROMETHEUS_PATH):
 
 
 def to_text(message):
+    """A config message in protobuf text format, after the generated-file header comment."""
     return _HEADER + text_format.MessageToString(message)
 
 
@@ -143,6 +145,7 @@ def read(path, message_class=model_server_config_pb2.ModelServerConfig):
 
 
 def read_models(path):
+    """The ModelServerConfig in text-format file ``path`` (``read`` for that message)."""
     return read(path, model_server_config_pb2.ModelServerConfig)
 
 

@@ -84,10 +84,15 @@ def _typed_fields(array):
 
 
 class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
+    """TF Serving's gRPC PredictionService (Predict, GetModelMetadata) over a Manager."""
+
     def __init__(self, manager):
         self.manager = manager
 
     def Predict(self, request, context):  # noqa: N802 (the API names it)
+        """Runs the requested version's signature on the PredictRequest's inputs; returns a
+        PredictResponse (outputs in typed fields, filtered by ``output_filter``) or aborts the
+        call with TF Serving's code and message."""
         try:
             version, saved_model = self.manager.resolve(request.model_spec)
             signature_name = request.model_spec.signature_name or spec.SERVING_SIGNATURE
@@ -116,6 +121,8 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
         return response
 
     def GetModelMetadata(self, request, context):  # noqa: N802 (the API names it)
+        """The resolved version's SignatureDefMap, packed under 'signature_def' (the only
+        metadata field served), or aborts with INVALID_ARGUMENT / NOT_FOUND."""
         if not request.HasField('model_spec'):
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, 'Missing ModelSpec')
         if not request.metadata_field:
@@ -154,10 +161,15 @@ def _status_proto(manager, name, number):
 
 
 class ModelService(model_service_pb2_grpc.ModelServiceServicer):
+    """TF Serving's gRPC ModelService (GetModelStatus, HandleReloadConfigRequest) over a
+    Manager."""
+
     def __init__(self, manager):
         self.manager = manager
 
     def GetModelStatus(self, request, context):  # noqa: N802 (the API names it)
+        """The state of every version of the model (or of the one version asked for), newest
+        first, as a GetModelStatusResponse."""
         if not request.HasField('model_spec'):
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, 'Missing ModelSpec')
         number = request.model_spec.version.value if request.model_spec.HasField(
@@ -168,6 +180,8 @@ class ModelService(model_service_pb2_grpc.ModelServiceServicer):
             context.abort(e.code, e.message)
 
     def HandleReloadConfigRequest(self, request, context):  # noqa: N802 (the API names it)
+        """Applies the request's ModelConfigList (``Manager.reload``); an empty
+        ReloadConfigResponse, or the call aborted with the reason the config was refused."""
         response = model_management_pb2.ReloadConfigResponse()
         if request.config.WhichOneof('config') != 'model_config_list':
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, _RELOAD_ONLY_LISTS)
@@ -223,6 +237,8 @@ class _RestHandler(http_server.BaseHTTPRequestHandler):
                             f'Malformed request: {method} {self.path}')
 
     def do_GET(self):  # noqa: N802 (the API names it)
+        """REST model status (``/v1/models/<name>[/versions/<n>]``) or, with ``/metadata``,
+        the signature defs, as TF Serving's JSON."""
         try:
             match = _GET_PATH.fullmatch(self.path)
             if not match:
@@ -248,6 +264,9 @@ class _RestHandler(http_server.BaseHTTPRequestHandler):
         self._send(200, _json(response))
 
     def do_POST(self):  # noqa: N802 (the API names it)
+        """REST ``:predict`` on ``/v1/models/<name>[/versions/<n>|/labels/<label>]``, in the
+        row (``instances``) or columnar (``inputs``) format; classify and regress answer
+        UNIMPLEMENTED."""
         match = _POST_PATH.fullmatch(self.path)
         if not match:
             return self._error(grpc.StatusCode.INVALID_ARGUMENT,
@@ -337,6 +356,8 @@ class DevServer:
         self._threads = []
 
     def start(self):
+        """Loads the initial config, starts the gRPC and REST servers (ports chosen when 0, then
+        in ``grpc_port``, ``rest_port``) and the polling threads; returns the server."""
         self.manager.reload(self._initial_config)
         options = [('grpc.max_receive_message_length', self.max_message_bytes),
                    ('grpc.max_send_message_length', self.max_message_bytes)]
@@ -382,12 +403,15 @@ class DevServer:
                 self.log(f'config reload failed, keeping the old one: {e}')
 
     def stop(self):
+        """Stops polling and shuts both servers down."""
         self._stop.set()
         self._http.shutdown()
         self._http.server_close()
         self._grpc.stop(None)
 
     def wait_until_available(self, name, version=None, timeout=60.0):
+        """Returns True once version ``version`` (None: any) of ``name`` is AVAILABLE;
+        TimeoutError after ``timeout`` seconds."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.manager.available(name, version):

@@ -79,6 +79,8 @@ class Version:
 
 
 def version_numbers(base_path):
+    """Sorted integer versions under ``base_path`` that hold a saved_model.pb ([] when the
+    directory is absent)."""
     if not os.path.isdir(base_path):
         return []
     return sorted(int(n) for n in os.listdir(base_path)
@@ -339,6 +341,7 @@ class Manager:
             return [(n, v.state, v.error) for n, v in sorted(versions.items(), reverse=True)]
 
     def available(self, name, number=None):
+        """Whether version ``number`` of model ``name`` is AVAILABLE (None: any version)."""
         with self._lock:
             versions = self.models.get(name, {})
             if number is None:

@@ -62,6 +62,7 @@ class Rollout:
                                          HISTORY)
 
     def close(self):
+        """Closes the gRPC channel to the server."""
         self._channel.close()
 
     # --- config and history --------------------------------------------------------------------
@@ -107,6 +108,8 @@ class Rollout:
     # --- server state --------------------------------------------------------------------------
 
     def states(self, name):
+        """{version: (ModelVersionStatus state, error message)} of model ``name`` on the server
+        ({} when the server does not know the model)."""
         request = get_model_status_pb2.GetModelStatusRequest()
         request.model_spec.name = name
         try:
@@ -191,6 +194,8 @@ class Rollout:
             self._wait_available(version)
 
     def canary(self, version):
+        """Points the ``canary`` label of the three models at staged ``version`` (waits until
+        it is AVAILABLE, then reloads the server and writes the config)."""
         self._label({spec.CANARY: int(version)}, f'canary version {version}')
 
     def promote(self, version=None):

@@ -19,6 +19,7 @@ from everywear_tf import spec
 
 @dataclasses.dataclass(frozen=True)
 class LoopConfig:
+    """How long to train and how often to log, write images and checkpoint (in steps)."""
     steps: int = 1000
     batch_size: int = 4
     seed: int = 0
@@ -29,6 +30,8 @@ class LoopConfig:
 
 
 def epoch_order(num_items, seed, epoch):
+    """The permutation of ``num_items`` item indices that epoch ``epoch`` reads, from
+    (seed, epoch) alone."""
     return np.random.default_rng([seed, epoch]).permutation(num_items)
 
 
@@ -88,6 +91,8 @@ class Progress:
         self.started = time.monotonic()
 
     def line(self, step, terms):
+        """'step k/N <term> <value>... | <rate> steps/s ETA <time>' for ``step`` and its loss
+        ``terms``; the rate counts from the step this run started at."""
         elapsed = time.monotonic() - self.started
         rate = (step - self.start) / elapsed if elapsed > 0 else 0.0
         eta = (self.total - step) / rate if rate > 0 else float('nan')
@@ -96,6 +101,7 @@ class Progress:
         return f'step {step}/{self.total} {losses} | {rate:.2f} steps/s ETA {eta_text}'
 
     def report(self, step, terms):
+        """Prints ``line(step, terms)`` to the stream, flushed."""
         print(self.line(step, terms), file=self.stream, flush=True)
 
 
@@ -107,8 +113,12 @@ def run(train_step, make_batches, trackables, output_dir, config, images=None, l
         make_batches: start_step → an iterable of batches (so a resume starts where it stopped).
         trackables: {name: object} saved in the checkpoint (models, optimizer).
         output_dir: checkpoints under ``output_dir/train``, TensorBoard logs under ``logs``.
-        images: optional (batch, terms) → {name: uint8 [B,H,W,C]} for image summaries.
-    Returns the last step's loss terms as floats.
+        config: a LoopConfig (steps, and how often to log, write images and save).
+        images: optional batch → {name: uint8 [B,H,W,C]} for image summaries.
+        log: called with each message (default: printed to stderr).
+
+    Returns:
+        The last step's loss terms as floats ({} when already trained to ``config.steps``).
     """
     log = log or (lambda message: print(message, file=sys.stderr, flush=True))
     step_var = tf.Variable(0, dtype=tf.int64, name='step')

@@ -38,6 +38,7 @@ class TrainingSetupError(ValueError):
 
 @dataclasses.dataclass(frozen=True)
 class OptimizerConfig:
+    """Adam's settings (β1 0.5 as the originals use it, TF1's ε)."""
     learning_rate: float
     beta_1: float = 0.5
     beta_2: float = 0.999
@@ -50,6 +51,7 @@ DEFAULT_BATCH_SIZES = {spec.GMM: 4, spec.EDM: 16, spec.RM: 16}
 
 
 def make_optimizer(config):
+    """A Keras Adam optimizer with ``config``'s learning rate, betas and epsilon."""
     return tf.keras.optimizers.Adam(config.learning_rate, beta_1=config.beta_1,
                                     beta_2=config.beta_2, epsilon=config.epsilon)
 
@@ -63,6 +65,8 @@ def _mask_to_image(m):
 
 
 def gmm_inputs(model, batch):
+    """GMM's network inputs (agnostic, cloth_input, cloth, cloth_mask) from a batch of signature
+    inputs, for ``model``'s variant."""
     variant = model.config.variant
     return (representation.gmm_agnostic(batch[spec.PERSON], batch[spec.PARSE],
                                         batch[spec.KEYPOINTS], variant),
@@ -72,12 +76,17 @@ def gmm_inputs(model, batch):
 
 
 def edm_targets(batch, category):
+    """(clothing mask [B,H,W,1] of the category's VITON garment labels, person in [-1, 1]): EDM's
+    targets, also RM's clothing mask and target."""
     labels = GARMENT_LABELS[category][1]
     return (representation.label_mask(batch[spec.PARSE], labels),
             representation.to_signed(batch[spec.PERSON]))
 
 
 class GmmTrainer:
+    """Trains a Gmm: L1 from the warped cloth to the person's garment (plus CP-VTON+'s grid
+    regularisation)."""
+
     keys = spec.MODULE_INPUTS[spec.GMM]
 
     def __init__(self, model, category, optimizer=None):
@@ -87,6 +96,7 @@ class GmmTrainer:
         self.step = tf.function(self._step)
 
     def target(self, batch):
+        """The person's garment region on white, [-1, 1] [B,H,W,3] (CP-VTON's ``im_c``)."""
         return representation.cloth_on_person(batch[spec.PERSON], batch[spec.PARSE],
                                               GARMENT_LABELS[self.category][0])
 
@@ -100,6 +110,7 @@ class GmmTrainer:
         return terms
 
     def images(self, batch):
+        """{summary name: uint8 [B,H,4W,3]}: person, cloth, warped cloth and target side by side."""
         out = self.model(gmm_inputs(self.model, batch), training=False)
         return {'gmm/person_cloth_warped_target': tf.concat(
                 [_signed_to_image(representation.to_signed(batch[spec.PERSON])),
@@ -108,10 +119,13 @@ class GmmTrainer:
                 axis=2)}
 
     def trackables(self):
+        """What the checkpoint saves: the model and its optimizer."""
         return {'model': self.model, 'optimizer': self.optimizer}
 
 
 class EdmTrainer:
+    """Trains an Edm: mask L1, content L1 and (with VGG-19 weights) the perceptual loss."""
+
     keys = spec.MODULE_INPUTS[spec.EDM]
 
     def __init__(self, model, category, vgg=None, perceptual_weight=3.0, optimizer=None):
@@ -135,6 +149,8 @@ class EdmTrainer:
         return terms
 
     def images(self, batch):
+        """{summary name: uint8 [B,H,4W,3]}: coarse person, mask, target person and target mask
+        side by side."""
         x = representation.edm_input(batch[spec.PERSON], batch[spec.PARSE],
                                      batch[spec.KEYPOINTS], batch[spec.CLOTH])
         out = self.model(x, training=False)
@@ -144,10 +160,14 @@ class EdmTrainer:
                  _signed_to_image(target_image), _mask_to_image(target_mask)], axis=2)}
 
     def trackables(self):
+        """What the checkpoint saves: the model and its optimizer."""
         return {'model': self.model, 'optimizer': self.optimizer}
 
 
 class RmTrainer:
+    """Trains an Rm on the outputs of a trained GMM and EDM (both frozen): L1, perceptual, α's
+    mean and total variation."""
+
     keys = spec.MODULE_INPUTS[spec.GMM]
 
     def __init__(self, model, category, gmm, edm, vgg=None, perceptual_weight=0.8,
@@ -179,6 +199,8 @@ class RmTrainer:
         return terms
 
     def images(self, batch):
+        """{summary name: uint8 [B,H,5W,3]}: warped cloth, coarse person, α, try-on and target
+        side by side."""
         warped, coarse, clothing_mask, target = self._inputs(batch)
         out = self.model((warped, coarse, clothing_mask), training=False)
         return {'rm/warped_coarse_alpha_tryon_target': tf.concat(
@@ -187,6 +209,7 @@ class RmTrainer:
                  _signed_to_image(target)], axis=2)}
 
     def trackables(self):
+        """What the checkpoint saves: the model and its optimizer."""
         return {'model': self.model, 'optimizer': self.optimizer}
 
 
@@ -201,6 +224,8 @@ def train(trainer, dataset, output_dir, loop_config, log=None):
 
 
 def build(module, config_name=configs.LITE, **overrides):
+    """A freshly initialised network of ``module`` from the named config (lite by default) with
+    field overrides."""
     return factory.build(configs.get(module, config_name, **overrides))
 
 
