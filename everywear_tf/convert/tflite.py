@@ -80,6 +80,7 @@ class UnsupportedOpError(TFLiteError):
     """
 
     def __init__(self, path, op: str, index: int, detail: str):
+        """Names the file, the op and its position, and says what is missing (``detail``)."""
         self.op = op
         self.index = index
         super().__init__(path, f'op {index} ({op}): {detail}')
@@ -89,7 +90,7 @@ class MediapipeNotInstalledError(base_errors.EverywearError, ModuleNotFoundError
     """The ``mediapipe`` package, whose wheel holds the models, is not installed."""
 
 
-class _Unsupported(Exception):
+class _UnsupportedError(Exception):
     """Raised by an op mapping; ``TFLiteGraph`` turns it into an ``UnsupportedOpError``."""
 
 
@@ -205,7 +206,7 @@ def densify(values: np.ndarray, shape, sparsity: schema.SparsityParametersT) -> 
                                                                     counts)
             coords = [np.repeat(c, counts) for c in coords] + [indices[children]]
             positions = children
-    by_dim = dict(zip(order, coords))
+    by_dim = dict(zip(order, coords, strict=True))
     dense_coords = []
     for dim in range(rank):
         coord = by_dim[dim]
@@ -275,7 +276,7 @@ _ACTIVATIONS = {
 def _activate(x, options):
     code = getattr(options, 'fusedActivationFunction', 0) if options is not None else 0
     if code not in _ACTIVATIONS:
-        raise _Unsupported(f'fused activation {code} is not supported')
+        raise _UnsupportedError(f'fused activation {code} is not supported')
     return _ACTIVATIONS[code](x)
 
 
@@ -286,14 +287,14 @@ def _padding(code) -> str:
 def _strides_and_dilations(o):
     strides, dilations = [o.strideH, o.strideW], [o.dilationHFactor, o.dilationWFactor]
     if max(strides) > 1 and max(dilations) > 1:
-        raise _Unsupported('strides and dilations both above 1 (TF does not run that on CPU)')
+        raise _UnsupportedError('strides and dilations both above 1 (TF does not run that on CPU)')
     return strides, dilations
 
 
 def _conv_2d(op, x, w, b=None):
     strides, dilations = _strides_and_dilations(op.options)
     if w.shape[2] != x.shape[-1]:
-        raise _Unsupported(f'grouped convolution ({x.shape[-1]} input channels, filter of '
+        raise _UnsupportedError(f'grouped convolution ({x.shape[-1]} input channels, filter of '
                            f'{w.shape[2]})')
     y = tf.nn.conv2d(x, w, strides, _padding(op.options.padding), dilations=dilations)
     return _activate(y if b is None else tf.nn.bias_add(y, b), op.options)
@@ -315,7 +316,7 @@ def _transpose_conv_same(x, w, b, strides, same):
     % stride - 1)`` per spatial axis, which is what MediaPipe's kernel computes.
     """
     sizes, crops = [], []
-    for axis, stride in zip((1, 2), strides):
+    for axis, stride in zip((1, 2), strides, strict=True):
         size, kernel = int(x.shape[axis]), int(w.shape[axis - 1])
         pad = max(0, kernel - (size - 1) % stride - 1) if same else 0
         sizes.append(stride * (size - 1) + kernel)
@@ -328,10 +329,10 @@ def _transpose_conv_same(x, w, b, strides, same):
 
 def _transpose_conv_bias(op, x, w, b):
     if op.custom is None or len(op.custom) < 12:
-        raise _Unsupported('custom options shorter than the 12 bytes of padding and strides')
+        raise _UnsupportedError('custom options shorter than the 12 bytes of padding and strides')
     padding, stride_w, stride_h = struct.unpack('<3i', bytes(op.custom[:12]))
     if padding not in (0, 1, 2) or min(stride_w, stride_h) < 1:
-        raise _Unsupported(f'bad options: padding {padding}, strides {stride_h}x{stride_w}')
+        raise _UnsupportedError(f'bad options: padding {padding}, strides {stride_h}x{stride_w}')
     return _transpose_conv_same(x, w, b, (stride_h, stride_w), padding == 1)  # 1: kTfLiteSame.
 
 
@@ -344,7 +345,7 @@ def _transpose_conv(op, output_shape, w, x, b=None):
 
 def _fully_connected(op, x, w, b=None):
     if op.options is not None and op.options.weightsFormat != 0:
-        raise _Unsupported('shuffled FULLY_CONNECTED weights are not supported')
+        raise _UnsupportedError('shuffled FULLY_CONNECTED weights are not supported')
     y = tf.matmul(tf.reshape(x, [-1, w.shape[0]]), w)
     y = _activate(y if b is None else tf.nn.bias_add(y, b), op.options)
     return tf.reshape(y, op.output_shape)
@@ -364,10 +365,18 @@ def _binary(fn):
 
 def _resize(raw_op):
     def mapped(op, x, size):
-        return raw_op(images=x, size=np.asarray(size, np.int32),
-                      align_corners=op.options.alignCorners,
-                      half_pixel_centers=op.options.halfPixelCenters)
+        y = raw_op(images=x, size=np.asarray(size, np.int32),
+                   align_corners=op.options.alignCorners,
+                   half_pixel_centers=op.options.halfPixelCenters)
+        return tf.cast(y, x.dtype)  # ResizeBilinear gives float32 whatever its input.
     return mapped
+
+
+def _pad(x, pads, value):
+    # PadV2 even for zeros: TF 2.15's oneDNN rewrite of Conv2D + BiasAdd + Add(Pad(x)) (BlazeFace's
+    # channel-padded shortcut) crashes the process (SIGSEGV); PadV2 is not matched by it.
+    return tf.raw_ops.PadV2(input=x, paddings=np.asarray(pads, np.int32),
+                            constant_values=tf.cast(tf.reshape(value, []), x.dtype))
 
 
 def _softmax(op, x):
@@ -377,8 +386,8 @@ def _softmax(op, x):
 
 def _dequantize(op, x):
     if x.dtype != tf.float16:
-        raise _Unsupported(f'DEQUANTIZE of a runtime {x.dtype.name} tensor')
-    return tf.cast(x, tf.float32)
+        raise _UnsupportedError(f'DEQUANTIZE of a runtime {x.dtype.name} tensor')
+    return tf.cast(x, op.dtype)
 
 
 # {op name: (mapping, {input position: weight layout})}. A layout turns a TFLite constant into
@@ -398,8 +407,8 @@ _MAPPINGS: dict[str, tuple[Callable, dict]] = {
     'MAX_POOL_2D': (_pool(tf.nn.max_pool2d), {}),
     'AVERAGE_POOL_2D': (_pool(tf.nn.avg_pool2d), {}),
     'DEPTH_TO_SPACE': (lambda op, x: tf.nn.depth_to_space(x, op.options.blockSize), {}),
-    'PAD': (lambda op, x, pads: tf.pad(x, pads), {}),
-    'PADV2': (lambda op, x, pads, value: tf.pad(x, pads, constant_values=value), {}),
+    'PAD': (lambda op, x, pads: _pad(x, pads, 0.0), {}),
+    'PADV2': (lambda op, x, pads, value: _pad(x, pads, value), {}),
     'RESHAPE': (lambda op, x, *shape: tf.reshape(x, op.output_shape), {}),
     'RESIZE_BILINEAR': (_resize(tf.raw_ops.ResizeBilinear), {}),
     'RESIZE_NEAREST_NEIGHBOR': (_resize(tf.raw_ops.ResizeNearestNeighbor), {}),
@@ -439,6 +448,7 @@ class _Op:
     custom: bytes | None
     output_shape: tuple  # The first output's static shape; -1 first when the batch is dynamic.
     weights: dict  # {input position: index into TFLiteGraph._weights}
+    dtype: tf.DType  # What float tensors are computed in.
 
 
 def _static_shape(tensor) -> list[int]:
@@ -478,18 +488,23 @@ class TFLiteGraph(tf.Module):
         signature: the ``tf.function`` with ``input_specs`` as its input signature.
     """
 
-    def __init__(self, path, dynamic_batch: bool = True):
+    def __init__(self, path, dynamic_batch: bool = True, dtype: tf.DType = tf.float32):
         """Reads and converts the model.
 
         Args:
             path: a ``.tflite`` file.
             dynamic_batch: allow any batch size where every op keeps axis 0 as a batch axis.
+            dtype: what float inputs, weights and activations are: ``tf.float32`` as in the
+                model, or ``tf.float64`` to measure the float32 rounding of either runtime.
 
         Raises:
             TFLiteError: see ``load``.
         """
         super().__init__(name='tflite_graph')
         self.path = os.fspath(path)
+        self.dtype = tf.as_dtype(dtype)
+        if self.dtype not in (tf.float32, tf.float64):
+            raise ValueError(f'dtype must be float32 or float64, got {self.dtype.name}')
         model = read_model(self.path)
         graph = model.subgraphs[0]
         constants, folded = _constants(self.path, model)
@@ -499,30 +514,38 @@ class TFLiteGraph(tf.Module):
         self.dynamic_batch = dynamic_batch and all(
                 _keeps_batch_axis(graph, op, constants) for _, op in live)
         self._constants = {i: a for i, a in constants.items() if a.dtype != np.float32}
+        self._folded = {graph.operators[i].outputs[0]: constants[graph.operators[i].outputs[0]]
+                        for i in folded}
         self._weights = []
         self._ops = tuple(self._prepare(i, op, graph, constants) for i, op in live)
         self._inputs = tuple(int(i) for i in graph.inputs)
         self._outputs = {tf_name(graph.tensors[i].name): int(i) for i in graph.outputs}
-        batch = None if self.dynamic_batch else 1
         self.input_specs = tuple(
-                tf.TensorSpec([batch, *_static_shape(graph.tensors[i])[1:]],
-                              _DTYPES[graph.tensors[i].type], name=tf_name(graph.tensors[i].name))
+                tf.TensorSpec(self._batched(_static_shape(graph.tensors[i])),
+                              self._dtype_of(graph.tensors[i]), name=tf_name(graph.tensors[i].name))
                 for i in self._inputs)
-        self.signature = tf.function(self._forward, input_signature=self.input_specs)
+        # No autograph: the op loop is plain Python over a fixed list, and autograph would
+        # rewrite the errors raised while tracing.
+        self.signature = tf.function(self._forward, input_signature=self.input_specs,
+                                     autograph=False)
         try:
             outputs = self.signature.get_concrete_function().structured_outputs
-        except _Unsupported as e:
+        except _UnsupportedError as e:
             raise UnsupportedOpError(self.path, *e.args) from e
         self.output_specs = {name: tf.TensorSpec(t.shape, t.dtype, name)
                              for name, t in outputs.items()}
 
+    def _batched(self, shape) -> list:
+        return [None, *shape[1:]] if self.dynamic_batch and shape else shape
+
+    def _dtype_of(self, tensor) -> tf.DType:
+        return self.dtype if tensor.type == schema.TensorType.FLOAT32 else tf.as_dtype(
+                _DTYPES[tensor.type])
+
     def _check_ops(self, graph, constants, folded):
-        for index, (name, op) in enumerate(zip(self.op_names, graph.operators)):
+        for index, (name, op) in enumerate(zip(self.op_names, graph.operators, strict=True)):
             if index in folded:
                 continue
-            if name not in _MAPPINGS:
-                raise UnsupportedOpError(self.path, name, index,
-                                         f'no core-TF mapping; supported: {SUPPORTED_OPS}')
             for i in (*op.inputs, *op.outputs):
                 tensor = graph.tensors[i] if i >= 0 else None
                 if tensor is not None and i not in constants and (
@@ -530,7 +553,11 @@ class TFLiteGraph(tf.Module):
                         and not (name == 'DEQUANTIZE' and i == op.inputs[0])):
                     raise UnsupportedOpError(self.path, name, index,
                                              f'tensor {tf_name(tensor.name)} has type '
-                                             f'{tensor.type}; only float32 models convert')
+                                             f'{tensor.type}; only float32 models convert '
+                                             f'(float16 weights too), not quantised ones')
+            if name not in _MAPPINGS:
+                raise UnsupportedOpError(self.path, name, index,
+                                         f'no core-TF mapping; supported: {SUPPORTED_OPS}')
 
     def _prepare(self, index, op, graph, constants) -> _Op:
         name = self.op_names[index]
@@ -540,29 +567,33 @@ class TFLiteGraph(tf.Module):
             if i in constants and constants[i].dtype == np.float32:
                 array = _layout(constants[i], layouts.get(position))
                 weights[position] = len(self._weights)
-                self._weights.append(tf.Variable(array, trainable=False,
+                self._weights.append(tf.Variable(array.astype(self.dtype.as_numpy_dtype),
+                                                 trainable=False,
                                                  name=tf_name(graph.tensors[i].name)))
-        shape = _static_shape(graph.tensors[op.outputs[0]])
-        if self.dynamic_batch and shape:
-            shape[0] = -1
+        shape = [-1 if v is None else v
+                 for v in self._batched(_static_shape(graph.tensors[op.outputs[0]]))]
         custom = bytes(op.customOptions) if op.customOptions is not None else None
         return _Op(index, name, tuple(int(i) for i in op.inputs), tuple(int(i) for i in
-                   op.outputs), op.builtinOptions, custom, tuple(shape), weights)
+                   op.outputs), op.builtinOptions, custom, tuple(shape), weights, self.dtype)
+
+    def _apply(self, op, values):
+        """``op``'s output, its runtime inputs read from ``values`` ({tensor index: tensor})."""
+        args = [None if i < 0 else self._weights[op.weights[p]] if p in op.weights
+                else values[i] if i in values else self._constants[i]
+                for p, i in enumerate(op.inputs)]
+        while args and args[-1] is None:  # Optional trailing inputs (a bias) absent.
+            args.pop()
+        with tf.name_scope(f'op{op.index}_{op.name}'):
+            try:
+                return _MAPPINGS[op.name][0](op, *args)
+            except _UnsupportedError as e:
+                raise _UnsupportedError(op.name, op.index, str(e)) from e
 
     def _run(self, inputs) -> dict:
         """Every tensor of one pass, by flatbuffer tensor index."""
-        values = dict(zip(self._inputs, inputs))
+        values = dict(zip(self._inputs, inputs, strict=True))
         for op in self._ops:
-            args = [None if i < 0 else self._weights[op.weights[p]] if p in op.weights
-                    else values[i] if i in values else self._constants[i]
-                    for p, i in enumerate(op.inputs)]
-            while args and args[-1] is None:  # Optional trailing inputs (a bias) absent.
-                args.pop()
-            with tf.name_scope(f'op{op.index}_{op.name}'):
-                try:
-                    values[op.outputs[0]] = _MAPPINGS[op.name][0](op, *args)
-                except _Unsupported as e:
-                    raise _Unsupported(op.name, op.index, str(e)) from e
+            values[op.outputs[0]] = self._apply(op, values)
         return values
 
     def _forward(self, *inputs):
@@ -582,19 +613,41 @@ class TFLiteGraph(tf.Module):
         return self.signature(*inputs)
 
     def tensors(self, *inputs) -> dict:
-        """Every tensor of one eager pass, ``{flatbuffer tensor index: ndarray}`` (for checks
-        against ``tf.lite.Interpreter(..., experimental_preserve_all_tensors=True)``)."""
+        """Every tensor of one eager pass, weights folded at load time included.
+
+        Args:
+            *inputs: the model's inputs, in flatbuffer order.
+
+        Returns:
+            ``{flatbuffer tensor index: ndarray}``, to compare with
+            ``tf.lite.Interpreter(..., experimental_preserve_all_tensors=True)``.
+        """
         values = self._run([tf.convert_to_tensor(x, s.dtype)
-                            for x, s in zip(inputs, self.input_specs)])
-        return {i: np.asarray(v) for i, v in values.items()}
+                            for x, s in zip(inputs, self.input_specs, strict=True)])
+        return {**self._folded, **{i: np.asarray(v) for i, v in values.items()}}
+
+    def replay(self, tensors: dict) -> dict:
+        """Each op alone, on given values of its runtime inputs (op-by-op checks).
+
+        Args:
+            tensors: ``{flatbuffer tensor index: array}`` holding at least every runtime input
+                of every op (the interpreter's, with all tensors preserved).
+
+        Returns:
+            ``{op output tensor index: ndarray}`` for every op (weight ops folded at load time
+            excluded: ``tensors()`` has their results).
+        """
+        values = {i: tf.convert_to_tensor(a) for i, a in tensors.items()}
+        return {op.outputs[0]: np.asarray(self._apply(op, values)) for op in self._ops}
 
 
-def load(path, dynamic_batch: bool = True) -> TFLiteGraph:
+def load(path, dynamic_batch: bool = True, dtype: tf.DType = tf.float32) -> TFLiteGraph:
     """Converts subgraph 0 of a ``.tflite`` file to a TF graph of core ops.
 
     Args:
         path: the ``.tflite`` file.
         dynamic_batch: allow any batch size where the model permits (``TFLiteGraph``).
+        dtype: ``tf.float32`` (the model's), or ``tf.float64`` for a rounding reference.
 
     Returns:
         The ``TFLiteGraph``; export its ``signature`` as ``serving_default``.
@@ -604,4 +657,4 @@ def load(path, dynamic_batch: bool = True) -> TFLiteGraph:
         TFLiteFileError: not a TFLite flatbuffer, or a corrupt one.
         UnsupportedOpError: an op (or its options or tensor types) with no core-TF mapping.
     """
-    return TFLiteGraph(path, dynamic_batch)
+    return TFLiteGraph(path, dynamic_batch, dtype)
