@@ -88,7 +88,7 @@ def test_dynamic_batch_and_core_ops_only():
 @pytest.mark.parametrize('shape,size', [((3, 256, 192, 1), (16, 12)), ((2, 12, 8, 3), (4, 2)),
                                         ((2, 30, 20, 2), (7, 6))])
 def test_area_equals_the_resize_area_kernel_and_compiles_under_xla(shape, size):
-    from everywear_tf.bench import baselines
+    from tests import baselines
     rng = np.random.default_rng(shape[1])
     image = rng.normal(size=shape).astype(np.float32)
     body = ((rng.uniform(size=shape) > 0.5) * 1.0 - (rng.uniform(size=shape) > 0.8)).astype(

@@ -72,7 +72,7 @@ def test_dynamic_batch_and_core_ops_only():
 @pytest.mark.parametrize('padding_mode', ['border', 'zeros'])
 @pytest.mark.parametrize('channels', [1, 3])
 def test_flat_gathers_equal_the_previous_gather_nd_sampler(padding_mode, channels):
-    from everywear_tf.bench import baselines
+    from tests import baselines
     rng = np.random.default_rng(channels)
     image = rng.normal(size=(3, 32, 24, channels)).astype(np.float32)
     grid = rng.uniform(-1.3, 1.3, (3, 40, 20, 2)).astype(np.float32)
