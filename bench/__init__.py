@@ -1,1 +1,3 @@
-"""Runnable benchmarks (``python -m bench.<name>``); the code they run is everywear_tf.bench."""
+"""The benchmarks: runnable as ``python -m bench.all`` and ``python -m bench.results`` from the
+repository root; the other modules are what they run (paths, timing, FLOPs, the outfit's split,
+the bfloat16 comparison, the report)."""

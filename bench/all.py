@@ -1,17 +1,21 @@
 r"""Benchmarks every module and the whole try-on, prints the tables and writes the JSON.
 
     python -m bench.all                       # full configs: the figures in bench/RESULTS.md
-    python -m bench.all --quick               # lite configs, a few runs: a check, in a minute
+    python -m bench.all --quick               # a smoke run of every path and table (~40 s)
     python -m bench.all --output=bench/results/all.json --markdown=bench/results/all.md
     python -m bench.all --paths=keras,grpc --nobfloat16 --nooutfit --nooptimisations
 
 Run from the repository root. Figures are of this machine at this moment; the JSON records the
-machine, the load average and the measured peak beside them.
+machine, the load average and the measured peak beside them. The full run writes
+bench/results/all.json unless told otherwise; ``--quick`` writes into a new temporary directory
+unless ``--output`` is given, so it never replaces the committed results.
 """
 
+import dataclasses
 import json
 import os
 import sys
+import tempfile
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')  # keep TensorFlow's start-up chatter quiet
 
@@ -20,13 +24,19 @@ from absl import flags  # noqa: E402
 from absl import logging  # noqa: E402
 
 from everywear_tf import fileio  # noqa: E402
+
 from bench import paths  # noqa: E402
 from bench import report  # noqa: E402
 from bench import suite  # noqa: E402
 
-_QUICK = flags.DEFINE_bool('quick', False, 'Lite configs and a few runs (for the test and a '
-                           'quick look; not the published figures).')
-_OUTPUT = flags.DEFINE_string('output', 'bench/results/all.json', 'Where the JSON goes.')
+FULL_OUTPUT = 'bench/results/all.json'
+
+_QUICK = flags.DEFINE_bool(
+        'quick', False, 'A smoke run of every path and table: lite networks of one category '
+        'exported once, 3 timed calls, one outfit (about 40 s on 2 idle cores; not figures to '
+        'publish). Writes into a temporary directory unless --output is given.')
+_OUTPUT = flags.DEFINE_string('output', None, f'Where the JSON goes (default: {FULL_OUTPUT}; '
+                              'with --quick, all.json in a new temporary directory).')
 _MARKDOWN = flags.DEFINE_string('markdown', None, 'Also write the tables as Markdown here.')
 _RUNS = flags.DEFINE_integer('runs', None, 'Latency runs at batch 1 (default: 20, quick 3).')
 _PATHS = flags.DEFINE_list('paths', list(paths.ALL), 'Paths to measure.')
@@ -37,7 +47,16 @@ _WORK_DIR = flags.DEFINE_string('work_dir', None, 'Keep the exported models here
                                 'temporary directory, removed at the end).')
 
 
+def _output_path():
+    if _OUTPUT.value:
+        return _OUTPUT.value
+    if _QUICK.value:
+        return os.path.join(tempfile.mkdtemp(prefix='everywear-bench-quick-'), 'all.json')
+    return FULL_OUTPUT
+
+
 def main(argv):
+    """Runs the benchmark the flags describe; returns the exit status."""
     if len(argv) > 1:
         raise app.UsageError(f'unexpected arguments: {argv[1:]}')
     unknown = sorted(set(_PATHS.value) - set(paths.ALL))
@@ -49,16 +68,17 @@ def main(argv):
                  'outfit': _OUTFIT.value, 'optimisations': _OPTIMISATIONS.value}
     if _RUNS.value:
         overrides['runs'] = _RUNS.value
-    settings = suite.dataclasses.replace(settings, **overrides)
+    settings = dataclasses.replace(settings, **overrides)
     results = suite.run(settings, log=lambda m: print(f'bench: {m}', file=sys.stderr, flush=True),
                         work_dir=_WORK_DIR.value)
     results['command'] = ' '.join(['python -m bench.all'] + sys.argv[1:])
-    os.makedirs(os.path.dirname(os.path.abspath(_OUTPUT.value)), exist_ok=True)
-    fileio.atomic_write_bytes(_OUTPUT.value, (json.dumps(results, indent=1) + "\n").encode())
+    output = _output_path()
+    os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
+    fileio.atomic_write_bytes(output, (json.dumps(results, indent=1) + "\n").encode())
     if _MARKDOWN.value:
         fileio.atomic_write_bytes(_MARKDOWN.value, report.text(results, markdown=True).encode())
     print(report.text(results))
-    print(f'wrote {_OUTPUT.value}')
+    print(f'wrote {output}')
     return 0
 
 

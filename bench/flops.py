@@ -60,8 +60,7 @@ def _graph_ops(graph):
     pending = [graph]
     while pending:
         current = pending.pop()
-        for op in current.get_operations():
-            yield op
+        yield from current.get_operations()
         for function in getattr(current, '_functions', {}).values():
             body = getattr(function, 'graph', None)
             if body is not None and id(body) not in seen:

@@ -1,27 +1,36 @@
 """Where a whole outfit's time goes: preprocessing, each network, transport, postprocessing.
 
-``pipeline.outfit`` runs unchanged; the split comes from the outside. The pipeline's
-``preprocess`` and ``postprocess`` modules are replaced, for the duration of a run, by proxies
-that time every call the pipeline makes into them, and the backend times each module:
-in process, a module's time is its network; through a server, the server's own time in
-``manager.predict`` is the network and the rest of the call is transport (serialisation, the
-socket and the client's decoding).
+``run`` dresses the photo stage by stage with the library's public functions, making the calls
+``pipeline.outfit`` makes in the same order (pants on the body frame, then the top on the upper
+crop of that result: ``preprocess.frame_for`` and ``signature_inputs``, ``chain.run_chain``,
+``postprocess.selection_mask``, ``compose`` and ``paste`` with ``categories.protected``), each
+timed on its own; ``reference`` runs ``pipeline.outfit`` itself over the same modules, and the
+benchmark checks the two final photos equal. Nothing in the library is replaced.
+
+In process, a module's time is its call. Through a server, the call is split: the server's own
+work is the network (``served``: the dev server's ``manager.predict`` on the SavedModel it
+serves, run again on each call's inputs once the outfit is done, so that the outfit's own timing
+is undisturbed), and the rest of the call is transport (serialisation, the socket, the client's
+decoding).
 """
 
 import collections
 import contextlib
-import functools
 import time
 
-from everywear_tf.inference import pipeline
+from everywear_tf import spec
+from everywear_tf.inference import categories
 from everywear_tf.inference import chain as chain_lib
-from everywear_tf.serving import manager
+from everywear_tf.inference import pipeline
+from everywear_tf.inference import postprocess
+from everywear_tf.inference import preprocess
 
 PREPROCESS = 'preprocess'
 POSTPROCESS = 'postprocess'
 TRANSPORT = 'transport'
 RULE = 'category_rule'
 OTHER = 'other'
+PARTS = (PREPROCESS,) + spec.MODULES + (TRANSPORT, RULE, POSTPROCESS)
 
 
 class Stopwatch:
@@ -32,113 +41,97 @@ class Stopwatch:
 
     @contextlib.contextmanager
     def part(self, name):
+        """Adds the time spent inside the block to ``name``."""
         start = time.perf_counter()
         try:
             yield
         finally:
             self.seconds[name] += time.perf_counter() - start
 
-    def timed(self, name, function):
-        @functools.wraps(function)
-        def wrapper(*args, **kwargs):
-            with self.part(name):
-                return function(*args, **kwargs)
-        return wrapper
+
+def _slots(top, bottom):
+    """(category, garment image, garment mask) in pipeline.outfit's order: pants first."""
+    return [garment for garment in (bottom, top) if garment is not None]
 
 
-class _TimedModule:
-    """A module whose functions are timed under one part name, and each under
-    ``<part>.<function>`` in ``functions`` (classes and constants pass through)."""
+def reference(runners, photo, parse, keypoints, top, bottom):
+    """The final photo of ``pipeline.outfit`` over {category: run_module}."""
+    def backend(category, inputs):
+        return chain_lib.run_chain(runners[category], category, inputs)
 
-    def __init__(self, module, stopwatch, name, functions):
-        self._module, self._stopwatch, self._name = module, stopwatch, name
-        self._functions = functions
-
-    def __getattr__(self, attribute):
-        value = getattr(self._module, attribute)
-        if not callable(value) or isinstance(value, type):
-            return value
-        timed = self._functions.timed(f'{self._name}.{attribute}', value)
-        return self._stopwatch.timed(self._name, timed)
+    final, _ = pipeline.outfit(backend, photo, parse, keypoints, top=top, bottom=bottom)
+    return final
 
 
-@contextlib.contextmanager
-def _timed_stages(stopwatch, functions):
-    saved = pipeline.preprocess, pipeline.postprocess
-    pipeline.preprocess = _TimedModule(saved[0], stopwatch, PREPROCESS, functions)
-    pipeline.postprocess = _TimedModule(saved[1], stopwatch, POSTPROCESS, functions)
-    try:
-        yield
-    finally:
-        pipeline.preprocess, pipeline.postprocess = saved
+def run(runners, photo, parse, keypoints, top, bottom, served=None):
+    """One outfit, stage by stage, over {category: run_module}.
 
+    Args:
+        runners: {category: run_module(module, inputs)} (bench.paths runners).
+        photo, parse, keypoints: the person, as ``pipeline.outfit`` takes them.
+        top, bottom: (category, garment image, garment mask or None), either may be None.
+        served: for a server's runners, {category: {module: run(inputs)}} running what the
+            server itself runs (``paths.served_model``); None in process.
 
-@contextlib.contextmanager
-def _timed_server(stopwatch):
-    """Times the dev server's own work per model (it runs in this process)."""
-    original = manager.predict
-
-    def predict(saved_model, signature_name, inputs):
-        with stopwatch.part('server'):
-            return original(saved_model, signature_name, inputs)
-
-    manager.predict = predict
-    try:
-        yield
-    finally:
-        manager.predict = original
-
-
-class TimedBackend:
-    """A pipeline backend over {category: run_module} (paths runners) timing each module."""
-
-    def __init__(self, runners, stopwatch, served):
-        self.runners, self.stopwatch, self.served = runners, stopwatch, served
-        self._category = None
-
-    def _module(self, module, inputs):
-        run_module = self.runners[self._category]
-        if not self.served:
-            with self.stopwatch.part(module):
-                return run_module(module, inputs)
-        before = self.stopwatch.seconds['server']
-        start = time.perf_counter()
-        outputs = run_module(module, inputs)
-        total = time.perf_counter() - start
-        server = self.stopwatch.seconds['server'] - before
-        self.stopwatch.seconds[module] += server
-        self.stopwatch.seconds[TRANSPORT] += total - server
-        return outputs
-
-    def __call__(self, category, inputs):
-        start = time.perf_counter()
-        modules_before = sum(self.stopwatch.seconds[k] for k in (_MODULE_PARTS + (TRANSPORT,)))
-        self._category = category
-        outputs = chain_lib.run_chain(self._module, category, inputs)
-        spent = sum(self.stopwatch.seconds[k] for k in (_MODULE_PARTS + (TRANSPORT,)))
-        self.stopwatch.seconds[RULE] += time.perf_counter() - start - (spent - modules_before)
-        return outputs
-
-
-_MODULE_PARTS = ('gmm', 'edm', 'rm')
-
-
-def run(runners, served, photo, parse, keypoints, top, bottom):
-    """One outfit through ``pipeline.outfit`` with {category: run_module}; returns (final
-    photo, {part: seconds}, {'preprocess.<function>' or 'postprocess.<function>': seconds}).
-
-    Parts: preprocess, gmm, edm, rm, transport (served only), category_rule (the chain's own
-    glue), postprocess, other (the pipeline's remaining work) and total.
+    Returns:
+        (final photo, {part: seconds}, {function: seconds}). Parts: preprocess, gmm, edm, rm,
+        transport (0 in process), category_rule (the chain's own work between the modules),
+        postprocess, other (what is left of the total: the loop, the batch squeeze) and total.
+        Functions: ``preprocess.<function>``, ``postprocess.<function>`` and
+        ``categories.protected`` (part of postprocess), summed over both garments.
     """
-    stopwatch, functions = Stopwatch(), Stopwatch()
-    backend = TimedBackend(runners, stopwatch, served)
-    with _timed_stages(stopwatch, functions), (_timed_server(stopwatch) if served
-                                               else contextlib.nullcontext()):
-        start = time.perf_counter()
-        final, _ = pipeline.outfit(backend, photo, parse, keypoints, top=top, bottom=bottom)
-        total = time.perf_counter() - start
-    parts = {name: stopwatch.seconds[name] for name in (PREPROCESS,) + _MODULE_PARTS + (
-            TRANSPORT, RULE, POSTPROCESS)}
-    parts[OTHER] = total - sum(parts.values())
-    parts['total'] = total
-    return final, parts, dict(functions.seconds)
+    parts, functions = Stopwatch(), Stopwatch()
+    calls = []  # (category, module, inputs, seconds) of every module call
+
+    def timed_module(category):
+        def run_module(module, inputs):
+            start = time.perf_counter()
+            outputs = runners[category](module, inputs)
+            calls.append((category, module, inputs, time.perf_counter() - start))
+            return outputs
+        return run_module
+
+    @contextlib.contextmanager
+    def stage(part, function):
+        with parts.part(part), functions.part(function):
+            yield
+
+    start = time.perf_counter()
+    current = photo
+    for category, image, mask in _slots(top, bottom):
+        with stage(PREPROCESS, 'preprocess.frame_for'):
+            frame = preprocess.frame_for(category, current, parse, keypoints)
+        with stage(PREPROCESS, 'preprocess.signature_inputs'):
+            inputs = preprocess.signature_inputs(frame, image, mask)
+        modules_before = sum(call[3] for call in calls)
+        chain_start = time.perf_counter()
+        outputs = chain_lib.run_chain(timed_module(category), category, inputs)
+        in_modules = sum(call[3] for call in calls) - modules_before
+        parts.seconds[RULE] += time.perf_counter() - chain_start - in_modules
+        outputs = {key: value[0] for key, value in outputs.items()}
+        with stage(POSTPROCESS, 'postprocess.selection_mask'):
+            selection = postprocess.selection_mask(category, frame.parse,
+                                                   outputs[spec.CLOTHING_MASK])
+        with stage(POSTPROCESS, 'postprocess.compose'):
+            composed = postprocess.compose(frame.image, outputs[spec.TRYON], selection)
+        with stage(POSTPROCESS, 'categories.protected'):
+            protect = categories.protected(category, parse)
+        with stage(POSTPROCESS, 'postprocess.paste'):
+            current, _ = postprocess.paste(current, composed, selection, frame.transform,
+                                           protect=protect)
+    total = time.perf_counter() - start
+
+    for category, module, inputs, seconds in calls:
+        if served is None:
+            parts.seconds[module] += seconds
+            continue
+        server_start = time.perf_counter()
+        served[category][module](inputs)
+        network = time.perf_counter() - server_start
+        parts.seconds[module] += network
+        parts.seconds[TRANSPORT] += seconds - network
+    split = {name: parts.seconds[name] for name in PARTS}
+    split[OTHER] = total - sum(split.values())
+    split['total'] = total
+    return current, split, dict(functions.seconds)
+

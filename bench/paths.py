@@ -1,22 +1,25 @@
 """The ways of running a module that the benchmarks compare, each as ``run(module, inputs)``.
 
-- ``keras``: the in-memory network behind its serving function (what ``tryon.Tryon`` runs);
+- ``keras``: the in-memory network behind its serving function (what ``chain.Chain`` runs);
 - ``keras_xla``: the same function compiled with XLA (``jit_compile=True``);
 - ``saved_model``: the exported SavedModel loaded in this process, its serving signature;
 - ``saved_model_xla``: that signature called from an XLA-compiled function;
 - ``grpc`` / ``rest``: the dev model server through the project's client.
 
-Every runner takes and returns numpy arrays keyed like the signatures, so one ``tryon.chain``
-makes the whole try-on over any of them.
+Every runner takes and returns numpy arrays keyed like the signatures, so one
+``chain.run_chain`` makes the whole try-on over any of them.
 """
 
+import concurrent.futures
 import json
 import os
 import urllib.request
 
 import grpc
 import tensorflow as tf
+from tensorflow_serving.apis import model_pb2
 from tensorflow_serving.apis import predict_pb2
+from tensorflow_serving.apis import prediction_service_pb2_grpc
 from tensorflow_serving.config import model_server_config_pb2
 
 from everywear_tf import spec
@@ -26,6 +29,7 @@ from everywear_tf.export import warmup
 from everywear_tf.serving import client as client_lib
 from everywear_tf.serving import config as serving_config
 from everywear_tf.serving import dev_server
+from everywear_tf.serving import manager as manager_lib
 
 KERAS = 'keras'
 KERAS_XLA = 'keras_xla'
@@ -35,11 +39,23 @@ GRPC = 'grpc'
 REST = 'rest'
 IN_PROCESS = (KERAS, KERAS_XLA, SAVED_MODEL, SAVED_MODEL_XLA)
 SERVED = (GRPC, REST)
+XLA = (KERAS_XLA, SAVED_MODEL_XLA)  # compiled per input shape: each batch size compiles anew
 ALL = IN_PROCESS + SERVED
 
 
 def _numpy(outputs):
     return {key: value.numpy() for key, value in outputs.items()}
+
+
+def function_runner(functions):
+    """``functions``: {module: a function of the module's signature inputs, positional in
+    signature order, returning its outputs as tensors}. Numpy in, numpy out."""
+    def run(module, inputs):
+        return _numpy(functions[module](*[tf.constant(inputs[key])
+                                          for key in spec.MODULE_INPUTS[module]]))
+
+    run.functions = functions
+    return run
 
 
 def keras_runner(models, jit_compile=False):
@@ -50,20 +66,20 @@ def keras_runner(models, jit_compile=False):
         functions[module] = (tf.function(serving.python_function, jit_compile=True,
                                          input_signature=modules.input_signature(module))
                              if jit_compile else serving)
-
-    def run(module, inputs):
-        return _numpy(functions[module](*[tf.constant(inputs[key])
-                                          for key in spec.MODULE_INPUTS[module]]))
-
-    run.functions = functions
-    return run
+    return function_runner(functions)
 
 
-def saved_model_runner(version_dirs, jit_compile=False):
-    """``version_dirs``: {module: exported version directory}, loaded here."""
-    loaded = {module: tf.saved_model.load(path) for module, path in version_dirs.items()}
+def load_saved_models(version_dirs):
+    """{module: the SavedModel of each exported version directory, loaded here}."""
+    return {module: tf.saved_model.load(path) for module, path in version_dirs.items()}
+
+
+def saved_model_runner(saved_models, jit_compile=False):
+    """``saved_models``: {module: a loaded SavedModel} (``load_saved_models``, or the dev
+    server's own, ``served_saved_model``); their serving signatures, optionally called from an
+    XLA-compiled function."""
     functions = {}
-    for module, saved in loaded.items():
+    for module, saved in saved_models.items():
         signature = saved.signatures[spec.SERVING_SIGNATURE]
         functions[module] = (tf.function(lambda signature=signature, **kw: signature(**kw),
                                          jit_compile=True) if jit_compile else signature)
@@ -72,7 +88,7 @@ def saved_model_runner(version_dirs, jit_compile=False):
         return _numpy(functions[module](**{key: tf.constant(value)
                                            for key, value in inputs.items()}))
 
-    run.loaded = loaded  # the functions need their SavedModel alive
+    run.loaded = saved_models  # the functions need their SavedModel alive
     return run
 
 
@@ -114,6 +130,39 @@ def clients(server):
     return {GRPC: client_lib.Client(f'127.0.0.1:{server.grpc_port}', timeout=300),
             REST: client_lib.Client(f'127.0.0.1:{server.rest_port}', transport=client_lib.REST,
                                     timeout=300)}
+
+
+def served_saved_model(server, model_name, version):
+    """The SavedModel a started dev server loaded for ``model_name`` version ``version``."""
+    model_spec = model_pb2.ModelSpec(name=model_name, signature_name=spec.SERVING_SIGNATURE)
+    model_spec.version.value = int(version)
+    _, saved_model = server.manager.resolve(model_spec)
+    return saved_model
+
+
+def served_model(server, model_name, version):
+    """What a started dev server itself runs for ``model_name`` version ``version``: its
+    manager's ``predict`` on the SavedModel it loaded, without transport. ``run(inputs)`` →
+    outputs, numpy in and out."""
+    saved_model = served_saved_model(server, model_name, version)
+
+    def run(inputs):
+        return manager_lib.predict(saved_model, spec.SERVING_SIGNATURE, inputs)
+
+    return run
+
+
+def grpc_server(servicer):
+    """A gRPC server on a free local port with ``servicer`` as its PredictionService (e.g. a
+    baseline's, over a dev server's manager); returns (grpc.Server, address). Stop it with
+    ``server.stop(None)``."""
+    server = grpc.server(concurrent.futures.ThreadPoolExecutor(8), options=[
+            ('grpc.max_receive_message_length', client_lib.MAX_MESSAGE_BYTES),
+            ('grpc.max_send_message_length', client_lib.MAX_MESSAGE_BYTES)])
+    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(servicer, server)
+    port = server.add_insecure_port('127.0.0.1:0')
+    server.start()
+    return server, f'127.0.0.1:{port}'
 
 
 def payload_bytes(server, model_name, inputs):

@@ -5,15 +5,17 @@ import numpy as np
 from everywear_tf import evaluate
 from everywear_tf import spec
 from everywear_tf.inference import chain as chain_lib
-from bench import inputs as bench_inputs
 from everywear_tf.models import factory
+
+from bench import inputs as bench_inputs
 
 
 def chains(category, models):
-    """(float32 Tryon, bfloat16 Tryon) over the same weights; ``models`` = (gmm, edm, rm)."""
+    """(float32 Chain, bfloat16 Chain) over the same weights; ``models`` = (gmm, edm, rm)."""
     twins = [factory.with_precision(model, factory.BFLOAT16) for model in models]
     floats = [factory.with_precision(model, factory.FLOAT32) for model in models]
-    return chain_lib.Chain.from_models(category, *floats), chain_lib.Chain.from_models(category, *twins)
+    return (chain_lib.Chain.from_models(category, *floats),
+            chain_lib.Chain.from_models(category, *twins))
 
 
 def _difference(reference, other):
@@ -22,7 +24,7 @@ def _difference(reference, other):
 
 
 def compare(reference, reduced, chain_inputs):
-    """Output differences of ``reduced`` against ``reference`` (two Tryon chains).
+    """Output differences of ``reduced`` against ``reference`` (two Chains).
 
     Each module is fed the same inputs in both (RM: the reference chain's GMM and EDM outputs),
     so its own difference shows; ``tryon`` compares the two whole chains, with SSIM (Wang et

@@ -2,6 +2,7 @@
 bench/RESULTS.md. Every figure printed is read from the results, none is computed elsewhere."""
 
 from everywear_tf import spec
+
 from bench import paths
 
 _ROWS = spec.MODULES + ('tryon',)
@@ -14,7 +15,7 @@ def _table(header, rows, markdown):
         lines += ['| ' + ' | '.join(row) + ' |' for row in cells[1:]]
         return '\n'.join(lines)
     widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
-    lines = ['  '.join(c.ljust(w) for c, w in zip(row, widths)) for row in cells]
+    lines = ['  '.join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in cells]
     lines.insert(1, '  '.join('-' * w for w in widths))
     return '\n'.join(lines)
 
@@ -28,18 +29,20 @@ def _ratio(a, b):
 
 
 def machine(results, markdown=False):
-    m, peak = results['machine'], results['peak']
+    m, peak, settings = results['machine'], results['peak'], results['settings']
     rows = [('date', m['date']), ('cpu', f"{m['cpu']} ({m['cores']} cores, AVX512_BF16: "
                                          f"{m['avx512_bf16']})"),
             ('tensorflow', m['tensorflow']), ('oneDNN', m['onednn']),
             ('load average (1, 5, 15 min) at start', ', '.join(f'{v:.2f}'
                                                                for v in m['load_average'])),
             ('load average at end', ', '.join(f'{v:.2f}' for v in m.get('load_average_end', []))),
-            ('peak float32 (matmul %d³), start / end' % peak['size'],
+            (f"peak float32 (matmul {peak['size']}³), start / end",
              f"{peak['gflops']:.1f} / {results['peak_end']['gflops']:.1f} GFLOP/s"),
             ('networks', f"{results['settings']['config']} config, random weights"),
-            ('runs', f"{results['settings']['runs']} at batch 1, {results['settings']['batch_runs']}"
-                     f" at batch {results['settings']['batch']}"),
+            ('runs', f"{settings['runs']} at batch 1, {settings['batch_runs']} at batch "
+                     f"{settings['batch']}"),
+            ('garbage collector', 'the set-up frozen out of it (gc.freeze): REST figures not '
+             "comparable" if settings.get('freeze_heap') else "as in any caller's process"),
             ('benchmark wall time', f"{results['seconds']:.0f} s")]
     return _table(('', ''), rows, markdown)
 
@@ -50,7 +53,7 @@ def latency(results, markdown=False):
     rows, throughput = [], []
     for module in _ROWS:
         row, items = [module], [module]
-        for path, modules in results['paths'].items():
+        for modules in results['paths'].values():
             if 'error' in modules:
                 row.append('failed')
                 items.append('failed')
@@ -62,7 +65,7 @@ def latency(results, markdown=False):
         throughput.append(items)
     batch = results['settings']['batch']
     errors = [f'{p}: {m["error"]}' for p, m in results['paths'].items() if 'error' in m]
-    text = (_table(header, rows, markdown) + '\n\nThroughput at batch %d (items/s)\n\n' % batch
+    text = (_table(header, rows, markdown) + f'\n\nThroughput at batch {batch} (items/s)\n\n'
             + _table(['module'] + list(results['paths']), throughput, markdown))
     return text + ''.join(f'\n\n{e}' for e in errors)
 
@@ -124,16 +127,21 @@ def serving(results, markdown=False):
 def outfit(results, markdown=False):
     if 'outfit' not in results:
         return 'outfit not measured'
-    out = {p: v for p, v in results['outfit'].items() if isinstance(v, dict) and p != 'functions'}
+    out = {p: v for p, v in results['outfit'].items() if isinstance(v, dict) and 'total' in v}
     parts = [p for p in next(iter(out.values())) if p != 'runs']
     rows = [[part] + [_ms(out[path][part]) for path in out] for part in parts]
     text = _table(['part (ms)'] + list(out), rows, markdown)
     functions = results['outfit'].get('functions', {}).get(paths.KERAS)
     if functions:
-        text += '\n\nPre- and postprocessing by function, in process (ms, both garments)\n\n' + _table(
-                ('function', 'ms'), [(name, _ms(s)) for name, s in functions.items()], markdown)
+        text += ('\n\nPre- and postprocessing by function, in process (ms, both garments)\n\n'
+                 + _table(('function', 'ms'), [(name, _ms(s)) for name, s in functions.items()],
+                          markdown))
     if 'photo_size' in results['outfit']:
-        text += '\n\nPhoto: %d×%d' % tuple(results['outfit']['photo_size'])
+        height, width = results['outfit']['photo_size']
+        text += f'\n\nPhoto: {height}×{width}'
+    if 'equals_pipeline' in results['outfit']:
+        text += ('\n\nStage by stage equals pipeline.outfit bit for bit: ' + ', '.join(
+                f'{path} {equal}' for path, equal in results['outfit']['equals_pipeline'].items()))
     if 'served_equals_in_process' in results['outfit']:
         text += ('\n\nServed outfit equals the in-process one bit for bit: '
                  f"{results['outfit']['served_equals_in_process']}")
@@ -159,11 +167,12 @@ def bfloat16(results, markdown=False):
         rows.append(row)
     header = ['module']
     for path in b['timings']:
-        header += [f'{path} ms f32 → bf16', 'speed-up b1', f"speed-up b{results['settings']['batch']}"]
+        header += [f'{path} ms f32 → bf16', 'speed-up b1',
+                   f"speed-up b{results['settings']['batch']}"]
     text = _table(header, rows, markdown)
     diff_rows = []
-    for name, comparison in list(b['demo_set'].items()) + [('random full weights',
-                                                            b['random_weights'])]:
+    random = (f"random {b.get('random_config', 'full')} weights", b['random_weights'])
+    for name, comparison in list(b['demo_set'].items()) + [random]:
         m = comparison['modules']
         diff_rows.append((name, f"{comparison['tryon']['min_ssim']:.4f}",
                           f"{comparison['tryon']['max_abs']:.0f}",
@@ -227,8 +236,8 @@ def optimisations(results, markdown=False):
             rows.append((f'{module}: XLA (jit_compile) in process, batch 1', _ms(before),
                          _ms(after), _ratio(before, after)))
     text = _table(('change', 'before ms', 'after ms', 'speed-up'), rows, markdown)
-    return text + (f"\n\nGMM outputs before/after the graph-op changes differ by at most "
-                   f"{g['max_abs_difference']:g}")
+    return text + (f"\n\nGMM outputs with the previous sampler and with the new one differ by at "
+                   f"most {g['max_abs_difference']:g}")
 
 
 SECTIONS = (('Machine', machine), ('Latency (batch 1) and throughput', latency),

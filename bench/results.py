@@ -18,6 +18,7 @@ from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 
 from everywear_tf import fileio  # noqa: E402
+
 from bench import report  # noqa: E402
 
 _INPUT = flags.DEFINE_string('input', 'bench/results/all.json', 'The JSON bench.all wrote.')
@@ -43,7 +44,8 @@ def main(argv):
         results = json.load(f)
     with open(_RESULTS.value) as f:
         document = f.read()
-    begin_marker, end_marker = f'<!-- figures {_BLOCK.value}:', f'<!-- end of figures {_BLOCK.value} -->'
+    begin_marker = f'<!-- figures {_BLOCK.value}:'
+    end_marker = f'<!-- end of figures {_BLOCK.value} -->'
     if begin_marker not in document or end_marker not in document:
         print(f'results: error: {_RESULTS.value} has no block {_BLOCK.value!r} '
               f'({begin_marker} ... {end_marker})', file=sys.stderr)

@@ -93,7 +93,7 @@ def _cpu_flags():
 def machine():
     """What the figures were measured on: CPU, cores, TensorFlow, load, date."""
     flags = _cpu_flags()
-    return {'date': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
+    return {'date': datetime.datetime.now(datetime.UTC).isoformat(timespec='seconds'),
             'cpu': _cpu_model(), 'cores': os.cpu_count(),
             'avx512_bf16': 'avx512_bf16' in flags, 'avx512f': 'avx512f' in flags,
             'tensorflow': tf.__version__, 'python': platform.python_version(),

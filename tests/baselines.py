@@ -1,17 +1,31 @@
 """The implementations issue 7's optimisations replaced, kept as they were.
 
-Benchmarks time them beside their replacements (what each change bought, bench/RESULTS.md), and
-tests check that each replacement gives the same numbers. Nothing else should call them.
+Benchmarks call them beside their replacements on the same inputs (what each change bought,
+bench/RESULTS.md), and tests check that each replacement gives the same numbers. Nothing here
+replaces anything in the library: a network path that used a replaced function is rebuilt here
+with it passed in (``gmm_outputs``), and the server and client that used the previous encoding
+are subclasses (``PredictionService``, ``Client``). Nothing else should call them.
 """
 
-import contextlib
+import json
+import urllib.request
 
+import grpc
 import numpy as np
 import tensorflow as tf
 from tensorflow.core.framework import tensor_pb2
 from tensorflow.core.framework import tensor_shape_pb2
+from tensorflow_serving.apis import model_pb2
+from tensorflow_serving.apis import predict_pb2
 
+from everywear_tf import spec
+from everywear_tf.data import representation
+from everywear_tf.ops import quantize
 from everywear_tf.ops import sampling
+from everywear_tf.ops import tps
+from everywear_tf.serving import client as client_lib
+from everywear_tf.serving import dev_server
+from everywear_tf.serving import manager as manager_lib
 
 
 def grid_sample(image, grid, padding_mode=sampling.BORDER):
@@ -58,6 +72,30 @@ def resize_area(images, size):
                                  align_corners=False)
 
 
+def gmm_outputs(model, person, parse, keypoints, cloth, cloth_mask, sampler=grid_sample):
+    """GMM's serving function (export.modules.gmm_outputs) with ``sampler`` warping the cloth
+    and its mask: by default the previous sampler, i.e. GMM's graph as it was.
+
+    The network's own steps (models.gmm.Gmm.call) are spelled out so that the sampler can be
+    passed in: the regression, the TPS grid, then the two warps. With
+    ``sampler=sampling.grid_sample`` the outputs are those of the serving function. (The other
+    replaced graph op, ``resize_area``, is on EDM's path only.)
+    """
+    variant = model.config.variant
+    theta = model.regress(representation.gmm_agnostic(person, parse, keypoints, variant),
+                          representation.gmm_cloth(cloth, cloth_mask, variant), training=False)
+    config = model.config
+    grid = tps.cpvton_tps_grid(theta, config.height, config.width, config.grid_size)
+    warped_cloth = sampler(representation.to_signed(cloth), grid, sampling.BORDER)
+    warped_mask = sampler(representation.binary_cloth_mask(cloth_mask), grid, sampling.ZEROS)
+    return {
+            spec.WARPED_CLOTH: quantize.signed_to_uint8(warped_cloth),
+            spec.WARPED_MASK: quantize.unit_to_uint8(warped_mask[..., 0]),
+            spec.THETA: theta,
+            spec.GRID: grid,
+    }
+
+
 def typed_fields(array):
     """The dev server's output TensorProto before: typed fields filled through Python lists."""
     dtype = tf.as_dtype(array.dtype)
@@ -82,60 +120,64 @@ def from_typed_fields(proto):
     return np.asarray(values, dtype).reshape(shape)
 
 
-@contextlib.contextmanager
-def previous_transport():
-    """The dev server and the client as they encoded and decoded outputs before (for timing)."""
-    from everywear_tf.serving import client
-    from everywear_tf.serving import dev_server
-    saved = dev_server._typed_fields, client._from_proto
-    dev_server._typed_fields, client._from_proto = typed_fields, from_typed_fields
-    try:
-        yield
-    finally:
-        dev_server._typed_fields, client._from_proto = saved
+class PredictionService(dev_server.PredictionService):
+    """The dev server's gRPC Predict before: each output encoded by ``typed_fields``.
+
+    Serve it over a running DevServer's manager (the same loaded SavedModels) on a gRPC server
+    of its own. Output filters are refused: the benchmarks send none.
+    """
+
+    def Predict(self, request, context):  # noqa: N802 (the gRPC API names it)
+        if request.output_filter:
+            context.abort(grpc.StatusCode.UNIMPLEMENTED, 'no output_filter in the baseline')
+        try:
+            version, saved_model = self.manager.resolve(request.model_spec)
+            signature_name = request.model_spec.signature_name or spec.SERVING_SIGNATURE
+            inputs = {k: tf.make_ndarray(v) for k, v in request.inputs.items()}
+            outputs = manager_lib.predict(saved_model, signature_name, inputs)
+        except manager_lib.ServingError as e:
+            context.abort(e.code, e.message)
+        response = predict_pb2.PredictResponse()
+        response.model_spec.name = version.name
+        response.model_spec.version.value = version.number
+        response.model_spec.signature_name = signature_name
+        for key, value in outputs.items():
+            response.outputs[key].CopyFrom(typed_fields(value))
+        return response
 
 
-@contextlib.contextmanager
-def previous_graph_ops():
-    """Networks traced inside this block use the previous sampler and area resize."""
-    from everywear_tf.ops import resize
-    saved = sampling.grid_sample, resize.resize_area
-    sampling.grid_sample, resize.resize_area = grid_sample, resize_area
-    try:
-        yield
-    finally:
-        sampling.grid_sample, resize.resize_area = saved
+class Client(client_lib.Client):
+    """serving.client.Client before: gRPC outputs read by ``from_typed_fields``, REST bodies
+    built and read with the garbage collector running."""
 
+    def _predict_grpc(self, model_name, inputs, version, label):
+        request = predict_pb2.PredictRequest(model_spec=model_pb2.ModelSpec(
+                name=model_name, signature_name=spec.SERVING_SIGNATURE))
+        if version is not None:
+            request.model_spec.version.value = int(version)
+        elif label is not None:
+            request.model_spec.version_label = label
+        for key, value in inputs.items():
+            request.inputs[key].CopyFrom(client_lib._tensor_proto(value))
+        try:
+            response = self._stub.Predict(request, timeout=self.timeout)
+        except grpc.RpcError as e:
+            raise client_lib.ServerError(e.code(), e.details(), model_name) from None
+        return ({key: from_typed_fields(value) for key, value in response.outputs.items()},
+                response.model_spec.version.value)
 
-def predict_rest(self, model_name, inputs, version, label):
-    """serving.client.Client._predict_rest before: JSON built and read with the collector on."""
-    import json
-    import urllib.request
-
-    from everywear_tf import spec
-    path = f'http://{self.address}/v1/models/{model_name}'
-    if version is not None:
-        path += f'/versions/{int(version)}'
-    elif label is not None:
-        path += f'/labels/{label}'
-    body = json.dumps({'signature_name': spec.SERVING_SIGNATURE,
-                       'inputs': {k: v.tolist() for k, v in inputs.items()}}).encode()
-    request = urllib.request.Request(path + ':predict', body,
-                                     {'Content-Type': 'application/json'})
-    with urllib.request.urlopen(request, timeout=self.timeout) as response:
-        outputs = json.load(response)['outputs']
-    module, _ = spec.module_of(model_name)
-    return ({key: np.asarray(outputs[key], spec.OUTPUT_SPECS[key][0])
-             for key in spec.MODULE_OUTPUTS[module]}, None)
-
-
-@contextlib.contextmanager
-def previous_rest():
-    """The client's REST calls as they were (the collector running through the JSON)."""
-    from everywear_tf.serving import client
-    saved = client.Client._predict_rest
-    client.Client._predict_rest = predict_rest
-    try:
-        yield
-    finally:
-        client.Client._predict_rest = saved
+    def _predict_rest(self, model_name, inputs, version, label):
+        path = f'http://{self.address}/v1/models/{model_name}'
+        if version is not None:
+            path += f'/versions/{int(version)}'
+        elif label is not None:
+            path += f'/labels/{label}'
+        body = json.dumps({'signature_name': spec.SERVING_SIGNATURE,
+                           'inputs': {k: v.tolist() for k, v in inputs.items()}}).encode()
+        request = urllib.request.Request(path + ':predict', body,
+                                         {'Content-Type': 'application/json'})
+        with urllib.request.urlopen(request, timeout=self.timeout) as response:
+            outputs = json.load(response)['outputs']
+        module, _ = spec.module_of(model_name)
+        return ({key: np.asarray(outputs[key], spec.OUTPUT_SPECS[key][0])
+                 for key in spec.MODULE_OUTPUTS[module]}, None)

@@ -5,12 +5,16 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from everywear_tf import spec
+
 from bench import paths
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
+@pytest.mark.slow
 def test_quick_benchmark(tmp_path):
     output, markdown = tmp_path / 'all.json', tmp_path / 'all.md'
     result = subprocess.run([sys.executable, '-m', 'bench.all', '--quick', f'--output={output}',
@@ -30,10 +34,13 @@ def test_quick_benchmark(tmp_path):
             assert modules[module]['max_abs_vs_keras'] <= (
                     1 if path in (paths.KERAS_XLA, paths.SAVED_MODEL_XLA) else 0), (path, module)
     assert results['outfit']['served_equals_in_process']
+    # The outfit timed stage by stage is pipeline.outfit's, on both paths.
+    assert results['outfit']['equals_pipeline'] == {paths.KERAS: True, paths.GRPC: True}
     assert results['bfloat16']['demo_set'][spec.MEN_TSHIRTS]['tryon']['min_ssim'] >= 0.99
     assert results['optimisations']['gmm_graph_ops']['max_abs_difference'] == 0
     assert results['optimisations']['grpc_tryon']['max_abs_difference'] == 0
     assert results['optimisations']['rest_gmm']['max_abs_difference'] == 0
+    assert set(results['optimisations']['grpc_transport']['max_abs_difference'].values()) == {0}
     assert results['flops']['tryon']['total'] > 0 and results['peak']['gflops'] > 0
     assert markdown.read_text().startswith('### Machine')
     document = tmp_path / 'RESULTS.md'

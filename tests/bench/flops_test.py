@@ -4,9 +4,10 @@ import tensorflow as tf
 
 from everywear_tf import configs
 from everywear_tf import spec
+from everywear_tf.models import factory
+
 from bench import flops
 from bench import timing
-from everywear_tf.models import factory
 
 
 def test_convolutions_matmuls_and_elementwise_ops_by_hand():
