@@ -39,6 +39,7 @@ def test_known_differences():
     assert evaluate.iou(np.zeros((1, 2, 2), bool), np.zeros((1, 2, 2), bool))[0] == 1.0
 
 
+@pytest.mark.slow
 def test_lite_tryon_evaluates_with_baselines(tmp_path):
     dataset = synthetic_tryon.RenderedDataset(spec.MEN_TSHIRTS, size=3, seed=2, unpaired=True)
     chain = chain_lib.Chain.from_models(spec.MEN_TSHIRTS, trainers.build(spec.GMM),

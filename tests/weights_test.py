@@ -56,6 +56,7 @@ def _convert(*args):
                            *args], capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.slow
 def test_convert_binary_end_to_end(tmp_path):
     out = tmp_path / 'gmm'
     common = ['--format=cpvton_torch', '--config=lite']
@@ -71,6 +72,7 @@ def test_convert_binary_end_to_end(tmp_path):
     assert not out.exists()
 
 
+@pytest.mark.slow
 def test_convert_binary_writes_a_loadable_directory(tmp_path):
     from tests.convert import viton_tf1_test
     rng = np.random.default_rng(0)

@@ -4,7 +4,12 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from everywear_tf.data import images
+
+# Servers, subprocesses, exports or training: not in the fast loop (pytest -m 'not slow').
+pytestmark = pytest.mark.slow
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 

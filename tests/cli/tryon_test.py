@@ -6,11 +6,15 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from everywear_tf import demo
 from everywear_tf.data import images
 from everywear_tf.data import lip
 from everywear_tf.data import parsing
+
+# Servers, subprocesses, exports or training: not in the fast loop (pytest -m 'not slow').
+pytestmark = pytest.mark.slow
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 

@@ -139,6 +139,7 @@ def _convert(*args):
                           capture_output=True, text=True, timeout=300, cwd=ROOT)
 
 
+@pytest.mark.slow
 def test_the_binary_end_to_end(tmp_path):
     """A lite CP-VTON .pth (written as torch 0.4 did, legacy format) at the binary's lite
     config: converted, loadable, every weight in place; then a full-size mismatch and a file

@@ -146,6 +146,7 @@ def checkpoints(tmp_path_factory):
     return {'stage1': (prefix1, saved1), 'stage2': (prefix2, saved2)}
 
 
+@pytest.mark.slow
 def test_the_training_graphs_hold_the_names_the_tables_expect(checkpoints):
     names1 = set(checkpoints['stage1'][1])
     assert {'generator_train/beta1_power', 'generator_train/beta2_power', 'global_step',

@@ -38,6 +38,9 @@ from everywear_tf.serving import dev_server
 from tests.data.frames_test import _photo
 from tests.models.randomize import randomize
 
+# Servers, subprocesses, exports or training: not in the fast loop (pytest -m 'not slow').
+pytestmark = pytest.mark.slow
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 

@@ -77,6 +77,7 @@ def _demo_models(category):
 
 
 @pytest.mark.parametrize('category', spec.CATEGORIES)
+@pytest.mark.slow
 def test_visually_identical_on_the_demo_set(category):
     reference, reduced = precision.chains(category, _demo_models(category))
     result = precision.compare(reference, reduced, bench_inputs.demo_inputs(category, batch=2))

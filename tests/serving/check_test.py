@@ -17,6 +17,9 @@ from everywear_tf.export import exporter
 from everywear_tf.models import factory
 from everywear_tf.serving import check
 
+# Servers, subprocesses, exports or training: not in the fast loop (pytest -m 'not slow').
+pytestmark = pytest.mark.slow
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 

@@ -25,6 +25,9 @@ from everywear_tf.serving import signature_inputs
 
 from tests.models.randomize import randomize
 
+# Servers, subprocesses, exports or training: not in the fast loop (pytest -m 'not slow').
+pytestmark = pytest.mark.slow
+
 CATEGORY = spec.MEN_TSHIRTS
 
 

@@ -26,6 +26,9 @@ from everywear_tf.serving import dev_server
 
 from tests.models.randomize import randomize
 
+# Servers, subprocesses, exports or training: not in the fast loop (pytest -m 'not slow').
+pytestmark = pytest.mark.slow
+
 RM = spec.model_name(spec.RM, spec.MEN_PANTS)
 
 

@@ -24,6 +24,9 @@ from everywear_tf.serving import rollout
 
 from tests.models.randomize import randomize
 
+# Servers, subprocesses, exports or training: not in the fast loop (pytest -m 'not slow').
+pytestmark = pytest.mark.slow
+
 CATEGORY = spec.MEN_PANTS
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 

@@ -45,6 +45,9 @@ from everywear_tf.serving import manager
 
 from tests.models.randomize import randomize
 
+# Servers, subprocesses, exports or training: not in the fast loop (pytest -m 'not slow').
+pytestmark = pytest.mark.slow
+
 RM = spec.model_name(spec.RM, spec.MEN_PANTS)
 OTHER = spec.model_name(spec.RM, spec.MEN_TSHIRTS)  # a second model: a copy of RM's versions
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

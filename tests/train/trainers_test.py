@@ -10,6 +10,9 @@ from everywear_tf.data import synthetic_tryon
 from everywear_tf.train import loop
 from everywear_tf.train import trainers
 
+# Servers, subprocesses, exports or training: not in the fast loop (pytest -m 'not slow').
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope='module')
 def dataset():
