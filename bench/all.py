@@ -1,7 +1,7 @@
 r"""Benchmarks every module and the whole try-on, prints the tables and writes the JSON.
 
     python -m bench.all                       # full configs: the figures in bench/RESULTS.md
-    python -m bench.all --quick               # a smoke run of every path and table (~40 s)
+    python -m bench.all --quick               # a smoke run of every path and table (~35 s)
     python -m bench.all --output=bench/results/all.json --markdown=bench/results/all.md
     python -m bench.all --paths=keras,grpc --nobfloat16 --nooutfit --nooptimisations
 
@@ -33,8 +33,9 @@ FULL_OUTPUT = 'bench/results/all.json'
 
 _QUICK = flags.DEFINE_bool(
         'quick', False, 'A smoke run of every path and table: lite networks of one category '
-        'exported once, 3 timed calls, one outfit (about 40 s on 2 idle cores; not figures to '
-        'publish). Writes into a temporary directory unless --output is given.')
+        'exported once (float32; bfloat16 in process only), 3 timed calls, one outfit (about '
+        '35 s on 2 idle cores; figures not comparable with a full run\'s). Writes into a '
+        'temporary directory unless --output is given.')
 _OUTPUT = flags.DEFINE_string('output', None, f'Where the JSON goes (default: {FULL_OUTPUT}; '
                               'with --quick, all.json in a new temporary directory).')
 _MARKDOWN = flags.DEFINE_string('markdown', None, 'Also write the tables as Markdown here.')

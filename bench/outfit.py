@@ -55,7 +55,8 @@ def _slots(top, bottom):
 
 
 def reference(runners, photo, parse, keypoints, top, bottom):
-    """The final photo of ``pipeline.outfit`` over {category: run_module}."""
+    """The final photo of ``pipeline.outfit`` over {category: run_module} (``run``'s
+    arguments)."""
     def backend(category, inputs):
         return chain_lib.run_chain(runners[category], category, inputs)
 
@@ -68,8 +69,11 @@ def run(runners, photo, parse, keypoints, top, bottom, served=None):
 
     Args:
         runners: {category: run_module(module, inputs)} (bench.paths runners).
-        photo, parse, keypoints: the person, as ``pipeline.outfit`` takes them.
-        top, bottom: (category, garment image, garment mask or None), either may be None.
+        photo: the person's photo (any size), as ``pipeline.outfit`` takes it.
+        parse: its LIP parse, photo size.
+        keypoints: its COCO-18 keypoints in photo pixels.
+        top: (category, garment image, garment mask or None), or None.
+        bottom: the same for the pants, or None.
         served: for a server's runners, {category: {module: run(inputs)}} running what the
             server itself runs (``paths.served_model``); None in process.
 

@@ -77,8 +77,8 @@ class Settings:
 
 # A smoke run of every path and table (the test runs it), not figures to publish: one
 # category's lite networks exported once (float32 only: the bfloat16 variant in process), three
-# timed calls and one "throughput" call, all at batch 1, no warm-up calls beyond the first
-# calls that check each path's outputs, one outfit, the set-up's heap frozen.
+# timed calls at batch 1 and one at batch 2, no warm-up calls beyond the first calls that check
+# each path's outputs, one outfit, the set-up's heap frozen.
 QUICK = Settings(config=configs.LITE, runs=3, warmup=0, batch=2, batch_runs=1, outfit_runs=1,
                  peak_size=1024, demo_categories=(CATEGORY,), shared_networks=True,
                  bfloat16_paths=(paths.KERAS,), freeze_heap=True)
