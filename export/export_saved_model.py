@@ -19,7 +19,6 @@ from everywear_tf.cli import app as command  # noqa: E402 (before TensorFlow)
 
 command.quiet_tensorflow()
 
-from absl import app  # noqa: E402  (after the environment is set)
 from absl import flags  # noqa: E402
 
 from everywear_tf import configs  # noqa: E402
@@ -77,4 +76,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-    app.run(lambda argv: sys.exit(main(argv)))
+    command.run(main)

@@ -4,13 +4,11 @@ r"""Sends each model one realistic request through TF Serving's gRPC API and rep
     python serving/check.py --server=localhost:8500 --models=gmm_men_tshirts --label=canary
 """
 
-import sys
 
 from everywear_tf.cli import app as command  # noqa: E402 (before TensorFlow)
 
 command.quiet_tensorflow()
 
-from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 
 from everywear_tf.serving import check  # noqa: E402
@@ -29,4 +27,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-    app.run(lambda argv: sys.exit(main(argv)))
+    command.run(main)

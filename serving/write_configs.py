@@ -5,9 +5,10 @@ r"""Writes TF Serving's models.config, batching.config and monitoring.config thr
 The committed files in serving/ are this command's output (a test keeps them in sync).
 """
 
-from absl import app
+
 from absl import flags
 
+from everywear_tf.cli import app as command
 from everywear_tf.serving import config
 
 _OUTPUT_DIR = flags.DEFINE_string('output_dir', 'serving', 'Where to write the three files.')
@@ -34,4 +35,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-    app.run(main)
+    command.run(main)

@@ -24,15 +24,26 @@ def quiet_tensorflow() -> None:
     os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
 
 
-def run(main, module_name: str) -> None:
-    """``absl.app.run(main)`` for a console script whose flags live in ``module_name``.
+def run(main, module_name: str = '__main__') -> None:
+    """``absl.app.run(main)`` for a command whose flags live in ``module_name``.
 
     absl's ``--help`` lists the key flags of the main module and prints its docstring; a console
     script's main module is pip's generated wrapper, so both are adopted from the command's own
-    module. ``main(argv)`` returns the exit status.
+    module. TensorFlow's Python log lines at INFO (every asset a SavedModel writes, ...) stay
+    hidden unless ``--verbosity=0`` (or higher) asks for them. ``main(argv)`` returns the exit
+    status (None is 0).
     """
+    import logging as python_logging
+
     from absl import app
     from absl import flags
+    from absl import logging
+
+    def quiet_main(argv):
+        if not flags.FLAGS['verbosity'].present:
+            logging.set_verbosity(logging.WARNING)
+            python_logging.getLogger('tensorflow').setLevel(python_logging.WARNING)
+        sys.exit(main(argv))
 
     module = sys.modules[module_name]
     main_module = sys.modules['__main__']
@@ -40,4 +51,4 @@ def run(main, module_name: str) -> None:
         for flag in flags.FLAGS.get_flags_for_module(module_name):
             flags.FLAGS.register_key_flag_for_module(sys.argv[0], flag)
         main_module.__doc__ = main_module.__doc__ or module.__doc__
-    app.run(lambda argv: sys.exit(main(argv)))
+    app.run(quiet_main)
