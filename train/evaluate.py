@@ -7,7 +7,10 @@ r"""Evaluates a category's GMM, EDM and RM on a dataset: SSIM, PSNR, L1, warp Io
         --targets=image-swap,image-parse-swap
 
 Prints a table, writes metrics.json and one grid image per item
-(person | cloth | warped | coarse | alpha | try-on | ground truth) under --output_dir.
+(person | cloth | warped | coarse | alpha | try-on | ground truth) under --output_dir. With the
+CP-VTON layout, the mean-warp baseline (every garment warped by the average grid of
+--mean_warp_mode's split, default train) is scored beside the model, with GMM's fold fraction
+and theta spread; --mean_warp_items=0 skips it.
 """
 
 import os
@@ -39,6 +42,10 @@ _TARGETS = flags.DEFINE_list('targets', None, 'Ground-truth image and parse dire
 _OUTPUT_DIR = flags.DEFINE_string('output_dir', None, 'metrics.json and grids/ go here.')
 _LIMIT = flags.DEFINE_integer('limit', None, 'Evaluate only the first N items.')
 _BATCH_SIZE = flags.DEFINE_integer('batch_size', 8, 'Items per forward pass.')
+_MEAN_WARP_MODE = flags.DEFINE_string('mean_warp_mode', 'train', 'CP-VTON layout split whose '
+                                      'average GMM grid makes the mean-warp baseline.')
+_MEAN_WARP_ITEMS = flags.DEFINE_integer('mean_warp_items', 200, 'Items of that split averaged '
+                                        '(0: no mean-warp baseline).', lower_bound=0)
 flags.mark_flags_as_required(['category', 'weights_root', 'dataset_root'])
 
 
@@ -55,9 +62,16 @@ def main(argv):
             dataset = datasets.CpVtonDataset(_DATASET_ROOT.value, _MODE.value, _PAIRS.value,
                                              targets=tuple(_TARGETS.value) if _TARGETS.value
                                              else None)
-        summary = evaluate.evaluate(chain_lib.Chain.from_models(_CATEGORY.value, *models), dataset,
-                                    _OUTPUT_DIR.value, _BATCH_SIZE.value, _LIMIT.value,
-                                    log=lambda message: print(message, file=sys.stderr))
+        chain = chain_lib.Chain.from_models(_CATEGORY.value, *models)
+        average = None
+        if _MEAN_WARP_ITEMS.value and _LAYOUT.value == 'cpvton':
+            average = evaluate.mean_grid(
+                    chain, datasets.CpVtonDataset(_DATASET_ROOT.value, _MEAN_WARP_MODE.value),
+                    limit=_MEAN_WARP_ITEMS.value, batch_size=_BATCH_SIZE.value)
+        summary = evaluate.evaluate(chain, dataset, _OUTPUT_DIR.value, _BATCH_SIZE.value,
+                                    _LIMIT.value, log=lambda message: print(message,
+                                                                           file=sys.stderr),
+                                    average_grid=average)
     except errors.EverywearError as e:
         print(f'evaluate: error: {e}', file=sys.stderr)
         return 1
