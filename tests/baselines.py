@@ -1,4 +1,4 @@
-"""The implementations issue 7's optimisations replaced, kept as they were.
+"""The implementations the speed optimisations (BUILD.md §12) replaced, kept as they were.
 
 Benchmarks call them beside their replacements on the same inputs (what each change bought,
 bench/RESULTS.md), and tests check that each replacement gives the same numbers. Nothing here
