@@ -95,6 +95,29 @@ MODULE_OUTPUTS = {
         RM: (TRYON, ALPHA, TPS_MASK),
 }
 
+# The photo front end (pose and human parsing estimated from the photo): one model for every
+# category, served as ``frontend`` beside the nine try-on models.
+FRONTEND = 'frontend'
+FRONTEND_MODEL = FRONTEND
+ENCODED_SIGNATURE = 'encoded'  # the front end's signature that takes PNG/JPEG bytes
+IMAGE = 'image'  # uint8 [1,H,W,3]: the photo, any size
+IMAGE_BYTES = 'image_bytes'  # string [1]: the photo's PNG or JPEG file
+POSE = 'pose'  # float32 [1,18,3]: COCO-18 (x, y, confidence) in photo pixels, 0 = missing
+PEOPLE = 'people'  # int32 [1]: persons detected (the largest, most central one is described)
+SKIN_SPLIT = 'skin_split'  # bool [1]: bare skin told from sleeves (False on greyscale photos)
+FACE_FOUND = 'face_found'  # bool [1]: the face landmarks were found (else a head ellipse)
+INPUT_SPECS[IMAGE] = ('uint8', (1, None, None, 3))
+INPUT_SPECS[IMAGE_BYTES] = ('string', (1,))
+FRONTEND_OUTPUT_SPECS = {
+        POSE: ('float32', (1, NUM_KEYPOINTS, 3)),
+        PARSE: ('uint8', (1, None, None)),  # LIP ids at the photo's size
+        PEOPLE: ('int32', (1,)),
+        SKIN_SPLIT: ('bool', (1,)),
+        FACE_FOUND: ('bool', (1,)),
+}
+MODULE_INPUTS[FRONTEND] = (IMAGE,)
+MODULE_OUTPUTS[FRONTEND] = tuple(FRONTEND_OUTPUT_SPECS)
+
 # Version labels the rollout tooling moves.
 STABLE = 'stable'
 CANARY = 'canary'
@@ -107,16 +130,24 @@ MISSING_KEYPOINT = -1.0
 
 
 def module_of(model_name_: str) -> tuple:
-    """(module, category) of a serving model name such as ``gmm_men_tshirts``."""
+    """(module, category) of a serving model name such as ``gmm_men_tshirts``; the front end's
+    ``frontend`` is (FRONTEND, None)."""
+    if model_name_ == FRONTEND_MODEL:
+        return FRONTEND, None
     module, _, category = model_name_.partition('_')
     model_name(module, category)  # validates both
     return module, category
 
 
 def all_model_names():
-    """The nine serving model names, ``<module>_<category>``: category by category, GMM, EDM,
+    """The nine try-on model names, ``<module>_<category>``: category by category, GMM, EDM,
     RM within each."""
     return tuple(model_name(m, c) for c in CATEGORIES for m in MODULES)
+
+
+def served_model_names():
+    """Every model a deployment serves: the nine try-on models, then the front end."""
+    return all_model_names() + (FRONTEND_MODEL,)
 
 
 def check_category(category: str) -> str:

@@ -218,6 +218,28 @@ def read_viton_pose_pickle(path, key=None, person=BEST):
     return from_viton_pose(data, path, person)
 
 
+def openpose_json(keypoints) -> str:
+    """OpenPose's JSON for one person's COCO-18 keypoints [18,3] (``pose_keypoints_2d``, values
+    rounded to 1/1000 px; missing points 0, 0, 0)."""
+    points = np.asarray(keypoints, np.float64).copy()
+    points[points[:, 2] <= 0] = 0.0
+    flat = [round(float(v), 3) for v in points.reshape(-1)]
+    return json.dumps({'version': 1.3, 'people': [{'pose_keypoints_2d': flat}]})
+
+
+def write_openpose_json(path, keypoints) -> None:
+    """Writes one person's COCO-18 keypoints [18,3] as an OpenPose JSON file, atomically (what
+    ``read_openpose_json`` reads back, to the 1/1000 px)."""
+    path = os.fspath(path)
+    keypoints = np.asarray(keypoints)
+    if keypoints.shape != (spec.NUM_KEYPOINTS, 3) or keypoints.dtype.kind not in 'iuf':
+        raise _error(path, f'cannot write keypoints of {keypoints.dtype} {keypoints.shape}: '
+                           'expected numbers [18,3]')
+    if not np.all(np.isfinite(keypoints)):
+        raise _error(path, 'cannot write non-finite keypoints (NaN or infinity)')
+    fileio.atomic_write_bytes(path, (openpose_json(keypoints) + '\n').encode())
+
+
 def write_everywear_pose(path, keypoints, image_size):
     """Writes an Everywear pose file atomically:
 

@@ -22,6 +22,7 @@ from everywear_tf import spec
 from everywear_tf.data import datasets
 from everywear_tf.data import frames
 from everywear_tf.data import images
+from everywear_tf.data import keypoints as keypoint_files
 from everywear_tf.data import lip
 from everywear_tf.data import parsing
 from everywear_tf.data import synthetic as draw
@@ -297,11 +298,6 @@ def framed_sample(seed, i, category, frame=spec.BODY_FRAME, product_of=None):
     return sample if frame == spec.BODY_FRAME else crop_upper(sample)
 
 
-def _openpose_json(keypoints):
-    flat = [round(float(v), 3) for v in np.asarray(keypoints).reshape(-1)]
-    return json.dumps({'version': 1.3, 'people': [{'pose_keypoints_2d': flat}]})
-
-
 def item(seed, i, category, height=spec.IMAGE_HEIGHT, width=spec.IMAGE_WIDTH):
     """(style, product) of item ``i``: each item has its own generator, so any item (or its
     product alone) can be regenerated identically."""
@@ -345,7 +341,7 @@ def write_split(root, mode, category, count, seed, log=None, start=0, frame=spec
         if all(os.path.exists(path) for path in paths):
             continue
         sample = framed_sample(seed, i, category, frame)
-        fileio.atomic_write_bytes(paths[0], _openpose_json(sample.keypoints).encode())
+        fileio.atomic_write_bytes(paths[0], keypoint_files.openpose_json(sample.keypoints).encode())
         images.write_png(paths[1], sample.cloth)
         images.write_png(paths[2], sample.cloth_mask)
         for (_, _, _, other), offset in zip(outputs, (3, 6)):

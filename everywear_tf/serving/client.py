@@ -89,8 +89,12 @@ def _tensor_proto(array: np.ndarray):
                                   tensor_content=np.ascontiguousarray(array).tobytes())
 
 
+# DataType enum values of the outputs the models answer with (the front end's int32 and bool too).
+_PROTO_DTYPES = {4: np.uint8, 1: np.float32, 3: np.int32, 10: np.bool_}
+
+
 def _from_proto(proto) -> np.ndarray:
-    dtype = {4: np.uint8, 1: np.float32}.get(proto.dtype)
+    dtype = _PROTO_DTYPES.get(proto.dtype)
     if dtype is None:
         raise ValueError(f'unexpected output dtype {proto.dtype}')
     shape = [d.size for d in proto.tensor_shape.dim]
@@ -98,7 +102,8 @@ def _from_proto(proto) -> np.ndarray:
         return np.frombuffer(proto.tensor_content, dtype).reshape(shape)
     values = wire.decode(proto)  # TF Serving's typed fields, read as arrays
     if values is None:
-        values = np.asarray(proto.int_val if dtype == np.uint8 else proto.float_val, dtype)
+        field = {np.float32: proto.float_val, np.bool_: proto.bool_val}.get(dtype, proto.int_val)
+        values = np.asarray(field, dtype)
     return values.reshape(shape)
 
 
@@ -223,7 +228,8 @@ class Client:
             raise ServerError(grpc.StatusCode.UNAVAILABLE, str(e), model_name) from None
         module, _ = spec.module_of(model_name)
         with _collector_paused():
-            return ({key: np.asarray(outputs[key], spec.OUTPUT_SPECS[key][0])
+            specs = spec.FRONTEND_OUTPUT_SPECS if module == spec.FRONTEND else spec.OUTPUT_SPECS
+            return ({key: np.asarray(outputs[key], specs[key][0])
                      for key in spec.MODULE_OUTPUTS[module]}, None)
 
     # --- the modules ----------------------------------------------------------------------------

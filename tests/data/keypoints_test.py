@@ -277,3 +277,16 @@ def test_reading_changes_nothing():
     for name in names:
         keypoints.read_keypoints(path(name))
     assert [open(path(name), 'rb').read() for name in names] == before
+
+
+def test_openpose_json_round_trip(tmp_path):
+    rng = np.random.default_rng(4)
+    points = np.concatenate([rng.uniform(0, 700, (18, 2)), rng.uniform(0.1, 1, (18, 1))], 1)
+    points[[3, 9]] = 0  # missing
+    path = tmp_path / 'estimated_keypoints.json'
+    keypoints.write_openpose_json(path, points.astype(np.float32))
+    back = keypoints.read_keypoints(str(path))
+    np.testing.assert_allclose(back, np.round(points, 3), atol=1e-3)
+    assert not list(tmp_path.glob('.*'))  # written through a temporary name
+    with pytest.raises(errors.KeypointsError, match='non-finite'):
+        keypoints.write_openpose_json(tmp_path / 'bad.json', np.full((18, 3), np.nan))
