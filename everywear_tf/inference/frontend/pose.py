@@ -135,13 +135,16 @@ def decode_detections(raw_boxes, raw_scores, anchors, scale: float = BOX_SCALE):
     return boxes, keypoints, tf.sigmoid(logits)
 
 
+def _area(boxes):
+    return tf.reduce_prod(tf.maximum(boxes[..., 2:] - boxes[..., :2], 0.0), axis=-1)
+
+
 def _pairwise_iou(a, b):
     """IoU of boxes a [K, 4] with boxes b [N, 4] (ymin, xmin, ymax, xmax) → [K, N]."""
     low = tf.maximum(a[:, None, :2], b[None, :, :2])
     high = tf.minimum(a[:, None, 2:], b[None, :, 2:])
     inter = tf.reduce_prod(tf.maximum(high - low, 0.0), axis=-1)
-    area = lambda x: tf.reduce_prod(tf.maximum(x[..., 2:] - x[..., :2], 0.0), axis=-1)  # noqa: E731
-    union = area(a)[:, None] + area(b)[None, :] - inter
+    union = _area(a)[:, None] + _area(b)[None, :] - inter
     return tf.math.divide_no_nan(inter, union)
 
 
@@ -347,18 +350,16 @@ def refine_from_heatmap(xy, heatmap, kernel: int = HEATMAP_KERNEL,
     window_cols = col[..., :, None, None] + steps[None, :]  # [B, L, 1, k]
     valid = ((window_rows >= 0) & (window_rows < rows)) & ((window_cols >= 0)
                                                            & (window_cols < cols))
-    window_shape = tf.shape(valid)
-    index = lambda v: tf.broadcast_to(v, window_shape)  # noqa: E731
-    indices = tf.stack([
-            index(tf.range(batch)[:, None, None, None]),
-            index(tf.clip_by_value(window_rows, 0, rows - 1)),
-            index(tf.clip_by_value(window_cols, 0, cols - 1)),
-            index(tf.range(count)[None, :, None, None])], axis=-1)
+    window = tf.shape(valid)  # [B, L, k, k]
+    indices = tf.stack([tf.broadcast_to(v, window) for v in (
+            tf.range(batch)[:, None, None, None], tf.clip_by_value(window_rows, 0, rows - 1),
+            tf.clip_by_value(window_cols, 0, cols - 1), tf.range(count)[None, :, None, None])],
+            axis=-1)
     weight = tf.where(valid, tf.sigmoid(tf.gather_nd(heatmap, indices)), 0.0)
     total = tf.reduce_sum(weight, axis=[-2, -1])
     peak = tf.reduce_max(weight, axis=[-2, -1])
-    mean_col = tf.reduce_sum(weight * tf.cast(index(window_cols), tf.float32), axis=[-2, -1])
-    mean_row = tf.reduce_sum(weight * tf.cast(index(window_rows), tf.float32), axis=[-2, -1])
+    mean_col = tf.reduce_sum(weight * tf.cast(window_cols, tf.float32), axis=[-2, -1])
+    mean_row = tf.reduce_sum(weight * tf.cast(window_rows, tf.float32), axis=[-2, -1])
     refined = tf.math.divide_no_nan(tf.stack([mean_col, mean_row], axis=-1),
                                     total[..., None]) / size
     refine = inside & (peak >= min_confidence) & (total > 0)
@@ -402,6 +403,7 @@ def to_coco18(landmarks, height, width, threshold: float = VISIBILITY_THRESHOLD)
         float32 [..., 18, 3] (x, y, confidence).
     """
     landmarks = tf.convert_to_tensor(landmarks, tf.float32)
+    # The neck's slot first takes any landmark, then the shoulders' middle.
     order = [BLAZEPOSE_OF_COCO18.get(i, _NOSE) for i in range(len(BLAZEPOSE_OF_COCO18) + 1)]
     points = tf.gather(landmarks, order, axis=-2)
     neck = (landmarks[..., _L_SHOULDER, :] + landmarks[..., _R_SHOULDER, :]) / 2
@@ -445,6 +447,10 @@ class PoseModel(tf.Module):
     - ``pose_score``: float32 scalar, the landmark model's pose flag.
 
     With no person everything but ``pose_score`` is zeros.
+
+    One landmark pass is the default, as MediaPipe on a still image: a second pass on the ROI of
+    the first pass's landmarks lowered PCK@0.1 on drawn persons (``synthetic_tryon`` seed 7,
+    items 0-11 at 512×384: 0.935 → 0.898, median error 9.0 → 9.2 px).
 
     Attributes:
         detector: the converted ``pose_detection`` model.
@@ -503,13 +509,10 @@ class PoseModel(tf.Module):
 
     def _landmarks(self, image, roi):
         """One landmark pass on ``roi``: ([39, 5] photo-pixel landmarks, flag, mask logits)."""
-        shape = tf.shape(image)
         pixels = warp(image, crop_transform(roi)[None], LANDMARK_SIZE, LANDMARK_SIZE, 'NEAREST')
         outputs = self.landmarker(tf.round(pixels) / 255.0)
         decoded = decode_landmarks(outputs['Identity'], outputs['Identity_3'])[0]
         xy = crop_to_photo(decoded[:, 0:2] * LANDMARK_SIZE, roi)
-        xy = tf.clip_by_value(xy, -10.0 * tf.cast(tf.reduce_max(shape), tf.float32),
-                              10.0 * tf.cast(tf.reduce_max(shape), tf.float32))
         landmarks = tf.concat([xy, decoded[:, 2:3] * roi[2], decoded[:, 3:]], axis=-1)
         return landmarks, outputs['Identity_1'][0, 0], outputs['Identity_2']
 
@@ -551,7 +554,10 @@ class PoseModel(tf.Module):
         mask = warp(tf.sigmoid(logits), transform[None], height, width, 'CONSTANT')[0, ..., 0]
         photo_roi = tf.concat([(roi[:2] + 0.5) * scale - 0.5, roi[2:4] * scale, roi[4:]], axis=0)
         found = (people > 0) & (flag >= POSE_FLAG_THRESHOLD)
-        keep = lambda x: tf.where(found, x, tf.zeros_like(x))  # noqa: E731
+
+        def keep(x):
+            return tf.where(found, x, tf.zeros_like(x))
+
         return {'people': keep(people), 'landmarks': keep(landmarks),
                 'keypoints': keep(to_coco18(landmarks, height, width)), 'mask': keep(mask),
                 'roi': keep(photo_roi), 'pose_score': flag}
