@@ -10,6 +10,9 @@ r"""Exports networks as TF Serving SavedModels: <base_dir>/<model_name>/<version
     # the bfloat16 variant as its own version (same signature), e.g. to canary it
     python export/export_saved_model.py --all --weights_root=checkpoints/demo --base_dir=exported \
         --precision=bfloat16
+    # the photo front end (pose and parse from the photo; needs the frontend extra), alone or
+    # with --all
+    python export/export_saved_model.py --frontend --base_dir=exported
 """
 
 import os
@@ -30,6 +33,8 @@ from everywear_tf.models import factory  # noqa: E402
 
 _MODEL_NAME = flags.DEFINE_string('model_name', None, 'One model, e.g. gmm_men_tshirts.')
 _ALL = flags.DEFINE_bool('all', False, 'Export all nine <module>_<category> models.')
+_FRONTEND = flags.DEFINE_bool('frontend', False, 'Export the photo front end as the frontend '
+                              'model (converted from the installed mediapipe wheel).')
 _WEIGHTS_DIR = flags.DEFINE_string('weights_dir', None, 'Weights directory of --model_name.')
 _WEIGHTS_ROOT = flags.DEFINE_string('weights_root', None,
                                     'Directory holding one weights directory per model name.')
@@ -53,16 +58,27 @@ def _model_for(name):
 
 def main(argv):
     del argv
-    if _ALL.value == bool(_MODEL_NAME.value):
-        print('export: error: pass exactly one of --all and --model_name', file=sys.stderr)
+    if _ALL.value and _MODEL_NAME.value or not (_ALL.value or _MODEL_NAME.value or
+                                                 _FRONTEND.value):
+        print('export: error: pass exactly one of --all and --model_name (and/or --frontend)',
+              file=sys.stderr)
         return 2
     sources = [bool(_WEIGHTS_DIR.value), bool(_WEIGHTS_ROOT.value), _RANDOM.value]
-    if sum(sources) != 1 or (_ALL.value and _WEIGHTS_DIR.value):
+    networks = _ALL.value or _MODEL_NAME.value
+    if networks and sum(sources) != 1 or (_ALL.value and _WEIGHTS_DIR.value):
         print('export: error: pass one of --weights_dir (with --model_name), --weights_root or '
               '--random_weights', file=sys.stderr)
         return 2
-    names = spec.all_model_names() if _ALL.value else (_MODEL_NAME.value,)
+    names = (spec.all_model_names() if _ALL.value else
+             (_MODEL_NAME.value,) if _MODEL_NAME.value else ())
     try:
+        if _FRONTEND.value:
+            from everywear_tf.inference.frontend import estimator
+            path = exporter.export_module(estimator.FrontEndModule.from_mediapipe(),
+                                          _BASE_DIR.value, spec.FRONTEND_MODEL, _VERSION.value,
+                                          overwrite=_OVERWRITE.value,
+                                          manifest={'source': 'mediapipe==0.10.21 model files'})
+            print(f'exported {spec.FRONTEND_MODEL} to {path}')
         for name in names:
             model, source = _model_for(name)
             path = exporter.export(model, _BASE_DIR.value, name, _VERSION.value,

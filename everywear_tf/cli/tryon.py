@@ -1,9 +1,15 @@
 r"""everywear-tryon: a person photo wearing a top and/or pants, at the photo's own resolution.
 
   everywear-tryon --demo --output=tryon.png
+  everywear-tryon --person=me.jpg --top=shirt.jpg --bottom=trousers.jpg --output=me_dressed.png
   everywear-tryon --person=me.jpg --pose=me_keypoints.json --parse=me_parse.png \
-      --top=shirt.jpg --bottom=trousers.jpg --output=me_dressed.png
+      --top=shirt.jpg --output=me_dressed.png      # your own pose and parse instead
+  everywear-tryon ... --save_pose=me_keypoints.json --save_parse=me_parse.png
   everywear-tryon ... --server=localhost:8500      # through TF Serving instead of in process
+
+Without --pose or --parse, the photo front end estimates them from the photo (in process it
+needs the frontend extra: pip install 'everywear-tf[frontend]'); --save_pose and --save_parse
+write what was estimated (OpenPose JSON, LIP palette PNG) to correct and reuse.
 
 Networks come from --weights_root (default: the bundled demo weights, trained on drawn data:
 they show the pipeline working, not photo-quality results).
@@ -27,11 +33,15 @@ from everywear_tf.data import keypoints as keypoint_files  # noqa: E402
 from everywear_tf.data import parsing  # noqa: E402
 from everywear_tf.inference import pipeline  # noqa: E402
 
-_DEMO = flags.DEFINE_bool('demo', False, 'Use the bundled 720×720 photo, t-shirt and pants.')
+_DEMO = flags.DEFINE_bool('demo', False, 'Use the bundled 720×720 photo, t-shirt and pants '
+                         '(pose and parse estimated from the photo unless --pose/--parse).')
 _PERSON = flags.DEFINE_string('person', None, 'Person photo (any size).')
 _POSE = flags.DEFINE_string('pose', None, 'Its keypoints: OpenPose JSON, VITON .mat/.pkl or '
-                            'Everywear pose JSON.')
-_PARSE = flags.DEFINE_string('parse', None, 'Its LIP label map (PNG or VITON .mat), photo size.')
+                            'Everywear pose JSON (default: estimated from the photo).')
+_PARSE = flags.DEFINE_string('parse', None, 'Its LIP label map (PNG or VITON .mat), photo size '
+                             '(default: estimated from the photo).')
+_SAVE_POSE = flags.DEFINE_string('save_pose', None, 'Write the keypoints used (OpenPose JSON).')
+_SAVE_PARSE = flags.DEFINE_string('save_parse', None, 'Write the parse used (LIP palette PNG).')
 _TOP = flags.DEFINE_string('top', None, 'Upper garment photo on white.')
 _TOP_MASK = flags.DEFINE_string('top_mask', None, 'Its mask (default: computed).')
 _TOP_CATEGORY = flags.DEFINE_enum('top_category', spec.MEN_TSHIRTS,
@@ -50,14 +60,25 @@ flags.mark_flags_as_mutual_exclusive(['saved_models', 'server'])
 
 def _inputs():
     if _DEMO.value:
-        return (demo.PHOTO, demo.PHOTO_POSE, demo.PHOTO_PARSE, demo.TSHIRT, demo.TSHIRT_MASK,
+        return (demo.PHOTO, _POSE.value, _PARSE.value, demo.TSHIRT, demo.TSHIRT_MASK,
                 demo.PANTS, demo.PANTS_MASK)
-    if not (_PERSON.value and _POSE.value and _PARSE.value):
-        raise app.UsageError('pass --person, --pose and --parse (or --demo)')
+    if not _PERSON.value:
+        raise app.UsageError('pass --person (or --demo)')
     if not (_TOP.value or _BOTTOM.value):
         raise app.UsageError('pass --top and/or --bottom')
     return (_PERSON.value, _POSE.value, _PARSE.value, _TOP.value, _TOP_MASK.value,
             _BOTTOM.value, _BOTTOM_MASK.value)
+
+
+def _pose_and_parse(backend, photo, person, pose_path, parse_path):
+    """The given pose and parse, the front end's estimate for what is not given."""
+    parse = parsing.read_parse(parse_path, image_size=photo.shape[:2]) if parse_path else None
+    keypoints = keypoint_files.read_keypoints(pose_path) if pose_path else None
+    if parse is None or keypoints is None:
+        estimate = pipeline.front_end_for(backend)(photo, person)
+        parse = estimate.parse if parse is None else parse
+        keypoints = estimate.keypoints if keypoints is None else keypoints
+    return keypoints, parse
 
 
 def _garment(category, path, mask_path):
@@ -74,14 +95,17 @@ def main(argv):
     person, pose, parse_path, top, top_mask, bottom, bottom_mask = _inputs()
     try:
         photo = images.read_image(person)
-        parse = parsing.read_parse(parse_path, image_size=photo.shape[:2])
-        keypoints = keypoint_files.read_keypoints(pose)
+        garments = {'top': _garment(_TOP_CATEGORY.value, top, top_mask),
+                    'bottom': _garment(spec.MEN_PANTS, bottom, bottom_mask)}
         backend = pipeline.make_backend(_WEIGHTS_ROOT.value, _SAVED_MODELS.value,
                                          _SERVER.value)
-        final, _ = pipeline.outfit(backend, photo, parse, keypoints,
-                                   top=_garment(_TOP_CATEGORY.value, top, top_mask),
-                                   bottom=_garment(spec.MEN_PANTS, bottom, bottom_mask),
-                                   pose_path=pose)
+        keypoints, parse = _pose_and_parse(backend, photo, person, pose, parse_path)
+        final, _ = pipeline.outfit(backend, photo, parse, keypoints, **garments,
+                                   pose_path=pose or person)
+        if _SAVE_POSE.value:
+            keypoint_files.write_openpose_json(_SAVE_POSE.value, keypoints)
+        if _SAVE_PARSE.value:
+            parsing.write_parse_png(_SAVE_PARSE.value, parse)
         images.write_png(_OUTPUT.value, final)
     except errors.EverywearError as e:
         print(f'everywear-tryon: error: {e}', file=sys.stderr)

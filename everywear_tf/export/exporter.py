@@ -57,7 +57,6 @@ def export(model, base_dir, model_name, version=AUTO, overwrite=False, source=No
         precision: 'float32', or 'bfloat16' for the reduced-precision variant: the same weights
             and signature (uint8/float32 in and out), convolutions computing in bfloat16.
     """
-    log = log or (lambda message: None)
     module, _ = spec.module_of(model_name)
     if factory.module_for(model) != module:
         raise ExportError(f'{model_name} serves a {module.upper()}, got a '
@@ -65,6 +64,22 @@ def export(model, base_dir, model_name, version=AUTO, overwrite=False, source=No
     if precision not in factory.PRECISIONS:
         raise ExportError(f'precision must be one of {factory.PRECISIONS}, got {precision!r}')
     model = factory.with_precision(model, precision)
+    return export_module(modules.ServingModule(module, model), base_dir, model_name, version,
+                         overwrite, log, {'config': configs.to_dict(model.config),
+                                          'precision': precision, 'source': source})
+
+
+def export_module(serving, base_dir, model_name, version=AUTO, overwrite=False, log=None,
+                  manifest=None):
+    """Exports a ready ``tf.Module`` whose ``signatures()`` are its serving signatures (the
+    front end's, or a network's ServingModule) as a version of ``model_name``.
+
+    The version is written under a hidden temporary name with its warmup file and manifest,
+    checked for ops stock TF Serving lacks, and renamed into place; returns its directory.
+    ``manifest`` adds fields to ``everywear_export.json``.
+    """
+    log = log or (lambda message: None)
+    module, _ = spec.module_of(model_name)
     model_dir = os.path.join(os.path.abspath(base_dir), model_name)
     os.makedirs(model_dir, exist_ok=True)
     fileio.remove_stale_directories(model_dir)
@@ -82,16 +97,14 @@ def export(model, base_dir, model_name, version=AUTO, overwrite=False, source=No
         raise ExportError(f'{final} already exists; pass overwrite to replace it or use '
                           f'version {AUTO!r}')
     with fileio.atomic_directory(final) as temporary:
-        serving = modules.ServingModule(module, model)
         tf.saved_model.save(serving, temporary, signatures=serving.signatures())
         warmup.write_warmup(temporary, model_name, module)
-        manifest = {'model_name': model_name, 'module': module, 'version': version,
-                    'config': configs.to_dict(model.config), 'precision': precision,
-                    'source': source,
+        document = {'model_name': model_name, 'module': module, 'version': version,
+                    **(manifest or {}),
                     'exported': datetime.datetime.now(datetime.UTC).isoformat(),
                     'tensorflow': tf.__version__}
         with open(os.path.join(temporary, warmup.WARMUP_DIRECTORY, MANIFEST), 'w') as f:
-            json.dump(manifest, f, indent=1)
+            json.dump(document, f, indent=1)
         missing = opcheck.unregistered_ops(temporary)
         if missing:
             raise ExportError(f'{model_name}: the graph uses ops stock TF Serving lacks: {missing}')

@@ -34,7 +34,9 @@ def realistic_inputs(module, batch=1, seed=_SEED):
                   spec.CLOTH_MASK: garment.mask,
                   # RM: the garment and the person stand in for GMM's and EDM's outputs.
                   spec.WARPED_CLOTH: garment.image, spec.COARSE: person.image,
-                  spec.MASK: garment.mask}
+                  spec.MASK: garment.mask,
+                  # The front end: the drawn person as a photo.
+                  spec.IMAGE: person.image}
         items.append({key: values[key] for key in spec.MODULE_INPUTS[module]})
     return {key: np.stack([item[key] for item in items]).astype(spec.INPUT_SPECS[key][0])
             for key in spec.MODULE_INPUTS[module]}

@@ -117,6 +117,23 @@ def make_backend(weights_root: str | None = None, saved_models: str | None = Non
     return LocalBackend(weights_root)
 
 
+def front_end_for(backend):
+    """The photo front end that goes with ``backend``: through the same TF Serving, from the
+    same exported SavedModels (``<base_path>/frontend/<highest version>``), or in process from
+    the installed mediapipe wheel's model files (the frontend extra)."""
+    from everywear_tf.inference.frontend import estimator
+    if isinstance(backend, ServerBackend):
+        return estimator.FrontEnd.through(backend.client)
+    if isinstance(backend, SavedModelBackend):
+        model_dir = os.path.join(backend.root, spec.FRONTEND_MODEL)
+        available = exporter.versions(model_dir)
+        if not available:
+            raise errors.InputNotFoundError(model_dir, 'no SavedModel versions of the front end '
+                                                       '(export it with --frontend)')
+        return estimator.FrontEnd.from_saved_model(os.path.join(model_dir, str(available[-1])))
+    return estimator.FrontEnd.in_process()
+
+
 # An outfit's two slots.
 TOP = 'top'
 BOTTOM = 'bottom'
