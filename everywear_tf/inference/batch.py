@@ -5,6 +5,8 @@ Input directory::
     persons/<person>_0.{png,jpg}         photos, any size
     persons/<person>_0_keypoints.{json,mat,pkl}  pose (OpenPose / Everywear JSON, VITON .mat/.pkl)
     persons/<person>_0_parse.png         LIP label map at the photo's size
+                                         (either may be left out: the photo front end estimates
+                                         it, into input/body_pose and input/body_segment)
     garments/<category>/<garment>_1.{png,jpg}   product photos (+ optional <garment>_1_mask.png)
     pairs.txt                            "<person> <top or -> <bottom or ->" per line (ids);
                                          without it, every person gets every garment singly
@@ -40,6 +42,7 @@ import json
 import os
 import re
 import sys
+import threading
 import time
 
 import numpy as np
@@ -138,6 +141,8 @@ class Batch:
             raise ValueError(f'workers must be at least 1, got {workers}')
         self.input_dir, self.workspace, self.backend = input_dir, workspace, backend
         self.names = workspace_lib.Workspace(workspace, input_dir)
+        self._front_end_instance = None  # made on first use: converting it takes seconds
+        self._front_end_lock = threading.Lock()
         self.workers = workers
         self.log = log or (lambda message: print(message, file=sys.stderr, flush=True))
 
@@ -157,12 +162,38 @@ class Batch:
                                         f'{spec.CATEGORIES}')
 
     def _person(self, person_id):
-        photo = images.read_image(_find(self.names.persons_dir(), person_id))
+        photo_path = _find(self.names.persons_dir(), person_id)
+        photo = images.read_image(photo_path)
         candidates = self.names.keypoints_candidates(person_id)
-        pose_path = next((p for p in candidates if os.path.isfile(p)), candidates[0])
+        pose_path = next((p for p in candidates if os.path.isfile(p)), None)
+        parse_path = self.names.parse_of(person_id)
+        if pose_path is None or not os.path.isfile(parse_path):
+            return (photo, *self._estimated(person_id, photo, photo_path, pose_path,
+                                            parse_path if os.path.isfile(parse_path) else None))
         keypoints = keypoint_files.read_keypoints(pose_path)
-        parse = parsing.read_parse(self.names.parse_of(person_id), image_size=photo.shape[:2])
+        parse = parsing.read_parse(parse_path, image_size=photo.shape[:2])
         return photo, parse, keypoints, pose_path
+
+    def _estimated(self, person_id, photo, photo_path, pose_path, parse_path):
+        """(parse, keypoints, the path errors name) for a person without a pose or a parse: the
+        given one, the front end's estimate for the other (kept in input/body_pose and
+        input/body_segment, and reused by later jobs and reruns)."""
+        pose_out = self.names.estimated_pose(person_id)
+        parse_out = self.names.estimated_parse(person_id)
+        if not (os.path.isfile(pose_out) and os.path.isfile(parse_out)):
+            estimate = self._front_end()(photo, photo_path)
+            keypoint_files.write_openpose_json(pose_out, estimate.keypoints)
+            parsing.write_parse_png(parse_out, estimate.parse)
+        pose_path = pose_path or pose_out
+        keypoints = keypoint_files.read_keypoints(pose_path)
+        parse = parsing.read_parse(parse_path or parse_out, image_size=photo.shape[:2])
+        return parse, keypoints, pose_path
+
+    def _front_end(self):
+        with self._front_end_lock:
+            if self._front_end_instance is None:
+                self._front_end_instance = pipeline.front_end_for(self.backend)
+            return self._front_end_instance
 
     def _write_inputs(self, person_id, photo, parse, keypoints, pose_path, with_top):
         """input/: the person's photo and the frames cut from it (the same bytes whichever job

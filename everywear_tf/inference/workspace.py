@@ -9,6 +9,9 @@ The workspace layout is the Everywear document's, names included (BUILD.md §11)
     input/body_pickle/<person>.pkl          the frame's bundle;
     input/upper_images/<person>.png         the upper-body crop (jobs with a top), with
     input/upper_{pose,segment,pickle}/      the same three
+    input/body_pose/<person>_keypoints.json the pose the front end estimated from the photo
+    input/body_segment/<person>_parse.png   (OpenPose JSON) and its parse (LIP palette PNG),
+                                            when the person came without them
     stage/<worn>_<garment>{.png,_mask.png,_mask.mat,_gmm.png,_gmmask.png}
     output/composed_images/<worn>_<garment>{_bg,_fg,_final,_mask,_sel_mask,_tps,_tps_mask}.png
     output/composed_images/<worn>_<garment>{_0_pkl,_1_pkl}.pkl
@@ -134,6 +137,14 @@ class Workspace:
     def frame_pickle(self, frame: str, person: str) -> str:
         """input/<frame>_pickle/<person>.pkl."""
         return self.path(INPUT, f'{frame}_{PICKLE}', f'{person}.pkl')
+
+    def estimated_pose(self, person: str) -> str:
+        """input/body_pose/<person>_keypoints.json: the front end's pose of the photo."""
+        return self.path(INPUT, f'{spec.BODY_FRAME}_{POSE}', f'{person}{KEYPOINTS_SUFFIX}.json')
+
+    def estimated_parse(self, person: str) -> str:
+        """input/body_segment/<person>_parse.png: the front end's parse of the photo."""
+        return self.path(INPUT, f'{spec.BODY_FRAME}_{SEGMENT}', person + PARSE_SUFFIX)
 
     # --- stage/ and output/ ---------------------------------------------------------------
 
