@@ -17,7 +17,8 @@ Colour:
 - Two regions told apart by colour histograms (8 levels per RGB channel): a pixel goes to the
   region whose histogram is 3 times higher at its colour, else geometry decides. In the head,
   skin-coloured pixels likelier in the hair (head zone above the eyes, outside the oval) than
-  in the skin sample are not skin. In the band from 0.35 T above to 0.35 T below the hips, the
+  in the skin sample are not skin; without a skin model (greyscale) these two histograms alone
+  tell hair from face. In the band from 0.35 T above to 0.35 T below the hips, the
   clothes likelier in the thighs' colours (0.15-0.5 T below the hips) than the belly's (0.4-0.8 T
   below the shoulders) are pants, those likelier in the belly's upper clothes.
 
@@ -41,9 +42,11 @@ Labels, each rule over the ones before it:
 - Arms 14 / 15 (the person's left / right: BlazePose 11-13-15 and 12-14-16, the hand to the
   index and pinky, else 0.35 forearms past the wrist): skin within 0.22 sd of the arm's
   segments; without a skin model, the hands (within 0.22 sd of wrist to hand tip).
-- Face 13: skin in the head zone (ears, forehead) and in the neck's quad (chin to 0.05 sd below
-  the shoulders' line, 0.9 to 1 face widths wide; without a skin model its upper half), then the
-  face oval (``face.FACE_OVAL``); inside the fallback ellipse, non-skin above the eyes is hair.
+- Face 13: the head zone below the eyes where not hair-coloured (ears, a profile's nose: not
+  skin, or without a skin model likelier in the hair's histogram), skin in the neck's quad (chin
+  to 0.05 sd below the shoulders' line, 0.9 to 1 face widths wide; without a skin model its
+  upper half), then the face oval (``face.FACE_OVAL``); inside the fallback ellipse, the
+  hair-coloured pixels above the eyes are hair.
 - Everything else is background 0, person pixels no rule claims too (beyond the torso, the
   limbs' zones and the head zone). Hidden shoulders take 2.2 face widths as ``sd``; hidden
   hips leave no band, no pants, legs or shoes; hidden limb segments leave skin to the nearer
@@ -519,6 +522,8 @@ def label(rgb, person, landmarks, face_landmarks, face_found):
     # In the head, skin-coloured hair: likelier in the hair above the forehead than in the face.
     hairy, decided = two_colours(bins, sample, person & r['hair_sample'])
     skin = skin & ~((r['head_zone'] | r['face']) & decided & hairy)
+    # Without a skin model (greyscale), the histograms alone tell hair from face.
+    hair_colour = tf.where(split, ~skin, decided & hairy)
     # Near the hips, clothes likelier in the thighs' colours than the belly's are pants.
     clothes = person & ~skin
     lower_like, decided = two_colours(bins, clothes & r['upper_sample'],
@@ -539,7 +544,8 @@ def label(rgb, person, landmarks, face_landmarks, face_found):
                                                      (sleeve_distance < r['leg_distance']))
     hands = tf.minimum(arms[0]['hand'], arms[1]['hand']) <= ARM_RADIUS * sd
     near_arm = arm_distance <= ARM_RADIUS * sd
-    hair_in_face = ~face_found & split & ~skin & r['above_eyes']
+    hair_in_face = ~face_found & hair_colour & r['above_eyes']
+    ears = r['head_zone'] & ~r['above_eyes'] & ~hair_colour
     neck = tf.where(split, r['neck'] & skin, r['upper_neck'])
     # Lowest priority first; each rule overwrites the ones before.
     rules = [
@@ -553,7 +559,7 @@ def label(rgb, person, landmarks, face_landmarks, face_found):
              arm_label),
             (skin & r['pants'], leg_label),
             ((skin & near_arm) | (~split & hands), arm_label),
-            (neck | (r['head_zone'] & skin), lip.FACE),
+            (neck | ears, lip.FACE),
             (r['face'], tf.where(hair_in_face, lip.HAIR, lip.FACE)),
     ]
     labels = tf.zeros(size, tf.int32)
