@@ -34,8 +34,10 @@ Labels, each rule over the ones before it:
   (below the band only where nearer an arm than a leg).
 - Hair 2: the head zone, an ellipse 1.8 face widths by 1.7 face heights centred 0.15 heights
   above the face's centre, down to the chin's line.
-- Shoes 18 / 19: non-skin within 0.55 hd of the ankle, heel and toe (BlazePose 27-32), at most
-  0.055 hd above the ankle, to the nearer foot.
+- Shoes 18 / 19: non-skin within 0.55 hd of the ankle, heel and toe (BlazePose 27-32), to the
+  nearer foot: at most 0.055 hd above the ankle, or up to 0.33 hd above it where the colour is
+  3 times likelier in the shoes (that zone's clothes 0.14 hd or more below the ankle) than in
+  the pants (their clothes beyond 0.83 hd of the feet), and not where it is the reverse.
 - Skin above the band, in the torso quad or within 0.44 sd of an arm: the nearer arm (bare chest
   skin too, as the drawn data labels it); skin in the pants' region: the nearer leg. Sides go by
   the nearer limb's segments, or by the body's midline beyond 0.5 sd (hd) of both.
@@ -117,6 +119,8 @@ HAND_REACH = 0.35
 LEG_RADIUS = 0.55
 FOOT_RADIUS = 0.55
 FOOT_ABOVE_ANKLE = 0.1  # of FOOT_RADIUS
+FOOT_REACH = 0.6  # of FOOT_RADIUS above the ankle, where colour decides between shoes and pants
+SHOE_SAMPLE = 0.25  # of FOOT_RADIUS below the ankle, the shoes' colour sample
 TORSO_WIDEN, TORSO_RAISE, HIP_WIDEN, KNEE_WIDEN, ANKLE_WIDEN = 0.15, 0.2, 0.6, 0.5, 0.45
 BAND = 0.07
 BAND_ABOVE, BAND_BELOW = 0.35, 0.35  # where colour decides between upper clothes and pants
@@ -377,7 +381,7 @@ def _arm(grid, xy, visible, side):
 
 
 def _leg(grid, xy, visible, side, body):
-    """One leg's distance map, its foot's, the foot zone's height limit, and its envelope side."""
+    """One leg's distance map, its foot's, the height below its ankle, its envelope's side."""
     hip, knee, ankle, heel, toe = side[5:]
     thigh, _ = _segment(grid, xy, visible, hip, knee)
     shin, _ = _segment(grid, xy, visible, knee, ankle)
@@ -386,11 +390,11 @@ def _leg(grid, xy, visible, side, body):
                                  _segment(grid, xy, visible, ankle, toe)[0]))
     foot = tf.minimum(foot, _segment(grid, xy, visible, heel, toe)[0])
     height = tf.reduce_sum((grid - xy[ankle]) * body['down'], axis=-1)
-    foot = tf.where(height >= -FOOT_ABOVE_ANKLE * FOOT_RADIUS * body['hd'], foot, _FAR)
     far = body['far'] * body['down']
     knee_at = tf.where(visible[knee], xy[knee], xy[hip] + far)
     ankle_at = tf.where(visible[knee] & visible[ankle], xy[ankle], knee_at + far)
-    return {'leg': tf.minimum(thigh, shin), 'foot': foot, 'knee': knee_at, 'ankle': ankle_at}
+    return {'leg': tf.minimum(thigh, shin), 'foot': foot, 'height': height, 'knee': knee_at,
+            'ankle': ankle_at}
 
 
 def _regions(grid, xy, visible, oval, face_found, size):
@@ -495,6 +499,22 @@ def _side(left_distance, right_distance, grid, origin, axis, reach):
     return tf.where(far, by_midline, left_distance <= right_distance)
 
 
+def _shoes(bins, legs, clothes, pants, hd):
+    """Shoes near the feet, and which foot is nearer: below the ankle's margin, or up to
+    ``FOOT_REACH`` above the ankle where the colour is likelier in the shoes (the foot zone's
+    clothes well below the ankles) than in the pants (their clothes away from the feet)."""
+    foot_left = legs[0]['foot'] <= legs[1]['foot']
+    distance = tf.minimum(legs[0]['foot'], legs[1]['foot'])
+    height = tf.where(foot_left, legs[0]['height'], legs[1]['height'])
+    radius = FOOT_RADIUS * hd
+    near = clothes & (distance <= radius)
+    shoe_like, decided = two_colours(bins, clothes & pants & (distance > 1.5 * radius),
+                                     near & (height >= SHOE_SAMPLE * radius))
+    low = height >= -FOOT_ABOVE_ANKLE * radius
+    reach = height >= -FOOT_REACH * radius
+    return near & tf.where(decided & reach, shoe_like, low), foot_left
+
+
 def label(rgb, person, landmarks, face_landmarks, face_found):
     """The rules (module docstring) at one resolution.
 
@@ -537,8 +557,7 @@ def label(rgb, person, landmarks, face_landmarks, face_found):
     leg_left = _side(legs[0]['leg'], legs[1]['leg'], grid, body['hip_mid'], body['hip_axis'],
                      SIDE_RADIUS * hd)
     leg_label = tf.where(leg_left, lip.LEFT_LEG, lip.RIGHT_LEG)
-    foot_left = legs[0]['foot'] <= legs[1]['foot']
-    feet = tf.minimum(legs[0]['foot'], legs[1]['foot']) <= FOOT_RADIUS * hd
+    shoes, foot_left = _shoes(bins, legs, clothes, r['pants'], hd)
     sleeve_distance = tf.minimum(arms[0]['sleeve'], arms[1]['sleeve'])
     sleeve = (sleeve_distance <= SLEEVE_RADIUS * sd) & (~r['lower'] |
                                                      (sleeve_distance < r['leg_distance']))
@@ -554,7 +573,7 @@ def label(rgb, person, landmarks, face_landmarks, face_found):
             (band, tf.where(lower_like, lip.PANTS, lip.UPPER_CLOTHES)),
             (sleeve, lip.UPPER_CLOTHES),
             (r['head_zone'], lip.HAIR),
-            (feet & ~skin, tf.where(foot_left, lip.LEFT_SHOE, lip.RIGHT_SHOE)),
+            (shoes, tf.where(foot_left, lip.LEFT_SHOE, lip.RIGHT_SHOE)),
             (skin & ~r['lower'] & (r['torso'] | (arm_distance <= 2 * ARM_RADIUS * sd)),
              arm_label),
             (skin & r['pants'], leg_label),
