@@ -365,7 +365,31 @@ def test_saved_model_runs_in_a_fresh_process(tmp_path):
 
 
 # ---------------------------------------------------------------------------------------------
-# Photos, with MediaPipe's pose and the face model.
+# The whole front end's networks (pose.py's BlazePose, face.py) on drawn persons and photos.
+
+@pytest.mark.slow
+def test_drawn_persons_through_the_pose_and_face_models():
+    from everywear_tf.inference.frontend import pose
+
+    face_model = face_test.mediapipe_face_model()  # skips the test without mediapipe
+    pose_model = pose.PoseModel.from_mediapipe()
+    figures = []
+    for category in spec.CATEGORIES:
+        for i in range(_ITEMS):
+            inputs, truth = drawn_inputs(i, category, 512, 384)
+            image = tf.constant(inputs['image'])
+            estimate = pose_model(image)
+            found = face_model(image, estimate['landmarks'])
+            out = _MODEL(image, estimate['landmarks'], estimate['mask'],
+                         found['face_landmarks'], found['found'])
+            figures.append(label_ious(out['parse'].numpy(), truth))
+    print('\nBlazePose inputs, 512×384: ' + ', '.join(
+            f'{name} {np.mean([f[name] for f in figures if name in f]):.3f} (min '
+            f'{np.min([f[name] for f in figures if name in f]):.3f})' for name in GROUPS))
+    for name, threshold in (('upper_clothes', 0.9), ('pants', 0.85), ('person', 0.9)):
+        assert min(f[name] for f in figures) >= threshold, (name, figures)
+
+
 
 def _photo_parse(name):
     photo = face_test.mediapipe_photo(name)
