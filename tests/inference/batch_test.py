@@ -212,7 +212,6 @@ def test_bad_inputs_fail_one_by_one(weights_root, tmp_path):
                          log=lambda m: None).run(batch.read_jobs(source / 'pairs.txt'))
     failed = report['failed']
     expected = {'corrupt_0_shirt_1_-': 'not a decodable image',
-                'nopose_0_shirt_1_-': 'nopose_0_keypoints.json: no such file',
                 'noshoulders_0_shirt_1_-': 'both shoulders are needed',
                 'badparse_0_shirt_1_-': 'different aspect ratio',
                 'good_0_dress_1_-': "no garment 'dress_1'",
@@ -222,8 +221,15 @@ def test_bad_inputs_fail_one_by_one(weights_root, tmp_path):
         assert problem in failed[name], (name, failed[name])
     assert not (tmp_path / 'pwned').exists()
     for name in ('good_0_shirt_1_-', 'alpha_0_shirt_1_-', 'grey_0_-_jeans_1',
-                 'huge_0_-_jeans_1', 'outside_0_-_jeans_1'):
+                 'huge_0_-_jeans_1', 'outside_0_-_jeans_1', 'nopose_0_shirt_1_-'):
         assert name in report['done']
+    # A person without a pose file gets the front end's, kept in the workspace as OpenPose JSON.
+    estimated = tmp_path / 'ws' / 'input' / 'body_pose' / 'nopose_0_keypoints.json'
+    truth = keypoint_files.read_keypoints(str(source / 'persons' / 'good_0_keypoints.json'))
+    found = keypoint_files.read_keypoints(str(estimated))
+    seen = truth[:, 2] > 0
+    assert np.median(np.linalg.norm(found[seen, :2] - truth[seen, :2], axis=1)) < 15
+    assert (tmp_path / 'ws' / 'input' / 'body_segment' / 'nopose_0_parse.png').exists()
     saved = json.loads((tmp_path / 'ws' / 'output' / 'report.json').read_text())
     assert saved['failed'] == failed
 
