@@ -43,11 +43,13 @@ def check_model(stub, model_name, timeout=30.0, label=None):
 
 
 def check(address, model_names=None, timeout=30.0, label=None):
-    """Checks every model (default: all nine) at ``address`` (host:port); returns the results."""
+    """Checks every model at ``address`` (host:port); returns the results. Default: every served
+    model, ``spec.served_model_names()`` (the nine try-on models and the front end, whose
+    request is the drawn person as a photo)."""
     with channel(address) as open_channel:
         stub = prediction_service_pb2_grpc.PredictionServiceStub(open_channel)
         return [check_model(stub, name, timeout, label)
-                for name in (model_names or spec.all_model_names())]
+                for name in (model_names or spec.served_model_names())]
 
 
 def report(results):

@@ -93,9 +93,10 @@ def model_config(name, base_path, versions=None, labels=None):
 
 
 def serving_config(base_path, model_names=None, versions=None, labels=None):
-    """A ModelServerConfig for ``model_names`` (default: all nine) under ``base_path/<name>``."""
+    """A ModelServerConfig for ``model_names`` under ``base_path/<name>`` (default: every served
+    model, ``spec.served_model_names()``: the nine try-on models and the front end)."""
     config = model_server_config_pb2.ModelServerConfig()
-    for name in model_names or spec.all_model_names():
+    for name in model_names or spec.served_model_names():
         config.model_config_list.config.append(
                 model_config(name, f'{base_path.rstrip("/")}/{name}', versions, labels))
     return config
@@ -168,7 +169,8 @@ def validate(config, source='<memory>'):
 
 
 def initial_models_config(base_path='/models'):
-    """All nine models at version 1, labelled both stable and canary (rollouts move them)."""
+    """Every served model (the nine try-on models and the front end) at version 1, labelled both
+    stable and canary (rollouts move them)."""
     return serving_config(base_path, versions=[1], labels={spec.STABLE: 1, spec.CANARY: 1})
 
 

@@ -1,4 +1,5 @@
-"""Rolling a category's three models to a new version without dropping requests.
+"""Rolling a category's three models (or the front end) to a new version without dropping
+requests.
 
 Steps, each safe to run twice (a step whose result already holds changes nothing):
 
@@ -12,6 +13,10 @@ Steps, each safe to run twice (a step whose result already holds changes nothing
   for ``rollback``.
 - ``rollback``: ``stable`` and ``canary`` back to the previous stable version.
 - ``status``: versions, their states and the labels.
+
+The front end is a target of its own, ``spec.FRONTEND`` in place of a category: the same steps on
+its one model, ``frontend``. It has no weights directory, so it is published from a ready
+``FrontEndModule`` (``publish_module``; serving sits below inference and does not build it).
 
 TF Serving only lets a label point at an AVAILABLE version, so a version is always staged (and
 waited for) before a label moves to it. ``models.config`` is rewritten atomically after each
@@ -46,15 +51,21 @@ class RolloutError(errors.EverywearError):
     """A rollout step that cannot be done (nothing changed, or it was undone)."""
 
 
+# What a rollout moves: a category's three models, or the front end's one.
+TARGETS = spec.CATEGORIES + (spec.FRONTEND,)
+
+
 class Rollout:
-    """Rollout steps for one category against one server and its config file."""
+    """Rollout steps for one target against one server and its config file: a category (its
+    GMM, EDM and RM) or ``spec.FRONTEND`` (the ``frontend`` model)."""
 
     def __init__(self, config_path, export_base, server, category, timeout=300.0, log=None):
-        if category not in spec.CATEGORIES:
-            raise ValueError(f'unknown category {category!r}; expected one of {spec.CATEGORIES}')
+        if category not in TARGETS:
+            raise ValueError(f'unknown category {category!r}; expected one of {TARGETS}')
         self.config_path, self.export_base = config_path, export_base
         self.category, self.timeout = category, timeout
-        self.names = [spec.model_name(module, category) for module in spec.MODULES]
+        self.names = ([spec.FRONTEND_MODEL] if category == spec.FRONTEND else
+                      [spec.model_name(module, category) for module in spec.MODULES])
         self.log = log or (lambda message: None)
         self._channel = grpc.insecure_channel(server)
         self._models = model_service_pb2_grpc.ModelServiceStub(self._channel)
@@ -142,6 +153,11 @@ class Rollout:
     def publish(self, weights_root, version=exporter.AUTO, precision=factory.FLOAT32):
         """Exports <weights_root>/<model_name> for the three models as one new version
         (``precision`` 'bfloat16': the reduced-precision variant of the same weights)."""
+        if self.category == spec.FRONTEND:
+            raise RolloutError('the front end has no weights directory: publish a ready '
+                               'FrontEndModule with publish_module, or export one with '
+                               'export/export_saved_model.py --frontend --base_dir='
+                               f'{self.export_base} --version=auto')
         if version == exporter.AUTO:
             version = max(exporter.next_version(os.path.join(self.export_base, n))
                           for n in self.names)
@@ -160,8 +176,21 @@ class Rollout:
         self.log(f'published version {version} of {self.names}')
         return int(version)
 
+    def publish_module(self, serving_module, version=exporter.AUTO, source=None):
+        """Exports a ready ``tf.Module`` with its ``signatures()`` (the front end's
+        ``FrontEndModule.from_mediapipe()``) as a new version of a one-model target; returns the
+        version. ``source`` is recorded in the export manifest."""
+        if len(self.names) != 1:
+            raise RolloutError(f'publish_module publishes one model; {self.category} has '
+                               f'{self.names}: use publish')
+        path = exporter.export_module(serving_module, self.export_base, self.names[0], version,
+                                      manifest={'source': source})
+        version = int(os.path.basename(path))
+        self.log(f'published version {version} of {self.names}')
+        return version
+
     def stage(self, version):
-        """Loads ``version`` of the three models alongside what is served; waits for it."""
+        """Loads ``version`` of the target's models alongside what is served; waits for it."""
         config = self._config()
         previous = model_server_config_pb2.ModelServerConfig()
         previous.CopyFrom(config)
@@ -194,7 +223,7 @@ class Rollout:
             self._wait_available(version)
 
     def canary(self, version):
-        """Points the ``canary`` label of the three models at staged ``version`` (waits until
+        """Points the ``canary`` label of the target's models at staged ``version`` (waits until
         it is AVAILABLE, then reloads the server and writes the config)."""
         self._label({spec.CANARY: int(version)}, f'canary version {version}')
 

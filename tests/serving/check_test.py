@@ -80,3 +80,12 @@ def test_binary_reports_failures(server):
     assert result.returncode == 1
     assert 'ok    rm_men_pants' in result.stdout
     assert 'FAIL  rm_men_long: NOT_FOUND: Servable not found' in result.stdout
+
+
+def test_by_default_every_served_model_is_checked(server):
+    results = check.check(server)  # the men_pants models only are served here
+    assert [r['model'] for r in results] == list(spec.served_model_names())
+    assert results[-1]['model'] == spec.FRONTEND_MODEL
+    ok = {r['model'] for r in results if r['ok']}
+    assert ok == {spec.model_name(m, spec.MEN_PANTS) for m in spec.MODULES}
+    assert 'FAIL  frontend: NOT_FOUND: Servable not found' in check.report(results)

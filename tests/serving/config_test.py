@@ -1,6 +1,7 @@
 """Serving configs: proto round trips, TF Serving's validation rules, committed files in sync."""
 
 import os
+import re
 
 import pytest
 import yaml
@@ -21,10 +22,12 @@ def test_committed_configs_are_the_generator_output(tmp_path):
                                                   'serving/write_configs.py'
 
 
-def test_models_config_lists_the_nine_models_with_labels():
+def test_models_config_lists_every_served_model_with_labels():
     parsed = config.validate(config.read_models(os.path.join(SERVING, config.MODELS_CONFIG)))
     models = parsed.model_config_list.config
-    assert [m.name for m in models] == list(spec.all_model_names())
+    # The nine try-on models, then the front end, with the same policy and labels.
+    assert [m.name for m in models] == list(spec.served_model_names())
+    assert [m.name for m in models] == list(spec.all_model_names()) + [spec.FRONTEND_MODEL]
     for model in models:
         assert model.base_path == f'/models/{model.name}'
         assert list(model.model_version_policy.specific.versions) == [1]
@@ -95,3 +98,21 @@ def test_docker_compose_and_kubernetes_run_the_same_server():
     for flag in ('--model_config_file', '--batching_parameters_file', '--monitoring_config_file'):
         assert compose_flags[flag] in mounted
         assert os.path.isfile(os.path.join(SERVING, os.path.basename(compose_flags[flag])))
+
+
+def _probed_models(script):
+    """The model names a health or readiness script loops over."""
+    return re.fullmatch(r'for m in (.*?); do .*', script).group(1).split()
+
+
+def test_health_and_readiness_wait_for_every_served_model():
+    with open(os.path.join(SERVING, 'docker-compose.yml')) as f:
+        health = yaml.safe_load(f)['services']['tfserving']['healthcheck']['test']
+    with open(os.path.join(SERVING, 'k8s', 'deployment.yaml')) as f:
+        container = yaml.safe_load(f)['spec']['template']['spec']['containers'][0]
+    readiness = container['readinessProbe']['exec']['command']
+    assert health[:3] == ['CMD', 'bash', '-c'] and readiness[:2] == ['bash', '-c']
+    # Compose reads `$$` as a literal `$`; otherwise the two scripts are the same.
+    assert health[3].replace('$$', '$') == readiness[2]
+    assert _probed_models(readiness[2]) == list(spec.served_model_names())
+    assert 'curl' not in readiness[2]  # tensorflow/serving's image has no curl
