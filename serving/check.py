@@ -14,7 +14,8 @@ from absl import flags  # noqa: E402
 from everywear_tf.serving import check  # noqa: E402
 
 _SERVER = flags.DEFINE_string('server', 'localhost:8500', 'gRPC host:port of TF Serving.')
-_MODELS = flags.DEFINE_list('models', None, 'Model names (default: all nine).')
+_MODELS = flags.DEFINE_list('models', None, 'Model names (default: all ten served, the nine '
+                            'try-on models and frontend).')
 _LABEL = flags.DEFINE_string('label', None, 'Version label to address (e.g. stable, canary).')
 _TIMEOUT = flags.DEFINE_float('timeout', 30.0, 'Seconds per request.')
 

@@ -6,6 +6,8 @@ r"""Rolls a category's GMM, EDM and RM to a new version on a running TF Serving.
     python serving/rollout.py promote --category=men_tshirts
     python serving/rollout.py rollback --category=men_tshirts
     python serving/rollout.py status --category=men_tshirts
+    python serving/rollout.py publish --category=frontend    # the photo front end, converted
+                                                             # from the installed mediapipe
 
 Common flags: --model_config_file (the file the server reads; rewritten atomically),
 --export_base (the exported tree on this machine), --server (gRPC host:port).
@@ -26,7 +28,8 @@ from everywear_tf.models import factory  # noqa: E402
 from everywear_tf.serving import rollout  # noqa: E402
 
 COMMANDS = ('publish', 'stage', 'canary', 'promote', 'rollback', 'status')
-_CATEGORY = flags.DEFINE_enum('category', None, list(spec.CATEGORIES), 'The category to roll.')
+_CATEGORY = flags.DEFINE_enum('category', None, list(spec.CATEGORIES) + [spec.FRONTEND],
+                              'The category to roll (its three models), or the front end.')
 _CONFIG = flags.DEFINE_string('model_config_file', 'serving/models.config',
                               'The ModelServerConfig the server reads.')
 _EXPORT_BASE = flags.DEFINE_string('export_base', 'exported', 'The exported SavedModel tree.')
@@ -49,7 +52,11 @@ def main(argv):
     steps = rollout.Rollout(_CONFIG.value, _EXPORT_BASE.value, _SERVER.value, _CATEGORY.value,
                             _TIMEOUT.value, log=lambda m: print(m, file=sys.stderr))
     try:
-        if command == 'publish':
+        if command == 'publish' and _CATEGORY.value == spec.FRONTEND:
+            from everywear_tf.inference.frontend import estimator
+            print(steps.publish_module(estimator.FrontEndModule.from_mediapipe(),
+                                       _VERSION.value or 'auto'))
+        elif command == 'publish':
             if not _WEIGHTS_ROOT.value:
                 raise rollout.RolloutError('publish needs --weights_root')
             print(steps.publish(_WEIGHTS_ROOT.value, _VERSION.value or 'auto',

@@ -231,13 +231,19 @@ def write_openpose_json(path, keypoints) -> None:
     """Writes one person's COCO-18 keypoints [18,3] as an OpenPose JSON file, atomically (what
     ``read_openpose_json`` reads back, to the 1/1000 px)."""
     path = os.fspath(path)
+    fileio.atomic_write_bytes(path, (openpose_json(_writable(path, keypoints)) + '\n').encode())
+
+
+def _writable(path, keypoints):
+    """``keypoints`` as an array, or KeypointsError naming ``path`` if they are not finite
+    numbers [18,3]."""
     keypoints = np.asarray(keypoints)
     if keypoints.shape != (spec.NUM_KEYPOINTS, 3) or keypoints.dtype.kind not in 'iuf':
         raise _error(path, f'cannot write keypoints of {keypoints.dtype} {keypoints.shape}: '
                            'expected numbers [18,3]')
     if not np.all(np.isfinite(keypoints)):
         raise _error(path, 'cannot write non-finite keypoints (NaN or infinity)')
-    fileio.atomic_write_bytes(path, (openpose_json(keypoints) + '\n').encode())
+    return keypoints
 
 
 def write_everywear_pose(path, keypoints, image_size):
@@ -247,12 +253,7 @@ def write_everywear_pose(path, keypoints, image_size):
      "keypoints": [[x, y, c], ... 18 ...]}   (pixels of that image; missing = [0, 0, 0])
     """
     path = os.fspath(path)
-    keypoints = np.asarray(keypoints)
-    if keypoints.shape != (spec.NUM_KEYPOINTS, 3) or keypoints.dtype.kind not in 'iuf':
-        raise _error(path, f'cannot write keypoints of {keypoints.dtype} {keypoints.shape}: '
-                           'expected numbers [18,3]')
-    if not np.all(np.isfinite(keypoints)):
-        raise _error(path, 'cannot write non-finite keypoints (NaN or infinity)')
+    keypoints = _writable(path, keypoints)
     size = errors.checked_size(path, image_size, errors.KeypointsError)
     points = keypoints.astype(np.float64)
     points[points[:, 2] <= 0] = 0.0
