@@ -7,6 +7,8 @@ version policies, labels, polling, warmup and error codes. Production runs the o
 ``tensorflow/serving`` image (serving/docker-compose.yml, serving/k8s/). Binds 127.0.0.1.
 """
 
+import base64
+import binascii
 import concurrent.futures
 import json
 import re
@@ -329,8 +331,36 @@ def _rest_inputs(payload, expected, row):
         columns = {key: [item[key] for item in payload] for key in payload[0]}
     else:
         columns = payload if isinstance(payload, dict) else {next(iter(expected)): payload}
-    return {key: np.asarray(value, dtype=expected[key].dtype.as_numpy_dtype
-                            if key in expected else None) for key, value in columns.items()}
+    arrays = {}
+    for key, value in columns.items():
+        if key in expected and expected[key].dtype == tf.string:
+            arrays[key] = np.asarray(_bytes_of(value), dtype=object)
+        else:
+            arrays[key] = np.asarray(value, dtype=expected[key].dtype.as_numpy_dtype
+                                     if key in expected else None)
+    return arrays
+
+
+def _bytes_of(value):
+    """A string tensor's JSON values as bytes: ``{"b64": ...}`` objects base64-decoded (TF
+    Serving's convention for binary strings, json_tensor.cc), plain strings UTF-8 encoded."""
+    if isinstance(value, list):
+        return [_bytes_of(item) for item in value]
+    if isinstance(value, dict):
+        if set(value) != {'b64'} or not isinstance(value['b64'], str):
+            raise ServingError(grpc.StatusCode.INVALID_ARGUMENT,
+                               f'JSON Value: {json.dumps(value)[:200]} not formatted correctly '
+                               f'for base64 data')
+        try:
+            return base64.b64decode(value['b64'], validate=True)
+        except (binascii.Error, ValueError):
+            raise ServingError(grpc.StatusCode.INVALID_ARGUMENT,
+                               'Unable to base64 decode') from None
+    if isinstance(value, str):
+        return value.encode()
+    raise ServingError(grpc.StatusCode.INVALID_ARGUMENT,
+                       f'JSON Value: {json.dumps(value)[:200]} Type: {type(value).__name__} is '
+                       f'not of expected type: string')
 
 
 class DevServer:

@@ -131,9 +131,6 @@ def test_encoded_signature_over_grpc_equals_the_decoded_one(served, grpc_client)
     _assert_same(encoded, grpc_client.predict(spec.FRONTEND_MODEL, {spec.IMAGE: photo[None]}))
 
 
-@pytest.mark.xfail(strict=True, raises=urllib.error.HTTPError,
-                   reason='the dev server does not decode REST {"b64": ...} inputs (BUILD.md §8, '
-                          '"not reproduced"); TF Serving does')
 def test_encoded_signature_over_rest_takes_b64(served, grpc_client):
     photo = _photo('demo')
     body = json.dumps({'signature_name': spec.ENCODED_SIGNATURE, 'inputs': {
