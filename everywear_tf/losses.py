@@ -38,8 +38,14 @@ def grid_interval_consistency(grid):
     return tf.reduce_sum(tf.abs(left - right)) + tf.reduce_sum(tf.abs(up - down))
 
 
-def gmm_loss(warped_cloth, target, grid=None, gic_weight=0.0):
+def gmm_loss(warped_cloth, target, grid=None, gic_weight=0.0, grid_target=None,
+             grid_weight=0.0):
     """L1(warped cloth, person's cloth region im_c) [+ gic_weight · Lgic / (B·H·W); CP-VTON+: 40]
+    [+ grid_weight · L1(grid, grid_target)].
+
+    The last term is this project's addition, not the originals': with synthetic data the true
+    sampling grid is known, and pulling GMM's grid towards it teaches warps that follow the body
+    without folding (off unless ``grid_weight``).
     """
     terms = {'l1': l1(warped_cloth, target)}
     total = terms['l1']
@@ -47,6 +53,9 @@ def gmm_loss(warped_cloth, target, grid=None, gic_weight=0.0):
         shape = tf.cast(tf.shape(grid), tf.float32)
         terms['gic'] = grid_interval_consistency(grid) / (shape[0] * shape[1] * shape[2])
         total += gic_weight * terms['gic']
+    if grid_weight:
+        terms['grid_l1'] = l1(grid, grid_target)
+        total += grid_weight * terms['grid_l1']
     terms['total'] = total
     return terms
 

@@ -95,6 +95,10 @@ MODULE_OUTPUTS = {
         RM: (TRYON, ALPHA, TPS_MASK),
 }
 
+# Training targets the loop batches beside the signature inputs (not served).
+GRID_TARGET = 'grid_target'  # float32 [B,256,192,2]: the ground-truth sampling grid (synthetic)
+TARGET_SPECS = {GRID_TARGET: ('float32', _FRAME + (2,))}
+
 # The photo front end (pose and human parsing estimated from the photo): one model for every
 # category, served as ``frontend`` beside the nine try-on models.
 FRONTEND = 'frontend'

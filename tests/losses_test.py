@@ -3,6 +3,7 @@ NumPy VGG on a small fake VGG file in MatConvNet's layout."""
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from everywear_tf import errors
 from everywear_tf import losses
@@ -123,3 +124,17 @@ def test_bad_vgg_files_are_named(tmp_path):
     junk.write_bytes(b'not a mat file')
     with pytest.raises(vgg.VggWeightsError, match='junk.mat'):
         vgg.read_weights(str(junk))
+
+
+def test_gmm_loss_adds_the_supervised_grid_term_only_when_asked():
+    rng = np.random.default_rng(11)
+    warped, target = rng.uniform(-1, 1, (2, 2, 8, 6, 3))
+    grid, grid_target = rng.uniform(-1, 1, (2, 2, 8, 6, 2))
+    plain = losses.gmm_loss(tf.constant(warped), tf.constant(target), tf.constant(grid))
+    assert 'grid_l1' not in plain
+    terms = losses.gmm_loss(tf.constant(warped), tf.constant(target), tf.constant(grid),
+                            grid_target=tf.constant(grid_target), grid_weight=0.5)
+    expected = np.abs(grid - grid_target).mean()
+    np.testing.assert_allclose(float(terms['grid_l1']), expected, rtol=1e-6)
+    np.testing.assert_allclose(float(terms['total']), np.abs(warped - target).mean()
+                               + 0.5 * expected, rtol=1e-6)

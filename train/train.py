@@ -25,6 +25,7 @@ from everywear_tf import errors  # noqa: E402
 from everywear_tf import spec  # noqa: E402
 from everywear_tf import weights  # noqa: E402
 from everywear_tf.data import datasets  # noqa: E402
+from everywear_tf.data import synthetic_tryon  # noqa: E402
 from everywear_tf.models import vgg  # noqa: E402
 from everywear_tf.train import loop  # noqa: E402
 from everywear_tf.train import trainers  # noqa: E402
@@ -63,13 +64,20 @@ _RECALIBRATE = flags.DEFINE_integer(
 _SAVE_EVERY = flags.DEFINE_integer('save_every', 500, 'Checkpoint interval in steps.')
 _LOG_EVERY = flags.DEFINE_integer('log_every', 50, 'Progress and scalar interval in steps.')
 _IMAGE_EVERY = flags.DEFINE_integer('image_every', 500, 'Image summary interval in steps.')
+_GRID_WEIGHT = flags.DEFINE_float('grid_weight', 0.0, 'GMM on the synthetic layout: weight of the '
+                                  'supervised grid term L1(grid, the true grid of warp-grid/) '
+                                  '(this project\'s addition; 0 = the originals\' losses).',
+                                  lower_bound=0.0)
 flags.mark_flags_as_required(['module', 'category', 'dataset_root', 'output_dir'])
 
 
 def _dataset():
     if _LAYOUT.value == 'viton':
         return datasets.VitonDataset(_DATASET_ROOT.value, _PAIRS.value or 'viton_train_images.txt')
-    return datasets.CpVtonDataset(_DATASET_ROOT.value, _MODE.value, _PAIRS.value)
+    dataset = datasets.CpVtonDataset(_DATASET_ROOT.value, _MODE.value, _PAIRS.value)
+    if _GRID_WEIGHT.value:
+        return synthetic_tryon.WithGridTargets(dataset, _DATASET_ROOT.value, _MODE.value)
+    return dataset
 
 
 def _trainer():
@@ -83,7 +91,8 @@ def _trainer():
                 trainers.OptimizerConfig(_LEARNING_RATE.value, defaults.beta_1, defaults.beta_2,
                                          defaults.epsilon))
     if module == spec.GMM:
-        return trainers.GmmTrainer(model, _CATEGORY.value, optimizer)
+        return trainers.GmmTrainer(model, _CATEGORY.value, optimizer,
+                                   grid_weight=_GRID_WEIGHT.value)
     default_weight = 3.0 if module == spec.EDM else 0.8
     weight = default_weight if _PERCEPTUAL_WEIGHT.value is None else _PERCEPTUAL_WEIGHT.value
     features = vgg.Vgg19Features.from_file(_VGG_WEIGHTS.value) if _VGG_WEIGHTS.value else None

@@ -396,6 +396,26 @@ def read_grid(path):
     return _normalised(*dense_grid(body, product, height, width))
 
 
+class WithGridTargets:
+    """A written synthetic split read with its ground-truth grids: every item of ``dataset`` (a
+    datasets.CpVtonDataset over ``<root>/<mode>``) also holds ``grid_target`` [H,W,2], read from
+    ``warp-grid/<person>.json`` (for GMM's supervised grid term)."""
+
+    def __init__(self, dataset, root, mode='train'):
+        self.dataset = dataset
+        self.directory = os.path.join(root, mode, WARP)
+
+    def __len__(self):
+        return len(self.dataset)
+
+    def read(self, i):
+        """Item ``i`` of the dataset plus its ground-truth grid."""
+        item = self.dataset.read(i)
+        item[spec.GRID_TARGET] = read_grid(os.path.join(self.directory,
+                                                        f'{item[datasets.PERSON_ID]}.json'))
+        return item
+
+
 def signature_item(sample):
     """A Sample as the signature inputs of ARCHITECTURE.md §3 (keypoints: negative = missing)."""
     keypoints = np.where(sample.keypoints[:, 2:] > 0, sample.keypoints[:, :2],

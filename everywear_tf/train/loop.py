@@ -50,8 +50,9 @@ def batches(dataset, batch_size, seed, start_step, keys):
     """tf.data batches of ``dataset.read(i)`` from ``start_step`` on, in the deterministic order."""
     num_items = len(dataset)
     batch_indices(num_items, batch_size, seed, 0)  # fails early on a too-small dataset
-    dtypes = [tf.as_dtype(spec.INPUT_SPECS[key][0]) for key in keys]
-    shapes = [(batch_size,) + spec.INPUT_SPECS[key][1][1:] for key in keys]
+    specs = {**spec.INPUT_SPECS, **spec.TARGET_SPECS}
+    dtypes = [tf.as_dtype(specs[key][0]) for key in keys]
+    shapes = [(batch_size,) + specs[key][1][1:] for key in keys]
 
     def generate():
         step = start_step
@@ -61,7 +62,7 @@ def batches(dataset, batch_size, seed, start_step, keys):
 
     def read(indices):
         items = [dataset.read(int(i)) for i in indices]
-        return tuple(np.stack([item[key] for item in items]).astype(spec.INPUT_SPECS[key][0])
+        return tuple(np.stack([item[key] for item in items]).astype(specs[key][0])
                      for key in keys)
 
     def load(indices):

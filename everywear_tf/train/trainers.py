@@ -89,10 +89,15 @@ class GmmTrainer:
 
     keys = spec.MODULE_INPUTS[spec.GMM]
 
-    def __init__(self, model, category, optimizer=None):
+    def __init__(self, model, category, optimizer=None, grid_weight=0.0):
+        """``grid_weight`` > 0 adds the supervised grid term (needs ``grid_target`` batches:
+        synthetic data; this project's addition, off by default)."""
         self.model, self.category = model, category
         self.optimizer = optimizer or make_optimizer(DEFAULT_OPTIMIZERS[spec.GMM])
         self.gic_weight = GIC_WEIGHT if model.config.variant == configs.CPVTON_PLUS else 0.0
+        self.grid_weight = float(grid_weight)
+        if self.grid_weight:
+            self.keys = self.keys + (spec.GRID_TARGET,)
         self.step = tf.function(self._step)
 
     def target(self, batch):
@@ -104,7 +109,8 @@ class GmmTrainer:
         with tf.GradientTape() as tape:
             out = self.model(gmm_inputs(self.model, batch), training=True)
             terms = losses.gmm_loss(out['warped_cloth'], self.target(batch), out['grid'],
-                                    self.gic_weight)
+                                    self.gic_weight, batch.get(spec.GRID_TARGET),
+                                    self.grid_weight)
         variables = self.model.trainable_variables
         self.optimizer.apply_gradients(zip(tape.gradient(terms['total'], variables), variables))
         return terms

@@ -5,7 +5,10 @@ import pytest
 import tensorflow as tf
 
 from everywear_tf import configs
+from everywear_tf import evaluate
 from everywear_tf import spec
+from everywear_tf.data import datasets
+from everywear_tf.data import lip
 from everywear_tf.data import synthetic_tryon
 from everywear_tf.train import loop
 from everywear_tf.train import trainers
@@ -54,6 +57,27 @@ def test_gmm_plus_adds_the_grid_term(dataset):
                                   spec.MEN_TSHIRTS)
     batch = next(iter(loop.batches(dataset, 2, 0, 0, trainer.keys)))
     assert 'gic' in trainer.step(batch)
+
+
+def test_the_supervised_grid_term_reads_the_true_grids_of_a_written_split(tmp_path):
+    root = tmp_path / 'synthetic'
+    synthetic_tryon.write_split(str(root), 'train', spec.MEN_TSHIRTS, 4, seed=2)
+    dataset = synthetic_tryon.WithGridTargets(datasets.CpVtonDataset(str(root), 'train'),
+                                              str(root), 'train')
+    item = dataset.read(1)
+    assert item[spec.GRID_TARGET].shape == spec.FRAME_SHAPE + (2,)
+    # The true grid warps the product onto the person's garment (what the drawing did).
+    warped = evaluate.warp_with(item[spec.GRID_TARGET][None], item[spec.CLOTH][None],
+                                item[spec.CLOTH_MASK][None])[1][0] >= 128
+    garment = np.isin(item[spec.PARSE], (lip.UPPER_CLOTHES,))
+    assert (warped & garment).sum() / (warped | garment).sum() > 0.8
+    tf.keras.utils.set_random_seed(0)
+    trainer = trainers.GmmTrainer(trainers.build(spec.GMM, variant=configs.CPVTON_PLUS, ngf=4),
+                                  spec.MEN_TSHIRTS, grid_weight=1.0)
+    assert spec.GRID_TARGET in trainer.keys
+    batch = next(iter(loop.batches(dataset, 2, 0, 0, trainer.keys)))
+    history = [float(trainer.step(batch)['grid_l1']) for _ in range(10)]
+    assert history[-1] < history[0], history
 
 
 def test_edm_loss_decreases_and_needs_vgg_for_perceptual(dataset):
