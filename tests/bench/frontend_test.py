@@ -96,20 +96,22 @@ def test_the_bounds_on_drawn_persons(quick):  # quick: the benchmark runs meanwh
         if category in _TOPS:
             item['upper_clothes'] = round(_iou(estimate.parse == lip.UPPER_CLOTHES,
                                                sample.parse == lip.UPPER_CLOTHES), 3)
-            if item['upper_clothes'] < _UPPER_CLOTHES:
-                failures.append(f'{name}: upper clothes IoU {item["upper_clothes"]} < '
-                                f'{_UPPER_CLOTHES}')
         else:
             item['pants'] = round(_iou(estimate.parse == lip.PANTS, sample.parse == lip.PANTS),
                                   3)
-            if item['pants'] < _PANTS:
-                failures.append(f'{name}: pants IoU {item["pants"]} < {_PANTS}')
-        if item['person'] < _PERSON:
-            failures.append(f'{name}: person IoU {item["person"]} < {_PERSON}')
         figures.append(item)
+    # The bounds are the split's figures (PCK over every visible keypoint, each IoU the mean
+    # over the items that have the label), here over a handful of its items; the bench reports
+    # them over the whole split with the worst items.
     pck = hits / seen
-    if pck < _PCK:
-        failures.append(f'PCK@0.1 {pck:.3f} < {_PCK} over {seen} keypoints')
+    means = {key: np.mean([item[key] for item in figures if key in item])
+             for key in ('person', 'upper_clothes', 'pants')}
+    for what, value, bound in (('PCK@0.1', pck, _PCK),
+                               ('upper clothes IoU', means['upper_clothes'], _UPPER_CLOTHES),
+                               ('pants IoU', means['pants'], _PANTS),
+                               ('person IoU', means['person'], _PERSON)):
+        if value < bound:
+            failures.append(f'{what} {value:.3f} < {bound}')
     print(f'\nPCK@0.1 {pck:.3f} over {seen} keypoints; ' + '; '.join(
             ', '.join(f'{k} {v}' for k, v in item.items()) for item in figures))
     assert not failures, (failures, figures)

@@ -1,7 +1,7 @@
 """Pose and parse from the photo alone: the front end as one graph, and the ways to run it.
 
-``FrontEndModule`` chains the pose, face and parse graphs into the ``frontend`` model's two
-serving signatures (names in ``spec.py``): ``serving_default`` takes the decoded photo
+``FrontEndModule`` chains the pose, face, person-mask and parse graphs into the ``frontend``
+model's two serving signatures (names in ``spec.py``): ``serving_default`` takes the decoded photo
 (``image``, uint8 [1, H, W, 3]) and ``encoded`` takes its PNG or JPEG bytes (``image_bytes``,
 string [1]); both return ``pose`` (float32 [1, 18, 3], COCO-18 in photo pixels, confidence 0 =
 missing), ``parse`` (uint8 [1, H, W], LIP ids), ``people``, ``skin_split`` and ``face_found``.
@@ -22,6 +22,7 @@ from everywear_tf.data import keypoints as keypoint_files
 from everywear_tf.inference.frontend import face as face_lib
 from everywear_tf.inference.frontend import parse as parse_lib
 from everywear_tf.inference.frontend import pose as pose_lib
+from everywear_tf.inference.frontend import segmentation
 
 
 class NoPersonError(errors.InputError):
@@ -42,9 +43,9 @@ class FrontEndModule(tf.Module):
     """Pose → face → parse as one graph of core TF ops; what the ``frontend`` model serves."""
 
     def __init__(self, pose: pose_lib.PoseModel, face: face_lib.FaceModel,
-                 parse: parse_lib.ParseModel):
+                 parse: parse_lib.ParseModel, selfie: segmentation.SelfieModel):
         super().__init__(name='frontend')
-        self.pose, self.face, self.parse = pose, face, parse
+        self.pose, self.face, self.parse, self.selfie = pose, face, parse, selfie
         self.serving_default = tf.function(self._estimate, input_signature=[
                 tf.TensorSpec([1, None, None, 3], tf.uint8, name=spec.IMAGE)])
         self.encoded = tf.function(self._estimate_encoded, input_signature=[
@@ -58,14 +59,17 @@ class FrontEndModule(tf.Module):
             tflite.MediapipeNotInstalledError: mediapipe is not installed (pip advice included).
         """
         return cls(pose_lib.PoseModel.from_mediapipe(), face_lib.FaceModel.from_mediapipe(),
-                   parse_lib.ParseModel())
+                   parse_lib.ParseModel(), segmentation.SelfieModel.from_mediapipe())
 
     def _estimate(self, image):
         photo = image[0]
         pose = self.pose(photo)
         face = self.face(photo, pose['landmarks'])
-        parse = self.parse(photo, pose['landmarks'], pose['mask'], face['face_landmarks'],
-                           face['found'])
+        # The person: BlazePose's mask joined with the selfie model's inside the body box.
+        size = tf.shape(photo)
+        inside = segmentation.inside_box(pose['roi'], size[0], size[1])
+        mask = tf.maximum(pose['mask'], tf.where(inside, self.selfie(photo), 0.0))
+        parse = self.parse(photo, pose['landmarks'], mask, face['face_landmarks'], face['found'])
         return {spec.POSE: pose['keypoints'][None], spec.PARSE: parse['parse'][None],
                 spec.PEOPLE: tf.reshape(pose['people'], [1]),
                 spec.SKIN_SPLIT: tf.reshape(parse['skin_split'], [1]),

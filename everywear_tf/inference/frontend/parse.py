@@ -25,7 +25,7 @@ Colour:
 Labels, each rule over the ones before it:
 
 - Pants 9: pixels 0.07 T or more below the hips' line (where the drawn tops end; "the band"
-  above) inside the legs' envelope (hips widened by 0.6 hd, knees 0.5 hd, ankles 0.45 hd; hidden
+  above) inside the legs' envelope (hips widened by 0.6 hd, knees 0.75 hd, ankles 0.7 hd; hidden
   knees or ankles extend it to the photo's edge) or within 0.55 hd of the hip-knee-ankle
   segments.
 - Upper clothes 5: the torso quad above the band (shoulders widened by 0.15 sd, its top 0.2 sd
@@ -121,7 +121,7 @@ FOOT_RADIUS = 0.55
 FOOT_ABOVE_ANKLE = 0.1  # of FOOT_RADIUS
 FOOT_REACH = 0.6  # of FOOT_RADIUS above the ankle, where colour decides between shoes and pants
 SHOE_SAMPLE = 0.25  # of FOOT_RADIUS below the ankle, the shoes' colour sample
-TORSO_WIDEN, TORSO_RAISE, HIP_WIDEN, KNEE_WIDEN, ANKLE_WIDEN = 0.15, 0.2, 0.6, 0.5, 0.45
+TORSO_WIDEN, TORSO_RAISE, HIP_WIDEN, KNEE_WIDEN, ANKLE_WIDEN = 0.15, 0.2, 0.6, 0.75, 0.7
 BAND = 0.07
 BAND_ABOVE, BAND_BELOW = 0.35, 0.35  # where colour decides between upper clothes and pants
 UPPER_SAMPLE = (0.4, 0.8)  # below the shoulders, in T
