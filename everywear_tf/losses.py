@@ -39,13 +39,15 @@ def grid_interval_consistency(grid):
 
 
 def gmm_loss(warped_cloth, target, grid=None, gic_weight=0.0, grid_target=None,
-             grid_weight=0.0):
+             grid_weight=0.0, grid_mask=None):
     """L1(warped cloth, person's cloth region im_c) [+ gic_weight · Lgic / (B·H·W); CP-VTON+: 40]
     [+ grid_weight · L1(grid, grid_target)].
 
     The last term is this project's addition, not the originals': with synthetic data the true
     sampling grid is known, and pulling GMM's grid towards it teaches warps that follow the body
-    without folding (off unless ``grid_weight``).
+    without folding (off unless ``grid_weight``). With ``grid_mask`` ([B,H,W], 1 where the
+    garment lands) the L1 is the mean over those pixels only: the drawn spline's extrapolation
+    far outside the garment, which a 5×5 TPS cannot follow, then does not count.
     """
     terms = {'l1': l1(warped_cloth, target)}
     total = terms['l1']
@@ -54,7 +56,12 @@ def gmm_loss(warped_cloth, target, grid=None, gic_weight=0.0, grid_target=None,
         terms['gic'] = grid_interval_consistency(grid) / (shape[0] * shape[1] * shape[2])
         total += gic_weight * terms['gic']
     if grid_weight:
-        terms['grid_l1'] = l1(grid, grid_target)
+        if grid_mask is None:
+            terms['grid_l1'] = l1(grid, grid_target)
+        else:
+            weights = tf.cast(grid_mask, grid.dtype)[..., None]
+            terms['grid_l1'] = (tf.reduce_sum(tf.abs(grid - grid_target) * weights)
+                                / tf.maximum(2 * tf.reduce_sum(weights), 1))
         total += grid_weight * terms['grid_l1']
     terms['total'] = total
     return terms

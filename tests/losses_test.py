@@ -138,3 +138,15 @@ def test_gmm_loss_adds_the_supervised_grid_term_only_when_asked():
     np.testing.assert_allclose(float(terms['grid_l1']), expected, rtol=1e-6)
     np.testing.assert_allclose(float(terms['total']), np.abs(warped - target).mean()
                                + 0.5 * expected, rtol=1e-6)
+
+
+def test_the_grid_term_counts_only_the_garment_when_masked():
+    rng = np.random.default_rng(12)
+    warped, target = rng.uniform(-1, 1, (2, 2, 8, 6, 3))
+    grid, grid_target = rng.uniform(-3, 3, (2, 2, 8, 6, 2))
+    mask = rng.uniform(size=(2, 8, 6)) > 0.6
+    terms = losses.gmm_loss(tf.constant(warped), tf.constant(target), tf.constant(grid),
+                            grid_target=tf.constant(grid_target), grid_weight=1.0,
+                            grid_mask=tf.constant(mask))
+    expected = np.abs(grid - grid_target)[mask].mean()
+    np.testing.assert_allclose(float(terms['grid_l1']), expected, rtol=1e-6)

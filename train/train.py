@@ -68,6 +68,8 @@ _GRID_WEIGHT = flags.DEFINE_float('grid_weight', 0.0, 'GMM on the synthetic layo
                                   'supervised grid term L1(grid, the true grid of warp-grid/) '
                                   '(this project\'s addition; 0 = the originals\' losses).',
                                   lower_bound=0.0)
+_GRID_ON = flags.DEFINE_enum('grid_on', 'frame', list(trainers.GRID_REGIONS), 'Where the grid '
+                             'term counts: the whole frame, or only where the garment is.')
 flags.mark_flags_as_required(['module', 'category', 'dataset_root', 'output_dir'])
 
 
@@ -92,7 +94,7 @@ def _trainer():
                                          defaults.epsilon))
     if module == spec.GMM:
         return trainers.GmmTrainer(model, _CATEGORY.value, optimizer,
-                                   grid_weight=_GRID_WEIGHT.value)
+                                   grid_weight=_GRID_WEIGHT.value, grid_on=_GRID_ON.value)
     default_weight = 3.0 if module == spec.EDM else 0.8
     weight = default_weight if _PERCEPTUAL_WEIGHT.value is None else _PERCEPTUAL_WEIGHT.value
     features = vgg.Vgg19Features.from_file(_VGG_WEIGHTS.value) if _VGG_WEIGHTS.value else None

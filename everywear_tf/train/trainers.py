@@ -83,15 +83,22 @@ def edm_targets(batch, category):
             representation.to_signed(batch[spec.PERSON]))
 
 
+GRID_REGIONS = ('frame', 'garment')  # where GMM's supervised grid term is counted
+
+
 class GmmTrainer:
     """Trains a Gmm: L1 from the warped cloth to the person's garment (plus CP-VTON+'s grid
     regularisation)."""
 
     keys = spec.MODULE_INPUTS[spec.GMM]
 
-    def __init__(self, model, category, optimizer=None, grid_weight=0.0):
+    def __init__(self, model, category, optimizer=None, grid_weight=0.0, grid_on='frame'):
         """``grid_weight`` > 0 adds the supervised grid term (needs ``grid_target`` batches:
-        synthetic data; this project's addition, off by default)."""
+        synthetic data; this project's addition, off by default), over the whole frame
+        (``grid_on='frame'``) or only where the person's garment is (``'garment'``)."""
+        if grid_on not in GRID_REGIONS:
+            raise ValueError(f'grid_on must be one of {GRID_REGIONS}, got {grid_on!r}')
+        self.grid_on = grid_on
         self.model, self.category = model, category
         self.optimizer = optimizer or make_optimizer(DEFAULT_OPTIMIZERS[spec.GMM])
         self.gic_weight = GIC_WEIGHT if model.config.variant == configs.CPVTON_PLUS else 0.0
@@ -108,9 +115,13 @@ class GmmTrainer:
     def _step(self, batch):
         with tf.GradientTape() as tape:
             out = self.model(gmm_inputs(self.model, batch), training=True)
+            mask = None
+            if self.grid_weight and self.grid_on == 'garment':
+                mask = tf.reduce_any(batch[spec.PARSE][..., None] == tf.constant(
+                        GARMENT_LABELS[self.category][0], tf.uint8), axis=-1)
             terms = losses.gmm_loss(out['warped_cloth'], self.target(batch), out['grid'],
                                     self.gic_weight, batch.get(spec.GRID_TARGET),
-                                    self.grid_weight)
+                                    self.grid_weight, mask)
         variables = self.model.trainable_variables
         self.optimizer.apply_gradients(zip(tape.gradient(terms['total'], variables), variables))
         return terms
