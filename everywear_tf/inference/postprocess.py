@@ -18,7 +18,7 @@ FEATHER = 0.02  # of the photo's shorter side, outside the region only
 MIN_ISLAND = 0.002  # components smaller than this share of the frame are dropped
 
 
-def clean_mask(mask, min_fraction=MIN_ISLAND):
+def clean_mask(mask: np.ndarray, min_fraction: float = MIN_ISLAND) -> np.ndarray:
     """uint8 {0,255}: ``mask`` (bool or uint8) without connected islands smaller than
     ``min_fraction`` of the image, holes of that size filled."""
     original = (np.asarray(mask) > 0).astype(np.uint8)
@@ -32,18 +32,21 @@ def clean_mask(mask, min_fraction=MIN_ISLAND):
     return binary * 255
 
 
-def selection_mask(category, frame_parse, clothing_mask):
+def selection_mask(category: str, frame_parse: np.ndarray,
+                   clothing_mask: np.ndarray) -> np.ndarray:
     """uint8 {0,255} [256,192]: where the try-on replaces the frame (``_sel_mask``)."""
     return clean_mask(categories.replaced_region(category, frame_parse[None],
                                                clothing_mask[None])[0])
 
 
-def compose(frame_image, tryon, selection):
+def compose(frame_image: np.ndarray, tryon: np.ndarray, selection: np.ndarray) -> np.ndarray:
     """uint8 [256,192,3]: the frame with the try-on inside ``selection`` (what is pasted back)."""
     return np.where(selection[..., None] > 0, tryon, frame_image).astype(np.uint8)
 
 
-def paste(photo, frame_image, selection, transform, feather=FEATHER, protect=None):
+def paste(photo: np.ndarray, frame_image: np.ndarray, selection: np.ndarray,
+          transform: np.ndarray, feather: float = FEATHER,
+          protect: np.ndarray | None = None) -> tuple:
     """``photo`` with ``frame_image`` pasted where ``selection`` maps to; returns (result,
     alpha in [0,1] at photo size). Pixels with alpha 0 are the photo's own, bit for bit; so are
     the pixels of ``protect`` (bool, photo size), feather included.
