@@ -285,3 +285,25 @@ def summary(results, markdown=True):
             lines.append(f"whole outfit (pants + t-shirt) via {path}: {_ms(split['total'])} ms")
     bullet = '- ' if markdown else '  '
     return '\n'.join(bullet + line for line in lines)
+
+
+def begin_marker(block):
+    """The line opening a generated block of RESULTS.md (``<!-- figures <block>: ... -->``)."""
+    return f'<!-- figures {block}:'
+
+
+def end_marker(block):
+    """The line closing it."""
+    return f'<!-- end of figures {block} -->'
+
+
+def replace_block(document, block, content):
+    """``document`` with its ``block`` (markers included) replaced by ``content``, which must
+    carry the markers itself; ValueError naming the markers when the document has no such block.
+    """
+    begin, end = begin_marker(block), end_marker(block)
+    if begin not in document or end not in document:
+        raise ValueError(f'no block {block!r} ({begin} ... {end})')
+    start = document.index(begin)
+    stop = document.index(end) + len(end)
+    return document[:start] + content + document[stop:]

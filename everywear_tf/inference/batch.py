@@ -184,6 +184,8 @@ class Batch:
             estimate = self._front_end()(photo, photo_path)
             keypoint_files.write_openpose_json(pose_out, estimate.keypoints)
             parsing.write_parse_png(parse_out, estimate.parse)
+        # Read back what was written (the pose rounded to 1/1000 px), so a fresh run and a
+        # resumed one work on the same numbers and write the same bytes.
         pose_path = pose_path or pose_out
         keypoints = keypoint_files.read_keypoints(pose_path)
         parse = parsing.read_parse(parse_path or parse_out, image_size=photo.shape[:2])

@@ -44,7 +44,7 @@ class FrontEndModule(tf.Module):
 
     def __init__(self, pose: pose_lib.PoseModel, face: face_lib.FaceModel,
                  parse: parse_lib.ParseModel, selfie: segmentation.SelfieModel):
-        super().__init__(name='frontend')
+        super().__init__(name=spec.FRONTEND)
         self.pose, self.face, self.parse, self.selfie = pose, face, parse, selfie
         self.serving_default = tf.function(self._estimate, input_signature=[
                 tf.TensorSpec([1, None, None, 3], tf.uint8, name=spec.IMAGE)])
