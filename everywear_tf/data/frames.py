@@ -9,7 +9,9 @@
 Transforms are 2×3 affine maps from photo pixels to frame pixels with pixel centres at integer
 coordinates (OpenCV's convention), so ``cv2.invertAffineTransform`` gives the way back exactly.
 Photos are area-reduced to the frame's scale before the final resampling, so a 10000×10000 photo
-does not alias.
+does not alias. OpenCV's warps refuse a source with a side of 32767 pixels or more (SHRT_MAX): a
+longer photo is first cut to the part the frame sees, and a label map still too long after that is
+thinned to every k-th pixel, so very long or very large photos give a frame like any other.
 """
 
 import dataclasses
@@ -24,6 +26,7 @@ from everywear_tf.data import keypoints as keypoint_files
 
 FRAME = spec.FRAME_SHAPE
 PAD_VALUE = 255  # letterbox padding: white, like the originals' backgrounds
+MAX_WARP_SIDE = 32766  # cv2.warpAffine (through remap) asserts its source's sides < SHRT_MAX
 HEAD = (keypoint_files.NOSE, keypoint_files.R_EYE, keypoint_files.L_EYE, keypoint_files.R_EAR,
         keypoint_files.L_EAR)
 SHOULDERS = (keypoint_files.R_SHOULDER, keypoint_files.L_SHOULDER)
@@ -70,7 +73,12 @@ def warp_image(image, transform, frame=FRAME, interpolation=cv2.INTER_LINEAR,
                border=PAD_VALUE):
     """Resamples ``image`` through ``transform`` into the frame. Shrinking is done by area
     averaging to the final scale first (so big photos do not alias), then the remaining
-    sub-pixel shift by bilinear interpolation."""
+    sub-pixel shift by bilinear interpolation. A source with a side over ``MAX_WARP_SIDE`` is
+    first cut to the part the frame sees, and thinned to every k-th pixel if it is still too
+    long for OpenCV's warp (only a label map can be: images are area-reduced first)."""
+    transform = np.asarray(transform, np.float64)
+    if max(image.shape[:2]) > MAX_WARP_SIDE:
+        image, transform = _seen_part(image, transform, frame)
     scale = transform[0, 0]
     if interpolation != cv2.INTER_NEAREST and scale < 1.0:
         small = cv2.resize(image, (max(1, round(image.shape[1] * scale)),
@@ -82,9 +90,35 @@ def warp_image(image, transform, frame=FRAME, interpolation=cv2.INTER_LINEAR,
         to_small = np.array([[sx, 0, 0.5 * sx - 0.5], [0, sy, 0.5 * sy - 0.5], [0, 0, 1]])
         transform = transform @ np.linalg.inv(to_small)
         image = small
+    if max(image.shape[:2]) > MAX_WARP_SIDE:
+        step = -(-max(image.shape[:2]) // MAX_WARP_SIDE)
+        # Small pixel i is photo pixel step·i + step // 2.
+        image = np.ascontiguousarray(image[step // 2::step, step // 2::step])
+        transform = np.concatenate([transform[:, :2] * step,
+                                    transform[:, 2:] + transform[:, :2].sum(
+                                            axis=1, keepdims=True) * (step // 2)], axis=1)
     value = (border,) * 3 if image.ndim == 3 else border
     return cv2.warpAffine(image, transform, (frame[1], frame[0]), flags=interpolation,
                           borderMode=cv2.BORDER_CONSTANT, borderValue=value)
+
+
+def _seen_part(image, transform, frame):
+    """(the part of ``image`` the frame samples, with a margin for the filters; the transform
+    from that part's pixels). The part keeps at least one pixel."""
+    inverse = invert(transform)
+    corners = np.array([[-0.5, -0.5], [frame[1] - 0.5, -0.5], [-0.5, frame[0] - 0.5],
+                        [frame[1] - 0.5, frame[0] - 0.5]]) @ inverse[:, :2].T + inverse[:, 2]
+    scale = abs(transform[0, 0])
+    # Bilinear reads one pixel around; after an area reduction, one reduced pixel (1/scale).
+    margin = 2 + (int(np.ceil(2.0 / scale)) if scale < 1.0 else 0)
+    height, width = image.shape[:2]
+    x0 = int(np.clip(np.floor(corners[:, 0].min()) - margin, 0, width - 1))
+    y0 = int(np.clip(np.floor(corners[:, 1].min()) - margin, 0, height - 1))
+    x1 = int(np.clip(np.ceil(corners[:, 0].max()) + margin + 1, x0 + 1, width))
+    y1 = int(np.clip(np.ceil(corners[:, 1].max()) + margin + 1, y0 + 1, height))
+    shifted = transform.copy()
+    shifted[:, 2] += transform[:, :2] @ np.array([x0, y0], np.float64)
+    return image[y0:y1, x0:x1], shifted
 
 
 def transform_keypoints(keypoints, transform):

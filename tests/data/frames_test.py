@@ -125,3 +125,49 @@ def test_pixels_go_to_the_frame_and_back_to_within_a_pixel(size, crop):
         back = cv2.warpAffine(forward, frames.invert(frame.transform), (size[1], size[0]),
                               flags=cv2.INTER_LINEAR)
         np.testing.assert_allclose(_centroid(back), photo_point, atol=max(1.0, 1.0 / scale))
+
+
+def _long(photo, parse, keypoints, length, axis):
+    """The drawn photo in the middle of a photo ``length`` pixels long along ``axis`` (white
+    beyond it), with its parse and keypoints moved along."""
+    before = (length - photo.shape[axis]) // 2
+    pad = [(0, 0)] * 3
+    pad[axis] = (before, length - photo.shape[axis] - before)
+    moved = keypoints.copy()
+    moved[:, 1 - axis] += before
+    return (np.pad(photo, pad, constant_values=240), np.pad(parse, pad[:2]), moved, before)
+
+
+@pytest.mark.parametrize('axis', [0, 1])
+def test_photos_longer_than_opencvs_warp_limit_give_the_same_frames(axis):
+    # cv2.warpAffine refuses a source side >= 32767: the part the frame sees is cut first.
+    photo, parse, keypoints = _photo(*((400, 300) if axis == 0 else (300, 400)), seed=4)
+    long_photo, long_parse, long_keypoints, before = _long(photo, parse, keypoints, 40000, axis)
+    assert max(long_photo.shape[:2]) > frames.MAX_WARP_SIDE
+    upper = frames.upper_frame(long_photo, long_parse, long_keypoints)
+    reference = frames.upper_frame(photo, parse, keypoints)
+    offset = [0.0, 0.0]
+    offset[1 - axis] = before
+    np.testing.assert_allclose(upper.transform[:, 2] + upper.transform[:, :2] @ offset,
+                               reference.transform[:, 2], atol=0.01)  # float32 keypoints
+    # The same frame but for that ~0.002 px: one 1/32 px step of OpenCV's bilinear at an edge.
+    difference = np.abs(upper.image.astype(int) - reference.image)
+    assert difference.max() <= 8 and (difference == 0).mean() > 0.95, difference.max()
+    assert (upper.parse != reference.parse).mean() < 0.001
+    body = frames.body_frame(long_photo, long_parse, long_keypoints)
+    assert body.image.shape == spec.FRAME_SHAPE + (3,) and body.image.min() < 235  # the person
+    garment, mask = frames.garment_frame(long_photo)
+    assert garment.shape == spec.FRAME_SHAPE + (3,) and mask.shape == spec.FRAME_SHAPE
+
+
+def test_label_maps_too_long_even_for_the_frame_are_thinned():
+    # A 34000×300 letterboxed parse: the frame sees all of it; nearest sampling every 2nd pixel.
+    parse = np.repeat(np.arange(1, 18, dtype=np.uint8), 2000)[:, None].repeat(300, axis=1)
+    image = np.full(parse.shape + (3,), 100, np.uint8)
+    frame = frames.body_frame(image, parse, np.zeros((18, 3), np.float32))
+    rows = (np.arange(256) + 0.5) / frame.transform[1, 1]  # photo row of each frame row
+    expected = np.clip(rows // 2000 + 1, 1, 17).astype(np.uint8)
+    column = frame.parse[:, 96]
+    assert (column == expected).mean() > 0.97
+    assert np.all(np.abs(column.astype(int) - expected) <= 1)
+    assert np.all(frame.image[:, 96] == 100)
