@@ -14,6 +14,10 @@ shape_context_warp.m:35.)
 The pipeline's product photos use the ``near_white`` rule instead: a pixel is background only
 when all three channels are above 250, so saturated colours stay garment; holes and specks are
 treated the same way.
+
+``check_garment`` and ``check_mask`` refuse a product photo with (nearly) no garment on it (an
+all-white picture) and a mask that marks (nearly) nothing: the networks would dress the person in
+nothing and the run would look successful.
 """
 
 import cv2
@@ -25,6 +29,36 @@ WHITE_THRESHOLD = 250  # a channel above this is "white"
 CPVTON = 'cpvton'  # garment where every channel is at most the threshold (convert_data.m)
 NEAR_WHITE = 'near_white'  # garment where any channel is at most the threshold
 RULES = (CPVTON, NEAR_WHITE)
+# A garment covering less of its product photo than this (or a mask marking less) is refused.
+MIN_GARMENT_FRACTION = 0.01
+_CHECK_SAMPLES = 1 << 20  # pixels looked at to measure a large photo's garment fraction
+
+
+def _sampled(array):
+    step = max(1, int(np.ceil(np.sqrt(array.shape[0] * array.shape[1] / _CHECK_SAMPLES))))
+    return array[::step, ::step]
+
+
+def check_garment(image, path='<memory>', min_fraction=MIN_GARMENT_FRACTION):
+    """Raises an ImageError naming ``path`` when less than ``min_fraction`` of the uint8 RGB
+    product photo ``image`` is garment by the ``near_white`` rule (any channel at most
+    WHITE_THRESHOLD), e.g. an all-white picture."""
+    sample = _sampled(np.asarray(image))
+    fraction = float(np.mean(np.any(sample <= WHITE_THRESHOLD, axis=-1))) if sample.size else 0.0
+    if fraction < min_fraction:
+        raise errors.ImageError(path, f'has no garment: {fraction:.2%} of the product photo is '
+                                      f'not white (channels above {WHITE_THRESHOLD}), less than '
+                                      f'{min_fraction:.2%} (an empty or all-white picture?)')
+
+
+def check_mask(mask, path='<memory>', min_fraction=MIN_GARMENT_FRACTION):
+    """Raises an ImageError naming ``path`` when less than ``min_fraction`` of the uint8 garment
+    mask ``mask`` is set (≥ 128)."""
+    sample = _sampled(np.asarray(mask))
+    fraction = float(np.mean(sample >= 128)) if sample.size else 0.0
+    if fraction < min_fraction:
+        raise errors.ImageError(path, f'is an empty garment mask: {fraction:.2%} of it is set '
+                                      f'(>= 128), less than {min_fraction:.2%}')
 
 
 def fill_holes(mask):
