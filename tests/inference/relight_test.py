@@ -1,0 +1,159 @@
+"""relight: the photo's shading on the new garment, the person's skin where it uncovers them."""
+
+import numpy as np
+import pytest
+
+from everywear_tf import spec
+from everywear_tf.data import frames
+from everywear_tf.data import keypoints as kp
+from everywear_tf.data import lip
+from everywear_tf.inference import relight
+
+H, W = spec.IMAGE_HEIGHT, spec.IMAGE_WIDTH
+ORANGE = np.array([220.0, 110.0, 40.0])
+RED = np.array([200.0, 40.0, 50.0])
+SKIN = np.array([190.0, 140.0, 110.0])
+BACKDROP = np.array([235.0, 235.0, 235.0])
+
+
+def _scene(shading=None):
+    """A frame of a person in an orange long sleeve (torso rows 60..230, cols 50..142; arms down
+    cols 20..50 and 142..172 from row 70), the face above; the new red garment covers the torso
+    only. Returns (frame, tryon, clothing mask, warped mask, selection)."""
+    parse = np.zeros((H, W), np.uint8)
+    parse[60:230, 50:142] = lip.UPPER_CLOTHES
+    parse[70:200, 20:50] = lip.UPPER_CLOTHES  # the sleeves cover both arms
+    parse[70:200, 142:172] = lip.UPPER_CLOTHES
+    parse[15:58, 76:116] = lip.FACE
+    image = np.empty((H, W, 3))
+    image[:] = BACKDROP
+    image[parse == lip.FACE] = SKIN
+    cloth = parse == lip.UPPER_CLOTHES
+    light = np.ones((H, W)) if shading is None else shading
+    image[cloth] = (ORANGE * light[..., None])[cloth]
+    image = np.clip(np.round(image), 0, 255).astype(np.uint8)
+    keypoints = np.zeros((spec.NUM_KEYPOINTS, 3), np.float32)
+    for joint, (x, y) in {kp.R_SHOULDER: (35, 75), kp.R_ELBOW: (35, 135), kp.R_WRIST: (35, 195),
+                          kp.L_SHOULDER: (157, 75), kp.L_ELBOW: (157, 135),
+                          kp.L_WRIST: (157, 195)}.items():
+        keypoints[joint] = (x, y, 1)
+    frame = frames.Frame(image=image, parse=parse, keypoints=keypoints,
+                         transform=frames.scale_translate(1.0, 0.0, 0.0), source_size=(H, W))
+    garment = np.zeros((H, W), np.uint8)
+    garment[60:230, 50:142] = 255
+    tryon = np.empty((H, W, 3), np.uint8)
+    tryon[:] = (128, 128, 128)  # EDM's grey wherever RM did not put the garment
+    tryon[garment > 0] = RED.astype(np.uint8)
+    clothing = garment.copy()
+    clothing[70:200, 20:50] = 255  # RM's mask reaching over the arms where no garment is warped
+    selection = np.where((parse == lip.UPPER_CLOTHES) | (clothing > 0), 255, 0).astype(np.uint8)
+    return frame, tryon, clothing, garment, selection
+
+
+def _relit(scene):
+    frame, tryon, clothing, warped, selection = scene
+    return relight.relight(spec.MEN_LONG, frame, tryon, clothing, warped, selection)
+
+
+def test_flat_light_leaves_the_garment_as_rm_made_it():
+    out = _relit(_scene())
+    inner = (slice(64, 226), slice(54, 138))
+    np.testing.assert_array_equal(out[inner], np.broadcast_to(RED.astype(np.uint8),
+                                                             out[inner].shape))
+
+
+def test_the_photos_shading_carries_over_with_its_colour_divided_out():
+    cols = np.arange(W)
+    folds = 1.0 + 0.15 * np.sin(2 * np.pi * cols / 40.0)  # soft vertical folds, ±15%
+    shading = np.broadcast_to(folds, (H, W))
+    out = _relit(_scene(shading)).astype(np.float64)
+    rows, columns = slice(80, 210), slice(64, 128)  # away from the region's edges
+    gain = relight.luminance(out[rows, columns]) / relight.luminance(RED[None, None])
+    expected = shading[rows, columns]
+    assert np.corrcoef(gain.ravel(), expected.ravel())[0, 1] > 0.95
+    # Band-passed: folds narrower than the coarse scale keep most of their depth.
+    depth = np.sum((gain - 1) * (expected - 1)) / np.sum((expected - 1) ** 2)
+    assert 0.5 < depth < 1.05
+    # The garment keeps its own hue: shading scales its channels alike.
+    ratio = out[rows, columns] / RED
+    assert np.abs(ratio - ratio.mean(axis=-1, keepdims=True)).max() < 0.05
+
+
+def test_a_print_of_another_colour_is_not_taken_for_light():
+    frame, tryon, clothing, warped, selection = _scene()
+    image = frame.image.copy()
+    image[110:150, 80:112] = (60, 60, 160)  # a blue patch on the orange garment
+    frame = frames.Frame(image=image, parse=frame.parse, keypoints=frame.keypoints,
+                         transform=frame.transform, source_size=frame.source_size)
+    out = relight.relight(spec.MEN_LONG, frame, tryon, clothing, warped, selection)
+    inner = out[64:226, 54:138].astype(np.float64)
+    assert np.abs(inner - RED).max() <= 8
+
+
+def test_a_black_garment_gives_no_shading():
+    cols = np.arange(W)
+    frame, tryon, clothing, warped, selection = _scene()
+    image = frame.image.copy()
+    cloth = frame.parse == lip.UPPER_CLOTHES
+    noise = np.random.default_rng(0).uniform(0, 14, (H, W))
+    image[cloth] = np.clip(6 + noise + 4 * np.sin(cols / 3.0), 0, 255)[cloth][:, None]
+    frame = frames.Frame(image=image, parse=frame.parse, keypoints=frame.keypoints,
+                         transform=frame.transform, source_size=frame.source_size)
+    out = relight.relight(spec.MEN_LONG, frame, tryon, clothing, warped, selection)
+    np.testing.assert_array_equal(out[64:226, 54:138],
+                                  np.broadcast_to(RED.astype(np.uint8), (162, 84, 3)))
+
+
+def test_uncovered_arms_get_the_persons_skin_not_edms_grey():
+    out = _relit(_scene()).astype(np.float64)
+    for columns in (slice(30, 41), slice(152, 163)):  # along both arm axes
+        arm = out[90:190, columns]
+        # The face's tone (no arm shows), darkened at most by the limb's rounding.
+        assert np.abs(arm / SKIN - arm.mean(axis=(0, 1)) / SKIN).max() < 0.35
+        assert np.all(np.abs(arm / arm[..., :1] - SKIN / SKIN[0]) < 0.02)
+        assert np.abs(arm - (128, 128, 128)).max(axis=-1).min() > 20
+
+
+def test_visible_skin_stays_the_photos_own():
+    frame, tryon, clothing, warped, selection = _scene()
+    parse = frame.parse.copy()
+    parse[70:200, 142:172] = lip.LEFT_ARM  # this arm is bare in the photo
+    image = frame.image.copy()
+    image[parse == lip.LEFT_ARM] = (170, 120, 90)
+    frame = frames.Frame(image=image, parse=parse, keypoints=frame.keypoints,
+                         transform=frame.transform, source_size=frame.source_size)
+    out = relight.relight(spec.MEN_LONG, frame, tryon, clothing, warped, selection)
+    np.testing.assert_array_equal(out[72:198, 144:170], image[72:198, 144:170])
+    # The other (covered) arm takes its tone from the bare one, the median of visible skin.
+    arm = out[100:180, 33:38].astype(np.float64)
+    assert np.abs(arm / arm[..., :1] - np.array([170, 120, 90]) / 170).max() < 0.02
+
+
+def test_outside_the_selection_nothing_changes():
+    frame, tryon, clothing, warped, selection = _scene(
+            np.broadcast_to(1.0 + 0.1 * np.sin(np.arange(W) / 7.0), (H, W)))
+    out = relight.relight(spec.MEN_LONG, frame, tryon, clothing, warped, selection)
+    outside = selection < 128
+    np.testing.assert_array_equal(out[outside], tryon[outside])
+
+
+def test_no_pose_no_painted_limbs_but_no_grey_either():
+    frame, tryon, clothing, warped, selection = _scene()
+    frame = frames.Frame(image=frame.image, parse=frame.parse,
+                         keypoints=np.zeros_like(frame.keypoints), transform=frame.transform,
+                         source_size=frame.source_size)
+    out = relight.relight(spec.MEN_LONG, frame, tryon, clothing, warped, selection)
+    arm = out[90:190, 30:41].astype(np.float64)
+    assert np.abs(arm - (128, 128, 128)).max(axis=-1).min() > 20  # the surroundings flow in
+
+
+@pytest.mark.parametrize('shape', [(7, 5), (256, 192)])
+def test_masked_blur_is_normalised_convolution(shape):
+    rng = np.random.default_rng(1)
+    values = rng.uniform(0, 255, shape)
+    weight = rng.uniform(size=shape) > 0.3
+    blurred = relight.masked_blur(values, weight, 1.5)
+    constant = relight.masked_blur(np.full(shape, 42.0), weight, 1.5)
+    np.testing.assert_allclose(constant[constant != 0], 42.0, rtol=1e-9)
+    assert blurred.min() >= values[weight].min() - 1e-9
+    assert blurred.max() <= values[weight].max() + 1e-9
