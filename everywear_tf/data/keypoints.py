@@ -16,6 +16,12 @@ Readers:
 - Everywear pose files (JSON, see ``write_everywear_pose``).
 
 ``to_signature`` gives the networks' form: float32 [..., 18, 2] with missing points at -1.
+
+Inputs are bounded before they are parsed: a JSON file larger than ``MAX_JSON_BYTES`` is refused
+unread, a ``.mat`` is read through ``mat_files.load`` (declared sizes checked first), a pickle
+through the restricted unpickler. Given the photo's size, ``read_keypoints`` also refuses a pose
+that cannot be the photo's (``check_in_photo``): a point present but far outside it (x = 1e30,
+all coordinates negative...) would otherwise draw garbage with no error.
 """
 
 import json
@@ -24,11 +30,11 @@ import numbers
 import os
 
 import numpy as np
-import scipy.io
 
 from everywear_tf import errors
 from everywear_tf import fileio
 from everywear_tf import spec
+from everywear_tf.data import mat_files
 from everywear_tf.data import safe_pickle
 
 COCO18 = 'coco18'
@@ -44,6 +50,13 @@ EVERYWEAR_VERSION = 1
 # Which person of a VITON ``subset`` to read.
 BEST = 'best'  # the highest total score, subset[:, 18]
 FIRST = 'first'  # row 0, as VITON's utils.extract_pose_keypoints (utils.py:33) does
+
+# A pose JSON larger than this is refused before it is parsed (OpenPose writes ~2 kB a person,
+# ~10 kB with face and hands).
+MAX_JSON_BYTES = 8 << 20
+# How far outside the photo a present point may lie, as a fraction of the photo's larger side
+# (a cropped photo's hips or ankles can lie a little below its edge).
+OUTSIDE_MARGIN = 0.5
 
 
 def _error(path, problem):
@@ -91,13 +104,19 @@ def from_flat(values, path='<memory>', where='keypoints'):
     return points
 
 
-def _load_json(path):
+def _load_json(path, max_bytes=MAX_JSON_BYTES):
     path = errors.require_file(path)
     try:
+        size = os.path.getsize(path)
+        if size > max_bytes:
+            raise _error(path, f'is {size} bytes, above the limit of {max_bytes} bytes for a '
+                               'pose file: refused before parsing')
         with open(path, 'rb') as f:
-            data = f.read()
+            data = f.read(max_bytes + 1)
     except OSError as e:
         raise _error(path, f'cannot be read ({e.strerror or e})') from None
+    if len(data) > max_bytes:  # grew while being read
+        raise _error(path, f'is above the limit of {max_bytes} bytes for a pose file')
     try:
         return path, json.loads(data.decode('utf-8'))
     except UnicodeDecodeError as e:
@@ -108,6 +127,8 @@ def _load_json(path):
                            'truncated?)') from None
     except RecursionError:
         raise _error(path, 'not valid JSON (nested too deeply)') from None
+    except ValueError as e:  # e.g. an integer of more digits than Python converts
+        raise _error(path, f'not valid JSON ({e})') from None
 
 
 def _from_openpose(path, document):
@@ -193,10 +214,8 @@ def from_viton_pose(pose, path='<memory>', person=BEST):
 def read_viton_pose_mat(path, person=BEST):
     """[18,3] of a VITON pose .mat (``candidate`` / ``subset``); see ``from_viton_pose``."""
     path = errors.require_file(path)
-    try:
-        mat = scipy.io.loadmat(path)
-    except Exception as e:  # scipy raises many types for a bad file; all mean the same here
-        raise _error(path, f'not a readable .mat file ({type(e).__name__}: {e})') from None
+    mat = mat_files.load(path, ('candidate', 'subset'), errors.KeypointsError,
+                         missing_problem='needs "candidate" and "subset" (a VITON pose)')
     return from_viton_pose(mat, path, person)
 
 
@@ -291,22 +310,60 @@ def read_everywear_pose(path):
     return _from_everywear(path, document)
 
 
-def read_keypoints(path):
+def read_keypoints(path, image_size=None):
     """[18,3] of any supported pose file, by extension: .json (Everywear if it has a "format"
-    key, else OpenPose), .mat (VITON), .pkl / .pickle (VITON, one pose dict)."""
+    key, else OpenPose), .mat (VITON), .pkl / .pickle (VITON, one pose dict).
+
+    With ``image_size`` (h, w), the photo's, the pose is checked against it
+    (``check_in_photo``).
+    """
     path = errors.require_file(path)
     lower = path.lower()
     if lower.endswith('.mat'):
-        return read_viton_pose_mat(path)
-    if lower.endswith(('.pkl', '.pickle')):
-        return read_viton_pose_pickle(path)
-    if lower.endswith('.json'):
+        points = read_viton_pose_mat(path)
+    elif lower.endswith(('.pkl', '.pickle')):
+        points = read_viton_pose_pickle(path)
+    elif lower.endswith('.json'):
         path, document = _load_json(path)
         if isinstance(document, dict) and 'format' in document:
-            return _from_everywear(path, document)[0]
-        return _from_openpose(path, document)
-    raise _error(path, 'unknown pose format: expected .json (OpenPose or Everywear), .mat or '
-                       '.pkl (VITON)')
+            points = _from_everywear(path, document)[0]
+        else:
+            points = _from_openpose(path, document)
+    else:
+        raise _error(path, 'unknown pose format: expected .json (OpenPose or Everywear), .mat '
+                           'or .pkl (VITON)')
+    if image_size is not None:
+        check_in_photo(points, image_size, path)
+    return points
+
+
+def check_in_photo(keypoints, image_size, path='<memory>', margin=OUTSIDE_MARGIN):
+    """Raises a KeypointsError naming ``path`` unless the [18,3] pose can be the photo's.
+
+    A present point (confidence > 0) must lie within ``margin`` × the photo's larger side of
+    the photo, and at least one present point must lie inside it. Returns ``keypoints``.
+    """
+    height, width = errors.checked_size(path, image_size, errors.KeypointsError)
+    points = np.asarray(keypoints, np.float64)
+    if points.shape != (spec.NUM_KEYPOINTS, 3) or not np.all(np.isfinite(points)):
+        raise _error(path, f'keypoints must be finite [18,3], got {points.dtype} {points.shape}')
+    present = points[:, 2] > 0
+    if not np.any(present):
+        raise _error(path, 'no keypoint is present (every confidence is 0)')
+    slack = margin * max(height, width)
+    x, y = points[:, 0], points[:, 1]
+    far = present & ((x < -slack) | (x > width - 1 + slack) | (y < -slack) |
+                     (y > height - 1 + slack))
+    if np.any(far):
+        k = int(np.argmax(far))
+        raise _error(path, f'keypoint {k} is at ({x[k]:.6g}, {y[k]:.6g}), more than '
+                           f'{margin:g} x the photo\'s side outside the {width}x{height} '
+                           '(WxH) photo: not a pose of this photo')
+    inside = present & (x >= 0) & (x <= width - 1) & (y >= 0) & (y <= height - 1)
+    if not np.any(inside):
+        raise _error(path, f'no present keypoint lies inside the {width}x{height} (WxH) photo: '
+                           'not a pose of this photo')
+    return keypoints
 
 
 def to_signature(keypoints):

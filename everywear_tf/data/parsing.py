@@ -11,19 +11,24 @@ Accepted encodings:
   ``scipy.misc.imresize(..., (s, s), interp='nearest')`` with s = max(h, w), i.e. Pillow's
   NEAREST resize (imresize leaves uint8 data unscaled), then the crop ``[:, :w]`` when h ≥ w,
   else ``[:h, :]`` — in both cases ``[:h, :w]``.
+
+Sizes are checked before decoding: an image map above ``max_pixels`` pixels (the photos' limit,
+``images.MAX_PHOTO_PIXELS``) from its header, a ``.mat``'s declared shape through
+``mat_files.load``.
 """
 
 import io
 import os
 
 import numpy as np
-import scipy.io
 from PIL import Image
 
 from everywear_tf import errors
 from everywear_tf import fileio
 from everywear_tf import spec
+from everywear_tf.data import images
 from everywear_tf.data import lip
+from everywear_tf.data import mat_files
 
 # CP-VTON+'s colour for label 20, neck/skin (cp_dataset.py:92 of minar09/cp-vton-plus).
 NECK_COLOUR = (170, 170, 50)
@@ -75,10 +80,14 @@ def _from_colours(path, rgb):
     return labels[inverse.reshape(-1)].reshape(codes.shape)
 
 
-def _read_image(path):
+def _read_image(path, max_pixels=images.MAX_PHOTO_PIXELS):
     """Labels (any integer dtype, possibly out of range) of a PNG or other Pillow image."""
     try:
         with Image.open(path) as image:
+            if max_pixels is not None and image.size[0] * image.size[1] > max_pixels:
+                raise _error(path, f'is {image.size[0]}x{image.size[1]} (WxH) = '
+                                   f'{image.size[0] * image.size[1]} pixels, above the limit of '
+                                   f'{max_pixels} pixels: refused before decoding')
             image.load()
             mode = image.mode
             if mode in ('PA', 'LA'):
@@ -87,9 +96,13 @@ def _read_image(path):
                 array = np.asarray(image.convert('RGB'), np.uint8)
             else:
                 array = np.asarray(image)
+    except errors.ParseMapError:
+        raise
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
         raise _error(path, f'not a readable image ({e})') from None
-    if mode in ('P', 'PA', 'L', 'LA', '1', 'I', 'I;16', 'I;16B', 'I;16L'):
+    if mode in ('P', 'PA', 'L', 'LA'):
+        return array  # uint8 palette indices or grey values are the labels
+    if mode in ('1', 'I', 'I;16', 'I;16B', 'I;16L'):
         return array.astype(np.int64)  # palette indices or grey values are the labels
     if mode in ('RGB', 'RGBA'):
         if np.array_equal(array[..., 0], array[..., 1]) and np.array_equal(array[..., 1],
@@ -104,14 +117,7 @@ def read_viton_segment(path, image_size=spec.FRAME_SHAPE):
     """VITON's transposed ``segment`` .mat → labels [h, w] for a photo of ``image_size`` (h, w),
     exactly as VITON's process_segment_map computes them (see the module docstring)."""
     path = errors.require_file(path)
-    try:
-        mat = scipy.io.loadmat(path)
-    except Exception as e:  # scipy raises many types for a bad file; all mean the same here
-        raise _error(path, f'not a readable .mat file ({type(e).__name__}: {e})') from None
-    if 'segment' not in mat:
-        keys = sorted(k for k in mat if not k.startswith('__'))
-        raise _error(path, f'no "segment" array (a VITON parse .mat); it holds {keys}')
-    segment = np.asarray(mat['segment'])
+    segment = mat_files.load(path, ('segment',), errors.ParseMapError)['segment']
     if segment.ndim != 2 or segment.size == 0:
         raise _error(path, f'"segment" must be a 2-D map, got shape {segment.shape}')
     if segment.dtype.kind not in 'iuf':
@@ -121,10 +127,17 @@ def read_viton_segment(path, image_size=spec.FRAME_SHAPE):
         raise _error(path, '"segment" holds non-integer labels')
     height, width = image_size
     side = max(height, width)
-    return nearest_resize(segment.T.astype(np.int64), (side, side))[:height, :width]
+    labels = segment.T.astype(np.int64)
+    if labels.min() >= np.iinfo(np.int16).min and labels.max() <= np.iinfo(np.int16).max:
+        labels = labels.astype(np.int16)  # the photo-sized map: 2 bytes a pixel, not 8
+    # nearest_resize to (side, side), then [:height, :width], without the square.
+    rows = _nearest_indices(labels.shape[0], side)[:height]
+    cols = _nearest_indices(labels.shape[1], side)[:width]
+    return labels[rows][:, cols]
 
 
-def read_parse(path, image_size=None, max_label=lip.MAX_LABEL):
+def read_parse(path, image_size=None, max_label=lip.MAX_LABEL, *,
+               max_pixels=images.MAX_PHOTO_PIXELS):
     """uint8 [H,W] LIP labels of a label-map file.
 
     ``image_size`` (h, w) is the photo's size: a map of that size is returned as is, a map of
@@ -139,7 +152,7 @@ def read_parse(path, image_size=None, max_label=lip.MAX_LABEL):
     if path.lower().endswith('.mat'):
         labels = read_viton_segment(path, image_size or spec.FRAME_SHAPE)
     else:
-        labels = _read_image(path)
+        labels = _read_image(path, max_pixels)
     if labels.size == 0:
         raise _error(path, 'empty label map')
     if labels.min() < 0 or labels.max() > max_label:
