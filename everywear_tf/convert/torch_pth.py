@@ -75,6 +75,10 @@ _TORCH_ONLY = {('torch._utils', name) for name in (
         'QUInt4x2Storage', 'QUInt2x4Storage')}
 # Tensors may repeat storage elements (stride 0); beyond this many elements they must not.
 _MAX_EXPANSION = 1 << 24
+# torch.save stores its records uncompressed; a zip's records may declare at most this many times
+# the archive's own size (plus ZIP_FLOOR bytes) uncompressed, checked before each is inflated.
+MAX_ZIP_EXPANSION = 4
+ZIP_FLOOR = 1 << 20
 
 
 def _numpy_dtype(kind):
@@ -137,7 +141,12 @@ def _ints(value, what, path):
     raise errors.TorchFileError(path, f'malformed tensor record: {what} is {value!r}')
 
 
-class _Unpickler(pickle.Unpickler):
+# The pure-Python unpickler: the C one grows its memo table to twice any index a PUT names, so
+# ten bytes (LONG_BINPUT 60_000_000) would cost ~1 GB before anything is refused.
+_PurePythonUnpickler = pickle._Unpickler  # noqa: SLF001
+
+
+class _Unpickler(_PurePythonUnpickler):
     """Resolves only the allow-listed globals, each to a stand-in; no torch code runs."""
 
     def __init__(self, stream, path):
@@ -218,7 +227,7 @@ class _Unpickler(pickle.Unpickler):
         return self.views.setdefault(view_key, _View(storage, offset, size))
 
 
-class _PlainUnpickler(pickle.Unpickler):
+class _PlainUnpickler(_PurePythonUnpickler):
     """The legacy stream's other pickles: ints, strings, lists and dicts, no globals at all."""
 
     def find_class(self, module, name):
@@ -290,6 +299,8 @@ def _read_zip(path):
         archive = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError, EOFError) as e:
         raise errors.TorchFileError(path, f'corrupt zip archive ({e})') from None
+    limit = MAX_ZIP_EXPANSION * os.path.getsize(path) + ZIP_FLOOR
+    declared = [0]
     with archive:
         names = set(archive.namelist())
         pickles = sorted(n for n in names if n.endswith('/data.pkl') and n.count('/') == 1)
@@ -301,9 +312,21 @@ def _read_zip(path):
                                               'not a torch.save file')
         prefix = pickles[0][:-len('data.pkl')]
 
-        def read(name):
+        def read(name, expected=None):
             try:
-                return archive.read(name)
+                info = archive.getinfo(name)
+                if expected is not None and info.file_size != expected:
+                    raise errors.TorchFileError(path, f'storage record {name} declares '
+                                                      f'{info.file_size} bytes, {expected} '
+                                                      'expected')
+                declared[0] += info.file_size
+                if declared[0] > limit:
+                    raise errors.TorchFileError(
+                            path, f'record {name} declares {info.file_size} bytes uncompressed: '
+                                  f'the records would inflate past the limit of {limit} bytes '
+                                  f'({MAX_ZIP_EXPANSION}x the file\'s size + {ZIP_FLOOR}), a '
+                                  'decompression bomb? Refused before inflating')
+                return archive.read(info)
             except KeyError:
                 raise errors.TorchFileError(path, f'missing record {name}') from None
             except (zipfile.BadZipFile, OSError, EOFError, ValueError) as e:  # CRC, truncation
@@ -317,8 +340,8 @@ def _read_zip(path):
             big_endian = order == 'big'
         obj, storages = _load_main_pickle(io.BytesIO(read(pickles[0])), path)
         for storage in storages.values():
-            raw = read(f'{prefix}data/{storage.key}')
             expected = storage.numel * _numpy_dtype(storage.kind).itemsize
+            raw = read(f'{prefix}data/{storage.key}', expected)
             if len(raw) != expected:
                 raise errors.TorchFileError(path, f'storage {storage.key} has {len(raw)} bytes, '
                                                   f'{expected} expected')
