@@ -19,9 +19,9 @@ def test_pixels_outside_the_region_are_the_photos_own():
     untouched = alpha == 0
     assert untouched.mean() > 0.7
     np.testing.assert_array_equal(result[untouched], photo[untouched])
-    inside = alpha == 1
+    inside = alpha == 255
     assert inside.sum() > 1000 and np.all(result[inside] == 7)
-    feathered = (alpha > 0) & (alpha < 1)
+    feathered = (alpha > 0) & (alpha < 255)
     assert feathered.any()  # a soft seam outside the region
 
 
@@ -57,7 +57,7 @@ def test_protected_pixels_stay_even_inside_the_feather():
     frame = np.full(spec.FRAME_SHAPE + (3,), 7, np.uint8)
     result, alpha = postprocess.paste(photo, frame, selection, transform, protect=protect)
     np.testing.assert_array_equal(result[protect], photo[protect])
-    assert not alpha[protect].any() and (alpha == 1).sum() > 1000
+    assert not alpha[protect].any() and (alpha == 255).sum() > 1000
     np.testing.assert_array_equal(postprocess.compose(np.zeros_like(frame), frame, selection)
                                   [..., 0], np.where(selection > 0, 7, 0))
 
@@ -87,9 +87,9 @@ def test_a_crop_fades_out_at_its_edge_instead_of_smearing():
     assert not alpha[:, 401:].any() and not alpha[:49].any()  # nothing outside the crop
     np.testing.assert_array_equal(result[alpha == 0], photo[alpha == 0])
     row = int(round(150 / transform[1, 1] + box[1]))  # a row through the region
-    ramp = alpha[row, 360:401]
-    assert ramp[0] == 1.0 and ramp[-1] == 0.0 and np.all(np.diff(ramp) <= 1e-6)
-    assert (alpha == 1).sum() > 5000
+    ramp = alpha[row, 360:401].astype(int)
+    assert ramp[0] == 255 and ramp[-1] == 0 and np.all(np.diff(ramp) <= 0)
+    assert (alpha == 255).sum() > 5000
 
 
 def test_clean_mask_matches_a_scipy_reference_on_random_masks():
@@ -113,3 +113,51 @@ def test_clean_mask_matches_a_scipy_reference_on_random_masks():
         mask = (noise > rng.uniform(-0.1, 0.1)).astype(np.uint8) * 255
         np.testing.assert_array_equal(postprocess.clean_mask(mask, 0.001),
                                       reference(mask, 0.001))
+
+
+def test_pieces_join_without_a_seam():
+    # The same bytes whatever the piece size: each pixel's value comes from its own position.
+    rng = np.random.default_rng(4)
+    photo = rng.integers(0, 256, (900, 700, 3), dtype=np.uint8)
+    selection = np.zeros(spec.FRAME_SHAPE, np.uint8)
+    selection[60:200, 40:150] = 255
+    frame = rng.integers(0, 256, spec.FRAME_SHAPE + (3,), dtype=np.uint8)
+    for box in (None, (100.0, 50.0, 400.0, 450.0)):
+        transform = frames.box_transform(box or frames.letterbox_box(photo.shape[:2]))
+        protect = np.zeros(photo.shape[:2], bool)
+        protect[300:320] = True
+        whole = postprocess.paste(photo, frame, selection, transform, protect=protect,
+                                  tile=10 ** 6)
+        pieces = postprocess.paste(photo, frame, selection, transform, protect=protect, tile=97)
+        np.testing.assert_array_equal(whole[0], pieces[0])
+        np.testing.assert_array_equal(whole[1], pieces[1])
+        assert whole[1].dtype == np.uint8 and (whole[1] == 255).sum() > 1000
+
+
+def test_pasting_into_a_big_photo_allocates_no_photo_sized_float_arrays():
+    import tracemalloc
+    photo = np.full((4000, 3000, 3), 120, np.uint8)
+    transform = frames.box_transform(frames.letterbox_box(photo.shape[:2]))
+    selection = np.zeros(spec.FRAME_SHAPE, np.uint8)
+    selection[20:250, 10:180] = 255  # most of the photo
+    frame = np.full(spec.FRAME_SHAPE + (3,), 7, np.uint8)
+    tracemalloc.start()
+    try:
+        result, alpha = postprocess.paste(photo, frame, selection, transform)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    # The result and alpha themselves (48 MB), and pieces of 1024² plus a margin: well under
+    # one float32 photo-sized array per channel (the whole-box version peaked at 800 MB).
+    assert peak < result.nbytes + alpha.nbytes + 80 * 2 ** 20, peak / 2 ** 20
+    assert np.all(result[2000, 1500] == 7) and alpha[2000, 1500] == 255
+    assert np.all(result[0, 0] == 120) and alpha[0, 0] == 0
+
+
+def test_an_empty_selection_leaves_the_photo():
+    photo = np.random.default_rng(5).integers(0, 256, (300, 200, 3), dtype=np.uint8)
+    transform = frames.box_transform(frames.letterbox_box(photo.shape[:2]))
+    result, alpha = postprocess.paste(photo, np.zeros(spec.FRAME_SHAPE + (3,), np.uint8),
+                                      np.zeros(spec.FRAME_SHAPE, np.uint8), transform)
+    np.testing.assert_array_equal(result, photo)
+    assert not alpha.any()
