@@ -9,6 +9,7 @@ signature functions, so their outputs are identical.
 import concurrent.futures
 import dataclasses
 import os
+import sys
 import threading
 
 import numpy as np
@@ -24,14 +25,32 @@ from everywear_tf.inference import chain as chain_lib
 from everywear_tf.inference import postprocess
 from everywear_tf.inference import preprocess
 from everywear_tf.inference import workspace
+from everywear_tf.train import runs
+
+
+class SetupError(errors.EverywearError):
+    """The networks cannot run at all: a weights root or export missing or inconsistent, a
+    server unreachable or not serving the models. Raised once by a backend's ``check`` before
+    any work, with the cause (every try-on would fail the same way)."""
+
+
+def _stderr(message):
+    print(message, file=sys.stderr, flush=True)
+
+
+def _setup_error(error):
+    return SetupError(str(error))
 
 
 class LocalBackend:
     """Networks loaded in this process from ``<root>/<module>_<category>/`` weights directories,
     each category's on first use."""
 
-    def __init__(self, root: str):
+    ROOT = 'the weights root: <module>_<category>/ weights directories'
+
+    def __init__(self, root: str, log=None):
         self.root = root
+        self.log = log or _stderr
         self._chains = {}
         self._lock = threading.Lock()  # batch runs call from several threads
 
@@ -43,9 +62,25 @@ class LocalBackend:
             return self._chains[category]
 
     def _build(self, category):
-        return chain_lib.Chain.from_models(category, *[
-                weights.load(os.path.join(self.root, spec.model_name(module, category)),
-                             module) for module in spec.MODULES])
+        models = []
+        for module in spec.MODULES:
+            directory = os.path.join(self.root, spec.model_name(module, category))
+            if not os.path.exists(directory):
+                raise errors.InputNotFoundError(directory, 'no such weights directory'
+                                                + runs.old_layout_hint(self.root))
+            models.append(weights.load(directory, module))
+        return chain_lib.Chain.from_models(category, *models)
+
+    def check(self, categories=spec.CATEGORIES) -> None:
+        """Loads the networks of ``categories`` now; SetupError naming the directory and the
+        problem if they cannot be (before any work, once, instead of a failure per try-on)."""
+        if not os.path.isdir(self.root):
+            raise SetupError(f'{self.root}: no such directory ({self.ROOT})')
+        for category in categories:
+            try:
+                self.chain(category)
+            except errors.EverywearError as e:
+                raise _setup_error(e) from e
 
     def __call__(self, category: str, inputs: dict) -> dict:
         """Every stage's outputs for a batch of GMM signature inputs."""
@@ -54,25 +89,101 @@ class LocalBackend:
 
 class SavedModelBackend(LocalBackend):
     """Exported SavedModels loaded in this process from a TF Serving base path
-    (``<base_path>/<module>_<category>/<version>/``; the highest version, or ``versions``)."""
+    (``<base_path>/<module>_<category>/<version>/``), one consistent set per category.
 
-    def __init__(self, base_path: str, versions: dict | None = None):
-        super().__init__(base_path)
+    The set: ``versions`` ({model name: number}) if given; else ``version`` for all three;
+    else the ``label`` (default ``stable``) of a models.config (``model_config``, or
+    ``<base_path>/models.config`` if there is one); else (no config, or a config without labels,
+    when the label is the default: ``label_fallback``) the highest version present for all
+    three models. Anything else is an error listing the versions of each model. The versions
+    that run are logged.
+    """
+
+    ROOT = 'the exported models: <module>_<category>/<version>/'
+
+    def __init__(self, base_path: str, versions: dict | None = None, label: str | None =
+                 spec.STABLE, version: int | None = None, label_fallback: bool = True,
+                 model_config: str | None = None, log=None):
+        super().__init__(base_path, log=log)
         self.versions = versions or {}
+        self.label, self.version, self.label_fallback = label or None, version, label_fallback
+        self.model_config = model_config
+
+    def _config_file(self):
+        if self.model_config:
+            return errors.require_file(self.model_config)
+        found = os.path.join(self.root, MODELS_CONFIG)
+        return found if os.path.isfile(found) else None
+
+    def select(self, category: str) -> tuple[dict, str]:
+        """({model name: version}, why those) of ``category``'s three models."""
+        names = [spec.model_name(module, category) for module in spec.MODULES]
+        present = {name: exporter.versions(os.path.join(self.root, name)) for name in names}
+
+        def listing():
+            return ', '.join(f'{name} {present[name] or "none"}' for name in names)
+
+        for name in names:
+            if not present[name]:
+                raise errors.InputNotFoundError(os.path.join(self.root, name),
+                                                'no SavedModel versions')
+        if all(name in self.versions for name in names):
+            chosen, why = {name: int(self.versions[name]) for name in names}, 'as asked'
+        elif self.version is not None:
+            chosen, why = dict.fromkeys(names, int(self.version)), f'version {self.version}'
+        else:
+            chosen, why = self._labelled(names, listing)
+            if chosen is None:
+                common = set.intersection(*(set(present[name]) for name in names))
+                if not common:
+                    raise ModelSetError(self.root, f'no version is present for all three '
+                                                   f'models of {category}: {listing()}')
+                chosen = dict.fromkeys(names, max(common))
+                why = f'the highest version present for all three{why}'
+        missing = [name for name in names if chosen[name] not in present[name]]
+        if missing:
+            raise ModelSetError(self.root, f'{why}: ' + ', '.join(
+                    f'{name} has no version {chosen[name]}' for name in missing)
+                    + f' (present: {listing()})')
+        return chosen, why
+
+    def _labelled(self, names, listing):
+        """The label's versions from the config, or (None, why not) to take the highest common
+        version when the label was only the default."""
+        if self.label is None:
+            return None, ''
+        path = self._config_file()
+        if path is None:
+            if self.label_fallback:
+                return None, f' (no {MODELS_CONFIG} for the {self.label} label)'
+            raise ModelSetError(self.root, f'no {MODELS_CONFIG} here to read the {self.label} '
+                                           f'label from (pass the config file)')
+        from everywear_tf.serving import config as serving_config
+        models = {model.name: dict(model.version_labels)
+                  for model in serving_config.read_models(path).model_config_list.config}
+        labelled = {name: models.get(name, {}).get(self.label) for name in names}
+        if all(v is not None for v in labelled.values()):
+            return labelled, f'label {self.label} of {path}'
+        if self.label_fallback and all(v is None for v in labelled.values()):
+            return None, f' ({path} labels none of them {self.label})'
+        raise ModelSetError(path, f'label {self.label} is not set for ' + ', '.join(
+                name for name in names if labelled[name] is None) + f' (present: {listing()})')
 
     def _build(self, category):
-        directories = {}
-        for module in spec.MODULES:
-            name = spec.model_name(module, category)
-            model_dir = os.path.join(self.root, name)
-            available = exporter.versions(model_dir)
-            version = self.versions.get(name, available[-1] if available else None)
-            if version not in available:
-                raise errors.InputNotFoundError(
-                        model_dir, f'no SavedModel version {version} (found {available})'
-                        if version is not None else 'no SavedModel versions')
-            directories[module] = os.path.join(model_dir, str(version))
-        return chain_lib.Chain.from_saved_models(category, directories)
+        chosen, why = self.select(category)
+        self.log(f'{category}: ' + ', '.join(f'{name} {number}' for name, number in
+                                             chosen.items()) + f' ({why})')
+        return chain_lib.Chain.from_saved_models(category, {
+                module: os.path.join(self.root, name, str(chosen[name]))
+                for module, name in zip(spec.MODULES, chosen)})
+
+
+class ModelSetError(errors.InputError):
+    """Exported versions that do not make one consistent set of a category's three models."""
+
+
+# Where a TF Serving base path may keep its config (SavedModelBackend looks for it).
+MODELS_CONFIG = 'models.config'
 
 
 class ServerBackend:
@@ -80,18 +191,46 @@ class ServerBackend:
 
     GMM and EDM of a try-on go out together (they are independent: the server runs them side by
     side, and one's transport overlaps the other's compute); the outputs are the same as one
-    after the other.
+    after the other. ``client_options`` go to ``serving.client.Client``, among them the default
+    ``label`` (``stable``), ``version`` and ``label_fallback``.
     """
 
-    def __init__(self, address: str, **client_options):
+    def __init__(self, address: str, log=None, **client_options):
         from everywear_tf.serving import client
+        self.address = address
+        self.log = log or _stderr
         self.client = client.Client(address, **client_options)
         self._stages = concurrent.futures.ThreadPoolExecutor(
                 max(2, self.client.concurrency), thread_name_prefix='chain')
 
+    def check(self, categories=spec.CATEGORIES) -> None:
+        """Asks the server which version of each model of ``categories`` would answer (and logs
+        it); SetupError with the cause if the server is unreachable or does not serve one."""
+        from everywear_tf.serving import client
+        for category in categories:
+            served, asked = [], set()
+            for module in spec.MODULES:
+                name = spec.model_name(module, category)
+                try:
+                    number, where = self.client.served_version(name)
+                except client.ServerError as e:
+                    if e.unreachable:
+                        raise SetupError(f'{self.address}: no model server answers there '
+                                         f'({e.code.name}: {e.message})') from e
+                    asked_for = self.client.where(name).describe()
+                    raise SetupError(f'{self.address}: {name} ({asked_for}): {e.code.name}: '
+                                     f'{e.message}') from e
+                served.append((name, number, where.describe()))
+                asked.add(where.describe())
+            line = ', '.join(f'{name} {number}' + (f' ({how})' if len(asked) > 1 else '')
+                             for name, number, how in served)
+            self.log(f'{category}: {line} on {self.address}'
+                     + (f' ({asked.pop()})' if len(asked) == 1 else ''))
+
     def __call__(self, category: str, inputs: dict, label: str | None = None) -> dict:
         """Every stage's outputs; ``label`` addresses all three models alike (a category rolls
-        out as a unit); by default the client's canary split chooses one per call."""
+        out as a unit); by default the client's canary split chooses one per call, and without
+        a split the client's default (``stable`` unless the server has no labels)."""
         label = label if label is not None else self.client.route()
 
         def run_module(module, module_inputs):
@@ -107,14 +246,19 @@ class ServerBackend:
 
 
 def make_backend(weights_root: str | None = None, saved_models: str | None = None,
-                 server: str | None = None):
+                 server: str | None = None, label: str | None = spec.STABLE,
+                 version: int | None = None, label_fallback: bool = True,
+                 model_config: str | None = None, log=None):
     """The backend one of the three sources names (a server, exported SavedModels, or weights
-    directories, in that order of precedence when several are given)."""
+    directories, in that order of precedence when several are given). ``label``, ``version``,
+    ``label_fallback``: which versions a server or an export runs (``SavedModelBackend``,
+    ``serving.client.Client``); ``model_config``: the export's models.config."""
+    where = {'label': label, 'version': version, 'label_fallback': label_fallback}
     if server:
-        return ServerBackend(server)
+        return ServerBackend(server, log=log, **where)
     if saved_models:
-        return SavedModelBackend(saved_models)
-    return LocalBackend(weights_root)
+        return SavedModelBackend(saved_models, model_config=model_config, log=log, **where)
+    return LocalBackend(weights_root, log=log)
 
 
 def front_end_for(backend):

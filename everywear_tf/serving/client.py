@@ -6,10 +6,18 @@ retries with back-off on UNAVAILABLE only (never on INVALID_ARGUMENT: a bad requ
 message limits raised for images, one connection reused across calls, bounded concurrency for
 batches, and an optional stable/canary split by percentage. Inputs are checked against the
 signature before they are sent.
+
+Which version answers a call that names none: the client's own choice, by default the ``stable``
+label (TF Serving resolves a call without label or version to the highest AVAILABLE version,
+which during a rollout is a merely staged one). When the server answers that the model has no
+such label (a config without labels) and the label was the client's default, not one the caller
+chose, the call is sent again without a label, and that model's calls go without one for
+``label_recheck_seconds`` before ``stable`` is tried again.
 """
 
 import concurrent.futures
 import contextlib
+import dataclasses
 import gc
 import json
 import random
@@ -26,6 +34,7 @@ from typing import Self
 
 import grpc
 import numpy as np
+from tensorflow_serving.apis import get_model_metadata_pb2
 from tensorflow_serving.apis import model_pb2
 from tensorflow_serving.apis import predict_pb2
 from tensorflow_serving.apis import prediction_service_pb2_grpc
@@ -39,6 +48,12 @@ GRPC = 'grpc'
 REST = 'rest'
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 RETRYABLE = (grpc.StatusCode.UNAVAILABLE,)
+# A per-call label that sends no label even when the client has a default one (a real label is
+# never empty: TF Serving's REST paths take [a-zA-Z0-9_]+).
+NO_LABEL = ''
+# TF Serving 2.15's answer (INVALID_ARGUMENT) to a label its config does not define for the
+# model (ServerCore::GetModelVersionForLabel); the dev server answers the same.
+UNRECOGNIZED_LABEL = 'Unrecognized servable version label'
 
 _NUMPY_TO_PROTO = {np.dtype(np.uint8): (4, 'int_val'), np.dtype(np.float32): (1, 'float_val')}
 
@@ -77,6 +92,32 @@ class ServerError(errors.EverywearError):
         super().__init__(f'{model_name}: {code.name}: {message}')
         self.code, self.message, self.model_name = code, message, model_name
 
+    @property
+    def unreachable(self) -> bool:
+        """Whether no server answered (nothing listening there, or no answer in time)."""
+        return self.code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+
+    @property
+    def unknown_label(self) -> bool:
+        """Whether the server said the model has no such version label."""
+        return (self.code == grpc.StatusCode.INVALID_ARGUMENT
+                and UNRECOGNIZED_LABEL in self.message)
+
+
+@dataclasses.dataclass(frozen=True)
+class Where:
+    """The version one call asks for: a number, a label, or neither (the server's default);
+    ``fallback``: the label is the client's default, dropped if the model has no such label."""
+    version: int | None = None
+    label: str | None = None
+    fallback: bool = False
+
+    def describe(self) -> str:
+        """'version 3', 'label stable' or 'no label'."""
+        if self.version is not None:
+            return f'version {self.version}'
+        return f'label {self.label}' if self.label else 'no label'
+
 
 def _tensor_proto(array: np.ndarray):
     """A TensorProto with packed content (uint8 images stay 1 byte per value on the wire)."""
@@ -113,7 +154,9 @@ class Client:
     def __init__(self, address: str = 'localhost:8500', transport: str = GRPC,
                  timeout: float = 30.0, retries: int = 3, backoff: float = 0.2,
                  max_message_bytes: int = MAX_MESSAGE_BYTES, concurrency: int = 4,
-                 canary_percent: float = 0.0, seed: int | None = None):
+                 canary_percent: float = 0.0, seed: int | None = None,
+                 label: str | None = spec.STABLE, version: int | None = None,
+                 label_fallback: bool = True, label_recheck_seconds: float = 30.0):
         """Opens the connection (gRPC; REST opens one per call).
 
         Args:
@@ -126,6 +169,14 @@ class Client:
           concurrency: calls ``map`` keeps in flight at most.
           canary_percent: share of whole try-ons ``route`` sends to the canary label, 0..100.
           seed: seeds the stable/canary draw (None: unseeded).
+          label: the label of calls that name no version or label (None: send none, and the
+            server answers with its highest AVAILABLE version).
+          version: the version of calls that name none (takes precedence over ``label``).
+          label_fallback: if the server answers that a model has no ``label`` (its config
+            defines none), send that model's calls without a label instead of failing. Pass
+            False when the user asked for the label.
+          label_recheck_seconds: how long a model found without the label is called without
+            one before the label is tried again (a rollout may add labels to a config).
         """
         if transport not in (GRPC, REST):
             raise ValueError(f'transport must be {GRPC!r} or {REST!r}, got {transport!r}')
@@ -134,6 +185,10 @@ class Client:
         self.address, self.transport, self.timeout = address, transport, timeout
         self.retries, self.backoff, self.concurrency = retries, backoff, concurrency
         self.canary_percent = canary_percent
+        self.label = label or None
+        self.version = None if version is None else int(version)
+        self.label_fallback, self.label_recheck_seconds = label_fallback, label_recheck_seconds
+        self._unlabelled = {}  # model name → time.monotonic() of its "no such label" answer
         self._random = random.Random(seed)
         self._random_lock = threading.Lock()
         if transport == GRPC:
@@ -163,30 +218,126 @@ class Client:
 
     # --- one module ----------------------------------------------------------------------------
 
+    def where(self, model_name: str, version: int | str | None = None,
+              label: str | None = None) -> Where:
+        """The version a call on ``model_name`` asks for: ``version`` (a number) or else
+        ``label`` if given (``NO_LABEL``: none), else the client's default version or label."""
+        if version is not None:
+            return Where(version=int(version))
+        if label is not None:
+            return Where(label=label or None)
+        if self.version is not None:
+            return Where(version=self.version)
+        if self.label is None:
+            return Where()
+        if not self.label_fallback:
+            return Where(label=self.label)
+        with self._random_lock:
+            since = self._unlabelled.get(model_name)
+        if since is not None and time.monotonic() - since < self.label_recheck_seconds:
+            return Where()
+        return Where(label=self.label, fallback=True)
+
+    def _call(self, call, model_name, where):
+        """``call(where)`` with retries on UNAVAILABLE, and without the label if the server has
+        none for the model and the label was the client's default."""
+        delay = self.backoff
+        attempt = 0
+        while True:
+            try:
+                return call(where)
+            except ServerError as e:
+                if where.fallback and e.unknown_label:
+                    with self._random_lock:
+                        self._unlabelled[model_name] = time.monotonic()
+                    where = Where()
+                    continue
+                if e.code not in RETRYABLE or attempt == self.retries:
+                    raise
+                attempt += 1
+                time.sleep(delay)
+                delay *= 2
+
     def predict(self, model_name: str, inputs: Mapping[str, np.ndarray],
                 version: int | str | None = None, label: str | None = None,
                 with_version: bool = False
                 ) -> dict[str, np.ndarray] | tuple[dict[str, np.ndarray], int | None]:
         """Runs a model's serving_default on numpy ``inputs``; returns numpy outputs.
 
-        ``version`` (a number) or else ``label`` (such as 'stable', 'canary') picks the model
-        version; neither: the server's default. With ``with_version`` returns (outputs, the
-        version that answered; None over REST, which does not say). Retries UNAVAILABLE answers
-        with back-off; raises ServerError for any other, or when the retries run out.
+        ``version`` (a number) or else ``label`` (such as 'stable', 'canary'; ``NO_LABEL``:
+        none) picks the model version; neither: the client's default (``where``). With
+        ``with_version`` returns (outputs, the version that answered; None over REST, which
+        does not say). Retries UNAVAILABLE answers with back-off; raises ServerError for any
+        other, or when the retries run out.
         """
         module, _ = spec.module_of(model_name)
         inputs = signature_inputs.check_inputs(module, inputs)
         call = self._predict_grpc if self.transport == GRPC else self._predict_rest
-        delay = self.backoff
-        for attempt in range(self.retries + 1):
-            try:
-                outputs, served = call(model_name, inputs, version, label)
-                return (outputs, served) if with_version else outputs
-            except ServerError as e:
-                if e.code not in RETRYABLE or attempt == self.retries:
-                    raise
-                time.sleep(delay)
-                delay *= 2
+        outputs, served = self._call(
+                lambda where: call(model_name, inputs, where.version, where.label),
+                model_name, self.where(model_name, version, label))
+        return (outputs, served) if with_version else outputs
+
+    def served_version(self, model_name: str, version: int | str | None = None,
+                       label: str | None = None) -> tuple[int, Where]:
+        """(the version that answers ``model_name``'s calls, what was asked for), from the
+        server's GetModelMetadata, which resolves versions and labels as Predict does; raises
+        ServerError (UNAVAILABLE: no server there, NOT_FOUND: no such model or version
+        AVAILABLE, INVALID_ARGUMENT: no such label)."""
+        def call(where):
+            if self.transport == GRPC:
+                return self._metadata_grpc(model_name, where), where
+            return self._metadata_rest(model_name, where), where
+
+        return self._call(call, model_name, self.where(model_name, version, label))
+
+    def _metadata_grpc(self, model_name, where):
+        request = get_model_metadata_pb2.GetModelMetadataRequest(
+                model_spec=model_pb2.ModelSpec(name=model_name), metadata_field=['signature_def'])
+        if where.version is not None:
+            request.model_spec.version.value = where.version
+        elif where.label is not None:
+            request.model_spec.version_label = where.label
+        try:
+            response = self._stub.GetModelMetadata(request, timeout=self.timeout)
+        except grpc.RpcError as e:
+            raise ServerError(e.code(), e.details(), model_name) from None
+        return response.model_spec.version.value
+
+    def _metadata_rest(self, model_name, where):
+        answer = self._rest(self._rest_path(model_name, where.version, where.label) + '/metadata',
+                            None, model_name)
+        return int(json.loads(answer)['model_spec']['version'])
+
+    @staticmethod
+    def _http_error(e, model_name):
+        code = {404: grpc.StatusCode.NOT_FOUND, 400: grpc.StatusCode.INVALID_ARGUMENT,
+                503: grpc.StatusCode.UNAVAILABLE}.get(e.code, grpc.StatusCode.UNKNOWN)
+        try:
+            message = json.load(e).get('error', str(e))
+        except (ValueError, AttributeError):
+            message = str(e)
+        return ServerError(code, message, model_name)
+
+    def _rest_path(self, model_name, version, label):
+        path = f'http://{self.address}/v1/models/{model_name}'
+        if version is not None:
+            path += f'/versions/{int(version)}'
+        elif label is not None:
+            path += f'/labels/{label}'
+        return path
+
+    def _rest(self, path, body, model_name):
+        """The answer's bytes to a GET (``body`` None) or a JSON POST; ServerError otherwise."""
+        request = urllib.request.Request(path, body, {'Content-Type': 'application/json'}
+                                         if body is not None else {})
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                return response.read()
+        except urllib.error.HTTPError as e:
+            raise self._http_error(e, model_name) from None
+        except (urllib.error.URLError, ConnectionError) as e:
+            raise ServerError(grpc.StatusCode.UNAVAILABLE, str(e), model_name) from None
 
     def _predict_grpc(self, model_name, inputs, version, label):
         request = predict_pb2.PredictRequest(model_spec=model_pb2.ModelSpec(
@@ -205,27 +356,13 @@ class Client:
                 response.model_spec.version.value)
 
     def _predict_rest(self, model_name, inputs, version, label):
-        path = f'http://{self.address}/v1/models/{model_name}'
-        if version is not None:
-            path += f'/versions/{int(version)}'
-        elif label is not None:
-            path += f'/labels/{label}'
         with _collector_paused():
             body = json.dumps({'signature_name': spec.SERVING_SIGNATURE,
                                'inputs': {k: v.tolist() for k, v in inputs.items()}}).encode()
-        request = urllib.request.Request(path + ':predict', body,
-                                         {'Content-Type': 'application/json'})
-        try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                answer = response.read()
-            with _collector_paused():
-                outputs = json.loads(answer)['outputs']
-        except urllib.error.HTTPError as e:
-            code = {404: grpc.StatusCode.NOT_FOUND, 400: grpc.StatusCode.INVALID_ARGUMENT,
-                    503: grpc.StatusCode.UNAVAILABLE}.get(e.code, grpc.StatusCode.UNKNOWN)
-            raise ServerError(code, json.load(e).get('error', str(e)), model_name) from None
-        except (urllib.error.URLError, ConnectionError) as e:
-            raise ServerError(grpc.StatusCode.UNAVAILABLE, str(e), model_name) from None
+        answer = self._rest(self._rest_path(model_name, version, label) + ':predict', body,
+                            model_name)
+        with _collector_paused():
+            outputs = json.loads(answer)['outputs']
         module, _ = spec.module_of(model_name)
         with _collector_paused():
             specs = spec.FRONTEND_OUTPUT_SPECS if module == spec.FRONTEND else spec.OUTPUT_SPECS
