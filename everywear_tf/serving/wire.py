@@ -138,3 +138,61 @@ def decode(proto):
     if dtype == np.float32:
         return np.frombuffer(payload, '<f4').astype(np.float32)
     return decode_varints(payload).astype(np.uint8)
+
+
+# The typed field each dtype's values live in (tensor.proto), and values per element there.
+_VALUE_FIELDS = {
+        types_pb2.DT_FLOAT: ('float_val', 1), types_pb2.DT_DOUBLE: ('double_val', 1),
+        types_pb2.DT_INT32: ('int_val', 1), types_pb2.DT_UINT8: ('int_val', 1),
+        types_pb2.DT_INT16: ('int_val', 1), types_pb2.DT_INT8: ('int_val', 1),
+        types_pb2.DT_UINT16: ('int_val', 1), types_pb2.DT_INT64: ('int64_val', 1),
+        types_pb2.DT_UINT32: ('uint32_val', 1), types_pb2.DT_UINT64: ('uint64_val', 1),
+        types_pb2.DT_BOOL: ('bool_val', 1), types_pb2.DT_STRING: ('string_val', 1),
+        types_pb2.DT_HALF: ('half_val', 1), types_pb2.DT_BFLOAT16: ('half_val', 1),
+        types_pb2.DT_COMPLEX64: ('scomplex_val', 2), types_pb2.DT_COMPLEX128: ('dcomplex_val', 2)}
+_ITEM_BYTES = {types_pb2.DT_FLOAT: 4, types_pb2.DT_DOUBLE: 8, types_pb2.DT_INT32: 4,
+               types_pb2.DT_UINT8: 1, types_pb2.DT_INT16: 2, types_pb2.DT_INT8: 1,
+               types_pb2.DT_UINT16: 2, types_pb2.DT_INT64: 8, types_pb2.DT_UINT32: 4,
+               types_pb2.DT_UINT64: 8, types_pb2.DT_BOOL: 1, types_pb2.DT_STRING: 8,
+               types_pb2.DT_HALF: 2, types_pb2.DT_BFLOAT16: 2, types_pb2.DT_COMPLEX64: 8,
+               types_pb2.DT_COMPLEX128: 16}
+_MAX_DIMS = 254  # TensorShape::kMaxDims
+_INT64_MAX = 2 ** 63 - 1
+
+
+def tensor_layout(proto):
+    """(shape tuple, bytes the values take once decoded) of a request's TensorProto, after the
+    checks TensorFlow's ``Tensor::FromProto`` makes before it allocates anything: a dtype that
+    holds values (not DT_INVALID, a reference, resource or variant type), a shape of known rank
+    with no negative dimension and an element count that fits int64, ``tensor_content`` of
+    exactly that many elements, and no more typed values than elements (fewer repeat the last
+    one, none are zeros, as in TensorFlow). Raises ValueError saying which check failed."""
+    dtype = proto.dtype
+    if dtype not in _VALUE_FIELDS:
+        name = types_pb2.DataType.Name(dtype) if dtype in types_pb2.DataType.values() else dtype
+        raise ValueError(f'dtype {name} holds no values')
+    shape = proto.tensor_shape
+    if shape.unknown_rank:
+        raise ValueError('unknown rank')
+    if len(shape.dim) > _MAX_DIMS:
+        raise ValueError(f'{len(shape.dim)} dimensions, more than {_MAX_DIMS}')
+    dims = tuple(d.size for d in shape.dim)
+    count = 1
+    for size in dims:
+        if size < 0:
+            raise ValueError(f'negative dimension in shape {list(dims)}')
+        count *= size
+        if count > _INT64_MAX:
+            raise ValueError(f'shape {list(dims)} has more than 2^63-1 elements')
+    item = _ITEM_BYTES[dtype]
+    if proto.tensor_content and dtype != types_pb2.DT_STRING:
+        if len(proto.tensor_content) != count * item:
+            raise ValueError(f'tensor_content holds {len(proto.tensor_content)} bytes, shape '
+                             f'{list(dims)} of {types_pb2.DataType.Name(dtype)} takes '
+                             f'{count * item}')
+    else:
+        field, per_element = _VALUE_FIELDS[dtype]
+        values = len(getattr(proto, field))
+        if values > count * per_element or values % per_element:
+            raise ValueError(f'{values} values in {field} for shape {list(dims)}')
+    return dims, count * item
