@@ -238,20 +238,25 @@ def check_response_size(function, batch, limit, keys=None, what='response'):
                            f'smaller batches')
 
 
-def request_inputs(request_inputs, expected, limit):
-    """{alias: ndarray} of a PredictRequest's inputs that the signature takes (others map to
-    None, for predict's own mismatch message), each checked as Tensor::FromProto checks it
-    (INVALID_ARGUMENT 'tensor parsing error: <alias>'), all of them together refused with
-    RESOURCE_EXHAUSTED before decoding when they would take more than ``limit`` bytes."""
-    layouts, total = {}, 0
+def input_layouts(request_inputs, expected):
+    """{alias: (shape, decoded bytes)} of a PredictRequest's inputs that the signature takes,
+    each checked as Tensor::FromProto checks it before allocating (INVALID_ARGUMENT
+    'tensor parsing error: <alias>')."""
+    layouts = {}
     for alias in sorted(request_inputs):
-        if alias not in expected:
-            continue
-        try:
-            layouts[alias] = wire.tensor_layout(request_inputs[alias])
-        except ValueError:
-            raise _tensor_parsing_error(alias) from None
-        total += layouts[alias][1]
+        if alias in expected:
+            try:
+                layouts[alias] = wire.tensor_layout(request_inputs[alias])
+            except ValueError:
+                raise _tensor_parsing_error(alias) from None
+    return layouts
+
+
+def decode_inputs(request_inputs, layouts, limit):
+    """{alias: ndarray} of the inputs ``layouts`` lists (others map to None, for predict's own
+    mismatch message); RESOURCE_EXHAUSTED before decoding when together they would take more
+    than ``limit`` bytes (a few bytes may declare a huge shape: values repeat to fill it)."""
+    total = sum(size for _, size in layouts.values())
     if limit and total > limit:
         shapes = ', '.join(f'{a} {list(s)}' for a, (s, _) in sorted(layouts.items()))
         raise ServingError(grpc.StatusCode.RESOURCE_EXHAUSTED,
@@ -263,7 +268,7 @@ def request_inputs(request_inputs, expected, limit):
             arrays[alias] = tf.make_ndarray(request_inputs[alias])
         except Exception:  # anything FromProto would refuse that the layout check let through
             raise _tensor_parsing_error(alias) from None
-    return arrays, layouts
+    return arrays
 
 
 def _batch(shapes):
@@ -313,7 +318,7 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
         expected = function.structured_input_signature[1]
         if set(request.inputs) != set(expected):  # predict_util.cc checks this first
             manager_lib.predict(saved_model, signature_name, dict.fromkeys(request.inputs))
-        inputs, layouts = request_inputs(request.inputs, expected, self.max_message_bytes)
+        layouts = input_layouts(request.inputs, expected)
         outputs = function.structured_outputs
         seen = set()
         for alias in request.output_filter:
@@ -328,6 +333,7 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
             seen.add(alias)
         check_response_size(function, _batch(s for s, _ in layouts.values()),
                             self.max_message_bytes, set(request.output_filter))
+        inputs = decode_inputs(request.inputs, layouts, self.max_message_bytes)
         outputs = _run(self.metrics, saved_model, signature_name, inputs, version.name)
         response = predict_pb2.PredictResponse()
         response.model_spec.name = version.name
