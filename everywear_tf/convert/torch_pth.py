@@ -327,6 +327,8 @@ def _read_zip(path):
                                   f'({MAX_ZIP_EXPANSION}x the file\'s size + {ZIP_FLOOR}), a '
                                   'decompression bomb? Refused before inflating')
                 return archive.read(info)
+            except errors.CheckpointError:
+                raise
             except KeyError:
                 raise errors.TorchFileError(path, f'missing record {name}') from None
             except (zipfile.BadZipFile, OSError, EOFError, ValueError) as e:  # CRC, truncation
