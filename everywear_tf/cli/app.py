@@ -1,11 +1,17 @@
-"""What every command shares: TensorFlow kept quiet, and ``--help`` that lists its own flags.
+"""What every command shares: TensorFlow kept quiet, ``--help`` that lists its own flags, the
+flags that choose which model versions run, and output paths checked before any work.
 
 Import this module and call ``quiet_tensorflow()`` before anything imports TensorFlow. Nothing
 here imports TensorFlow or absl at import time.
 """
 
+import contextlib
 import os
 import sys
+import tempfile
+
+from everywear_tf import errors
+from everywear_tf import spec
 
 # Set to 1 to see TensorFlow's own start-up messages (its C++ log lines).
 VERBOSE_ENV = 'EVERYWEAR_TF_VERBOSE'
@@ -52,3 +58,85 @@ def run(main, module_name: str = '__main__') -> None:
             flags.FLAGS.register_key_flag_for_module(sys.argv[0], flag)
         main_module.__doc__ = main_module.__doc__ or module.__doc__
     app.run(quiet_main)
+
+
+# --model_label's value that sends no label (TF Serving answers with its highest AVAILABLE
+# version, which during a rollout may be a version only staged).
+NO_LABEL = 'none'
+
+
+def define_model_flags(flag_values=None) -> None:
+    """Defines ``--model_label``, ``--model_version`` and ``--model_config_file`` (call once,
+    at import time of a command that takes --server or --saved_models); read them with
+    ``model_selection()``. ``flag_values``: absl's FlagValues (default: ``flags.FLAGS``)."""
+    from absl import flags
+    where = {'flag_values': flags.FLAGS if flag_values is None else flag_values}
+    flags.DEFINE_string(
+            'model_label', spec.STABLE, 'Which version of each model runs (--server, '
+            '--saved_models): this version label (stable, canary, ...), or "none" for no label '
+            '(the server\'s highest AVAILABLE version; an export\'s highest version present for '
+            'all three models). By default stable, or no label where the config defines none.',
+            **where)
+    flags.DEFINE_integer('model_version', None, 'Run this version number of each model '
+                         'instead of a label.', lower_bound=1, **where)
+    flags.DEFINE_string('model_config_file', None, '--saved_models: the models.config whose '
+                        'labels choose the versions (default: <saved_models>/models.config if '
+                        'there is one).', **where)
+
+
+def model_selection(flag_values=None) -> dict:
+    """The keyword arguments of ``pipeline.make_backend`` that ``define_model_flags``' flags
+    give: ``label``, ``version``, ``label_fallback`` (only the default label may fall back to
+    none), ``model_config``. ``absl.app.UsageError`` for flags that contradict each other."""
+    from absl import app
+    from absl import flags
+    values = flags.FLAGS if flag_values is None else flag_values
+    label_given = values['model_label'].present
+    label = values.model_label
+    if not label:
+        raise app.UsageError('--model_label must not be empty (pass --model_label=none for no '
+                             'label)')
+    if values.model_version is not None and label_given:
+        raise app.UsageError('pass --model_label or --model_version, not both')
+    chosen = label_given or values.model_version is not None or values['model_config_file'].present
+    remote = any(name in values and values[name].value for name in ('server', 'saved_models'))
+    if chosen and not remote:
+        raise app.UsageError('--model_label, --model_version and --model_config_file choose '
+                             'among served or exported versions: pass --server or '
+                             '--saved_models')
+    if values['model_config_file'].present and 'server' in values and values.server:
+        raise app.UsageError('--model_config_file is for --saved_models (a server reads its '
+                             'own config)')
+    return {'label': None if label == NO_LABEL or values.model_version is not None else label,
+            'version': values.model_version, 'label_fallback': not label_given,
+            'model_config': values.model_config_file}
+
+
+class OutputPathError(errors.InputError):
+    """An output path that cannot be written: a directory, under a regular file, or in a
+    place this process cannot create files in."""
+
+
+def check_output_path(path: str) -> str:
+    """Returns ``path`` if a file can be written there (atomically: a temporary file in its
+    directory, then a rename; missing parent directories are created), or raises
+    OutputPathError naming it. Nothing is left behind."""
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        raise OutputPathError(path, 'is a directory (name a file)')
+    if os.path.lexists(path) and not os.path.isfile(path):
+        raise OutputPathError(path, 'exists and is not a regular file')
+    parent = os.path.dirname(os.path.abspath(path))
+    while not os.path.lexists(parent):
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent):
+        raise OutputPathError(path, f'{parent} is a file, not a directory')
+    try:  # permissions, read-only mounts, /proc: only trying tells (root passes mode bits)
+        fd, probe = tempfile.mkstemp(prefix='.everywear-write-check.', dir=parent)
+    except OSError as e:
+        raise OutputPathError(path, f'cannot create files in {parent}: '
+                                    f'{e.strerror or e}') from None
+    os.close(fd)
+    with contextlib.suppress(FileNotFoundError):
+        os.remove(probe)
+    return path

@@ -6,13 +6,17 @@ r"""everywear-tryon: a person photo wearing a top and/or pants, at the photo's o
       --top=shirt.jpg --output=me_dressed.png      # your own pose and parse instead
   everywear-tryon ... --save_pose=me_keypoints.json --save_parse=me_parse.png
   everywear-tryon ... --server=localhost:8500      # through TF Serving instead of in process
+  everywear-tryon ... --server=localhost:8500 --model_label=canary   # the canary versions
 
 Without --pose or --parse, the photo front end estimates them from the photo (in process it
 needs the frontend extra: pip install 'everywear-tf[frontend]'); --save_pose and --save_parse
 write what was estimated (OpenPose JSON, LIP palette PNG) to correct and reuse.
 
 Networks come from --weights_root (default: the bundled demo weights, trained on drawn data:
-they show the pipeline working, not photo-quality results).
+they show the pipeline working, not photo-quality results). Through a server or from exported
+SavedModels, the versions labelled stable run (--model_label, --model_version to choose), and
+which versions those are is printed first. Output paths, the weights root or export and the
+server are checked before any work.
 """
 
 import sys
@@ -56,6 +60,7 @@ _SAVED_MODELS = flags.DEFINE_string('saved_models', None, 'Run exported SavedMod
                                      'instead of --weights_root.')
 _SERVER = flags.DEFINE_string('server', None, 'TF Serving gRPC host:port (default: in process).')
 flags.mark_flags_as_mutual_exclusive(['saved_models', 'server'])
+command.define_model_flags()
 
 
 def _inputs():
@@ -92,13 +97,18 @@ def main(argv):
         raise app.UsageError(f'unexpected arguments: {argv[1:]}')
     if not _OUTPUT.value.lower().endswith('.png'):
         raise app.UsageError(f'--output must name a .png file, got {_OUTPUT.value!r}')
+    selection = command.model_selection()
     person, pose, parse_path, top, top_mask, bottom, bottom_mask = _inputs()
     try:
+        for path in (_OUTPUT.value, _SAVE_POSE.value, _SAVE_PARSE.value):
+            if path:  # before any work: a bad output path is known now, not after the try-on
+                command.check_output_path(path)
         photo = images.read_image(person)
         garments = {'top': _garment(_TOP_CATEGORY.value, top, top_mask),
                     'bottom': _garment(spec.MEN_PANTS, bottom, bottom_mask)}
         backend = pipeline.make_backend(_WEIGHTS_ROOT.value, _SAVED_MODELS.value,
-                                         _SERVER.value)
+                                         _SERVER.value, **selection)
+        backend.check([garment[0] for garment in garments.values() if garment])
         keypoints, parse = _pose_and_parse(backend, photo, person, pose, parse_path)
         final, _ = pipeline.outfit(backend, photo, parse, keypoints, **garments,
                                    pose_path=pose or person)

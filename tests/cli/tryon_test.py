@@ -91,3 +91,35 @@ def test_the_demo_from_the_photo_alone_saves_what_it_estimated(tmp_path):
     difference = np.abs(images.read_image(str(tmp_path / 'again.png')).astype(int)
                         - images.read_image(str(output)))
     assert (difference > 0).mean() < 1e-3 and difference.max() <= 8
+
+
+def test_output_weights_and_server_problems_stop_it_before_any_work(tmp_path):
+    """Issue 15 (items 8, 11): each a clear error naming the path or the server, checked before
+    a model is loaded (the unreachable server of the first cases is never reached), nothing
+    written. The other kinds of bad output path: tests/cli/app_test.py."""
+    regular = tmp_path / 'notes.txt'
+    regular.write_text('x')
+    common = [f'--person={demo.PHOTO}', f'--pose={demo.PHOTO_POSE}',
+              f'--parse={demo.PHOTO_PARSE}', f'--top={demo.TSHIRT}']
+    output = tmp_path / 'tryon.png'
+    error = 'everywear-tryon: error: '
+    cases = [
+            ([f'--output={regular}/tryon.png', '--server=127.0.0.1:1'],
+             f'{error}{regular}/tryon.png: {regular} is a file, not a directory'),
+            ([f'--output={output}', f'--save_pose={regular}/me.json', '--server=127.0.0.1:1'],
+             f'{error}{regular}/me.json: '),
+            ([f'--output={output}', '--server=127.0.0.1:1'],
+             f'{error}127.0.0.1:1: no model server answers there (UNAVAILABLE'),
+            ([f'--output={output}', f'--weights_root={tmp_path / "nowhere"}'],
+             f'{error}{tmp_path / "nowhere"}: no such directory (the weights root'),
+            ([f'--output={output}', '--model_label=canary'], 'pass --server or --saved_models'),
+    ]
+    # The runs are independent: started together, they share the start-up time.
+    running = [subprocess.Popen([sys.executable, '-m', 'everywear_tf.cli.tryon', *common, *flags],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                cwd=ROOT) for flags, _ in cases]
+    for process, (_, problem) in zip(running, cases):
+        _, stderr = process.communicate(timeout=300)
+        assert process.returncode == 1, stderr
+        assert problem in stderr and 'Traceback' not in stderr, stderr
+    assert os.listdir(tmp_path) == ['notes.txt']

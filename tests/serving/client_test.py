@@ -171,3 +171,48 @@ def test_canary_split_and_batch_map():
     assert results[0] == 1 and isinstance(results[1], ZeroDivisionError) and results[2] == 0.5
     with pytest.raises(ValueError):
         client_lib.Client(canary_percent=150)
+
+
+class _Unlabelled(prediction_service_pb2_grpc.PredictionServiceServicer):
+    """A server whose config defines no labels: a labelled call gets TF Serving 2.15's answer
+    (ServerCore::GetModelVersionForLabel), an unlabelled one an empty response."""
+
+    def __init__(self):
+        self.labels = []  # the label of every call, '' for none
+
+    def Predict(self, request, context):  # noqa: N802
+        label = request.model_spec.version_label
+        self.labels.append(label)
+        if label:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                          f'Unrecognized servable version label: {label}')
+        return predict_pb2.PredictResponse()
+
+
+def test_the_default_label_falls_back_once_and_is_tried_again_later():
+    inputs = warmup.realistic_inputs(spec.RM)
+    name = spec.model_name(spec.RM, CATEGORY)
+    servicer = _Unlabelled()
+    server, address = _fake(servicer)
+    try:
+        with client_lib.Client(address, label_recheck_seconds=3600) as client:
+            assert client.predict(name, inputs) == {} and client.predict(name, inputs) == {}
+            # stable once, refused; then without a label, and no label for the next call.
+            assert servicer.labels == [spec.STABLE, '', '']
+            assert client.where(name) == client_lib.Where()
+            assert client.where('other') == client_lib.Where(label=spec.STABLE, fallback=True)
+            with pytest.raises(client_lib.ServerError, match='Unrecognized servable version '
+                                                             'label: canary'):
+                client.predict(name, inputs, label=spec.CANARY)  # asked for: no fallback
+        servicer.labels.clear()
+        with client_lib.Client(address, label_recheck_seconds=0) as client:
+            client.predict(name, inputs)
+            client.predict(name, inputs)
+        assert servicer.labels == [spec.STABLE, '', spec.STABLE, '']
+        servicer.labels.clear()
+        with client_lib.Client(address, label_fallback=False) as client:
+            with pytest.raises(client_lib.ServerError) as raised:
+                client.predict(name, inputs)
+        assert raised.value.unknown_label and servicer.labels == [spec.STABLE]
+    finally:
+        server.stop(None)
