@@ -451,7 +451,7 @@ class _HttpError(Exception):
 
 
 def _quoted(value):
-    text = json.dumps(value)
+    text = json.dumps(value, separators=(',', ':'))  # as rapidjson's Writer prints it
     return text if len(text) <= _QUOTED else f'{text[:_QUOTED]}...'
 
 

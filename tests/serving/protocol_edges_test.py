@@ -136,7 +136,7 @@ def _ru_maxrss_mb():
 REST_CASES = [
     # (what, request bytes, expected HTTP status, a phrase the error holds)
     ('a JSON array body', _request('POST', f'/v1/models/{RM}:predict', b'[1, 2]'), 400,
-     'JSON Value: [1, 2] Is not object'),
+     'JSON Value: [1,2] Is not object'),
     ('a JSON string body', _request('POST', f'/v1/models/{RM}:predict', b'"instances"'), 400,
      'Is not object'),
     ('JSON nested 100000 deep',

@@ -535,6 +535,47 @@ class TFServingBehaviour:
             assert _http(f'{server.rest}/{RM}:predict', body) == (
                     400, {'error': 'Serving signature name: "nope" not found in signature def'})
 
+    def test_rest_protocol_edges(self, exports, tmp_path):
+        # http_rest_api_handler.cc ProcessRequest (any method but GET and POST is malformed),
+        # http_rest_api_util.cc ParseModelInfo (name URL-decoded, version an int64, the path
+        # matched with its query), json_tensor.cc ParseJson (the body must be an object).
+        with self.serve(tmp_path, _config(_tree(exports, tmp_path, versions=(1,)))) as server:
+            def call(method, path, body=None):
+                request = urllib.request.Request(f'{server.rest}{path}', body, method=method)
+                try:
+                    with urllib.request.urlopen(request, timeout=60) as response:
+                        return response.status, json.load(response)
+                except urllib.error.HTTPError as e:
+                    return e.code, json.load(e)
+
+            assert call('PUT', f'/{RM}', b'{}') == (
+                    400, {'error': f'Malformed request: PUT /v1/models/{RM}'})
+            assert call('GET', f'/{RM}/versions/{2 ** 64}') == (
+                    400, {'error': f'Failed to convert version: {2 ** 64} to numeric.'})
+            assert call('POST', f'/{RM}:predict', b'[1, 2]') == (
+                    400, {'error': 'JSON Value: [1,2] Is not object'})
+            assert call('POST', f'/{RM}:predict', b'') == (
+                    400, {'error': 'JSON Parse error: The document is empty'})
+            status, body = call('GET', f'/{RM.replace("_", "%5F")}/versions/1')
+            assert status == 200 and body['model_version_status'][0]['state'] == 'AVAILABLE'
+            assert call('GET', f'/{RM}?x=1') == (
+                    404, {'error': f'Could not find any versions of model {RM}?x=1'})
+
+    def test_malformed_tensor_protos_are_tensor_parsing_errors(self, exports, tmp_path):
+        # saved_model::GetInputValues via predict_util.cc: Tensor::FromProto refuses them.
+        with self.serve(tmp_path, _config(_tree(exports, tmp_path, versions=(1,)))) as server:
+            short = _request()
+            short.inputs[spec.MASK].tensor_content = short.inputs[spec.MASK].tensor_content[:-1]
+            invalid = _request()
+            invalid.inputs[spec.COARSE].dtype = 0  # DT_INVALID
+            negative = _request()
+            negative.inputs[spec.WARPED_CLOTH].tensor_shape.dim[1].size = -256
+            for request, alias in ((short, spec.MASK), (invalid, spec.COARSE),
+                                   (negative, spec.WARPED_CLOTH)):
+                assert _code(lambda r=request: server.predict.Predict(r, timeout=60)) == (
+                        grpc.StatusCode.INVALID_ARGUMENT, f'tensor parsing error: {alias}')
+            assert server.served_version() == 1  # and it serves on
+
     def test_rest_status_with_a_label_lists_every_version(self, exports, tmp_path):
         root = _tree(exports, tmp_path)
         with self.serve(tmp_path, _config(root, 'all', {'stable': 1}),
