@@ -185,3 +185,79 @@ def test_writes_are_atomic(tmp_path, monkeypatch):
     assert target.read_bytes() == before
     assert os.listdir(target.parent) == ['keep.png']
     np.testing.assert_array_equal(images.read_image(target), np.full((2, 2, 3), 7, np.uint8))
+
+
+def _oriented_jpeg(target, upright, orientation):
+    """A JPEG whose stored pixels are ``upright`` turned the other way, tagged with EXIF
+    ``orientation`` (a phone's file: sensor pixels plus how to show them)."""
+    stored = Image.fromarray(upright).transpose({
+            1: Image.Transpose.ROTATE_90, 2: Image.Transpose.FLIP_LEFT_RIGHT,
+            3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
+            5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_90,
+            7: Image.Transpose.TRANSVERSE, 8: Image.Transpose.ROTATE_270}[orientation]) \
+        if orientation != 1 else Image.fromarray(upright)
+    exif = Image.Exif()
+    exif[images.EXIF_ORIENTATION] = orientation
+    stored.save(target, quality=100, subsampling=0, exif=exif.tobytes())
+    return np.asarray(stored)
+
+
+@pytest.mark.parametrize('orientation', range(1, 9))
+def test_exif_orientation_is_applied_on_read(tmp_path, orientation):
+    upright = np.full((48, 32, 3), 255, np.uint8)  # a tall photo: a red head, a blue foot
+    upright[:12, 8:24] = (255, 0, 0)
+    upright[40:, 20:] = (0, 0, 255)
+    stored = _oriented_jpeg(tmp_path / 'phone.jpg', upright, orientation)
+    out = images.read_image(tmp_path / 'phone.jpg')
+    assert out.shape == upright.shape
+    assert np.abs(out.astype(int) - upright).max() < 40  # JPEG's error only
+    as_stored = images.read_image(tmp_path / 'phone.jpg', orientation=False)
+    assert as_stored.shape == stored.shape
+    assert np.abs(as_stored.astype(int) - stored).max() < 40
+    # A mask file turns the same way as the photo it belongs to.
+    assert images.read_mask(tmp_path / 'phone.jpg').shape == upright.shape[:2]
+
+
+def test_orient_matches_pillows_exif_transpose(tmp_path):
+    from PIL import ImageOps
+    stored = _rgb((5, 7), seed=3)
+    for orientation in range(1, 9):
+        exif = Image.Exif()
+        exif[images.EXIF_ORIENTATION] = orientation
+        Image.fromarray(stored).save(tmp_path / 'o.png', exif=exif.tobytes())
+        with Image.open(tmp_path / 'o.png') as image:
+            expected = np.asarray(ImageOps.exif_transpose(image))
+        np.testing.assert_array_equal(images.read_image(tmp_path / 'o.png'), expected)
+
+
+def test_garment_mask_errors_name_the_mask_file(tmp_path):
+    garment = np.full((40, 30, 3), 255, np.uint8)
+    garment[5:35, 5:25] = (30, 60, 200)
+    images.write_png(tmp_path / 'shirt.png', garment)
+    mask = np.zeros((40, 30), np.uint8)
+    mask[5:35, 5:25] = 255
+    images.write_png(tmp_path / 'shirt_mask.png', mask)
+    image, read = images.read_garment(tmp_path / 'shirt.png', tmp_path / 'shirt_mask.png')
+    np.testing.assert_array_equal(image, garment)
+    np.testing.assert_array_equal(read, mask)
+    images.write_png(tmp_path / 'wrong_mask.png', mask[:20])
+    with pytest.raises(errors.ImageError) as raised:
+        images.read_garment(tmp_path / 'shirt.png', tmp_path / 'wrong_mask.png')
+    assert raised.value.path == str(tmp_path / 'wrong_mask.png')
+    assert 'is 20x30 (HxW), expected 40x30' in str(raised.value)
+    images.write_png(tmp_path / 'empty_mask.png', np.zeros((40, 30), np.uint8))
+    with pytest.raises(errors.ImageError, match='empty garment mask') as raised:
+        images.read_garment(tmp_path / 'shirt.png', tmp_path / 'empty_mask.png')
+    assert raised.value.path == str(tmp_path / 'empty_mask.png')
+
+
+def test_an_all_white_garment_is_refused_naming_its_file(tmp_path):
+    images.write_png(tmp_path / 'white.png', np.full((40, 30, 3), 255, np.uint8))
+    with pytest.raises(errors.ImageError, match='has no garment') as raised:
+        images.read_garment(tmp_path / 'white.png')
+    assert raised.value.path == str(tmp_path / 'white.png')
+    nearly = np.full((400, 300, 3), 255, np.uint8)
+    nearly[:5, :5] = 0  # 25 pixels of 120000
+    images.write_png(tmp_path / 'nearly.png', nearly)
+    with pytest.raises(errors.ImageError, match='has no garment'):
+        images.read_garment(tmp_path / 'nearly.png')

@@ -290,3 +290,56 @@ def test_openpose_json_round_trip(tmp_path):
     assert not list(tmp_path.glob('.*'))  # written through a temporary name
     with pytest.raises(errors.KeypointsError, match='non-finite'):
         keypoints.write_openpose_json(tmp_path / 'bad.json', np.full((18, 3), np.nan))
+
+
+def _pose_file(tmp_path, points):
+    target = tmp_path / 'pose_keypoints.json'
+    flat = [v for p in points for v in p]
+    target.write_text(json.dumps({'people': [{'pose_keypoints_2d': flat}]}))
+    return target
+
+
+def _upright_pose():
+    points = np.zeros((18, 3))
+    points[:, 0] = np.linspace(40, 150, 18)
+    points[:, 1] = np.linspace(20, 240, 18)
+    points[:, 2] = 0.9
+    return points
+
+
+@pytest.mark.parametrize('case', ['x = 1e30', 'all negative', 'far below', 'all missing'])
+def test_a_pose_that_cannot_be_the_photos_is_refused_naming_the_file(tmp_path, case):
+    points = _upright_pose()
+    if case == 'x = 1e30':
+        points[5, 0] = 1e30
+    elif case == 'all negative':
+        points[:, :2] = -np.abs(points[:, :2]) - 1
+    elif case == 'far below':
+        points[10, 1] = 256 * 3
+    else:
+        points[:, 2] = 0
+    target = _pose_file(tmp_path, points)
+    keypoints.read_keypoints(target)  # alone it is a pose file like any other
+    with pytest.raises(errors.KeypointsError) as raised:
+        keypoints.read_keypoints(target, image_size=(256, 192))
+    assert raised.value.path == str(target)
+    assert 'photo' in str(raised.value) or 'present' in str(raised.value)
+
+
+def test_a_pose_a_little_outside_a_cropped_photo_is_kept(tmp_path):
+    points = _upright_pose()
+    points[10, 1] = 256 + 60  # an ankle below the edge of a cropped photo
+    points[3, 0] = -30
+    target = _pose_file(tmp_path, points)
+    out = keypoints.read_keypoints(target, image_size=(256, 192))
+    np.testing.assert_allclose(out, points.astype(np.float32), atol=1e-3)
+
+
+def test_nan_and_infinite_keypoints_are_refused(tmp_path):
+    for bad in ('NaN', 'Infinity', '-Infinity', '1e400'):
+        target = tmp_path / 'pose.json'
+        target.write_text('{"people": [{"pose_keypoints_2d": [' + ', '.join(
+                [bad] + ['1'] * 53) + ']}]}')
+        with pytest.raises(errors.KeypointsError, match='non-finite') as raised:
+            keypoints.read_keypoints(target, image_size=(256, 192))
+        assert raised.value.path == str(target)
