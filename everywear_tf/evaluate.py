@@ -1,7 +1,8 @@
 """How good a set of weights is: paired SSIM, PSNR, L1 and warped-mask IoU, against baselines.
 
 Metrics per item, averaged, for the networks' try-on (``model``) and for that try-on pasted
-into the photo where the garment changes (``composited``, what the pipeline delivers):
+into the photo where the garment changes (``composited``), and that with the photo's shading and
+the person's skin restored by ``inference.relight`` (``relit``, what the pipeline delivers):
 - ``ssim``: Wang et al.'s SSIM (11×11 Gaussian window, σ 1.5, K1 0.01, K2 0.03, on 0..255, per
   channel then averaged), the setting the try-on literature reports; ``psnr`` in dB; ``l1``: mean
   absolute difference in [0, 1]; all between the try-on and the ground-truth person.
@@ -27,8 +28,10 @@ import tensorflow as tf
 from everywear_tf import fileio
 from everywear_tf import spec
 from everywear_tf.data import datasets
+from everywear_tf.data import frames
 from everywear_tf.data import images
 from everywear_tf.inference import categories
+from everywear_tf.inference import relight
 from everywear_tf.ops import sampling
 
 TARGET_PERSON = datasets.TARGET_PERSON
@@ -124,6 +127,23 @@ def _grid_image(inputs, outputs, target):
     return np.concatenate(columns, axis=2)
 
 
+def _relit(category, inputs, outputs):
+    """The composited try-on with relight's shading and skin (what the pipeline pastes)."""
+    region = categories.replaced_region(category, inputs[spec.PARSE], outputs[spec.CLOTHING_MASK])
+    lit = []
+    for k, person in enumerate(inputs[spec.PERSON]):
+        points = np.asarray(inputs[spec.KEYPOINTS][k], np.float32)
+        found = np.all(points >= 0, axis=-1, keepdims=True).astype(np.float32)
+        frame = frames.Frame(image=person, parse=inputs[spec.PARSE][k],
+                             keypoints=np.concatenate([points, found], axis=-1),
+                             transform=frames.scale_translate(1.0, 0.0, 0.0),
+                             source_size=person.shape[:2])
+        lit.append(relight.relight(category, frame, outputs[spec.TRYON][k],
+                                   outputs[spec.CLOTHING_MASK][k], outputs[spec.WARPED_MASK][k],
+                                   np.where(region[k], 255, 0).astype(np.uint8)))
+    return np.where(region[..., None], np.stack(lit), inputs[spec.PERSON])
+
+
 def evaluate(chain, dataset, output_dir=None, batch_size=8, limit=None, log=None,
              average_grid=None):
     """Runs ``chain`` (an inference.chain.Chain) over ``dataset`` items; returns the summary.
@@ -140,6 +160,7 @@ def evaluate(chain, dataset, output_dir=None, batch_size=8, limit=None, log=None
     labels = categories.GARMENT_LABELS[chain.category]
     scores = {'model': {m: [] for m in METRICS},
               'composited': {m: [] for m in ('ssim', 'psnr', 'l1')},
+              'relit': {m: [] for m in ('ssim', 'psnr', 'l1')},
               'person_unchanged': {m: [] for m in ('ssim', 'psnr', 'l1')},
               'no_warp': {'warp_iou': []}}
     if average_grid is not None:
@@ -166,6 +187,8 @@ def evaluate(chain, dataset, output_dir=None, batch_size=8, limit=None, log=None
                                       outputs)
         for m, values in image_metrics(pasted, target).items():
             scores['composited'][m] += list(values)
+        for m, values in image_metrics(_relit(chain.category, inputs, outputs), target).items():
+            scores['relit'][m] += list(values)
         unchanged = image_metrics(inputs[spec.PERSON], target)
         no_warp = iou(inputs[spec.CLOTH_MASK] >= 128, region)
         for m in METRICS:
@@ -195,7 +218,7 @@ def table(summary):
     """A plain-text table of a summary (rows: model and baselines), then the theta spread."""
     lines = [f"{'':18} {'SSIM':>7} {'PSNR':>7} {'L1':>7} {'warp IoU':>9} {'warp L1':>8} "
              f"{'folded':>7}"]
-    for name in ('model', 'composited', 'person_unchanged', 'no_warp', 'mean_warp'):
+    for name in ('model', 'composited', 'relit', 'person_unchanged', 'no_warp', 'mean_warp'):
         if name not in summary:
             continue
         row = summary[name]

@@ -97,7 +97,9 @@ MODULE_OUTPUTS = {
 
 # Training targets the loop batches beside the signature inputs (not served).
 GRID_TARGET = 'grid_target'  # float32 [B,256,192,2]: the ground-truth sampling grid (synthetic)
-TARGET_SPECS = {GRID_TARGET: ('float32', _FRAME + (2,))}
+# uint8 [B,256,192]: the drawn parse, for the targets, when the inputs are the front end's estimate
+TRUE_PARSE = 'true_parse'
+TARGET_SPECS = {GRID_TARGET: ('float32', _FRAME + (2,)), TRUE_PARSE: ('uint8', _FRAME)}
 
 # The photo front end (pose and human parsing estimated from the photo): one model for every
 # category, served as ``frontend`` beside the nine try-on models.

@@ -54,7 +54,9 @@ def test_lite_tryon_evaluates_with_baselines(tmp_path):
     assert len(saved['items']) == 3 and saved['summary']['count'] == 3
     assert len(os.listdir(tmp_path / 'grids')) == 3
     text = evaluate.table(summary)
-    assert 'person_unchanged' in text and 'no_warp' in text
+    assert 'person_unchanged' in text and 'no_warp' in text and 'relit' in text
+    # Relit differs from the plain composite only inside the replaced region, and is a score.
+    assert 0 < summary['relit']['ssim'] <= 1 and summary['relit']['psnr'] > 0
 
 
 def _identity_grid(batch, height, width):

@@ -45,6 +45,9 @@ from everywear_tf.data import safe_pickle
 
 TARGET_PERSON = 'target_person'
 TARGET_PARSE = 'target_parse'
+# The photo front end's estimates of a split's persons (train/estimate_synthetic.py writes them).
+ESTIMATED_POSE = 'pose-estimated'
+ESTIMATED_PARSE = 'image-parse-estimated'
 PERSON_ID = 'person_id'
 CLOTH_ID = 'cloth_id'
 
@@ -139,13 +142,18 @@ class CpVtonDataset(_Dataset):
       max_label: the largest label accepted in the parses.
       targets: (image dir, parse dir) of ground truths for the listed pairs, read into
         TARGET_PERSON / TARGET_PARSE (the synthetic test split's 'image-swap', 'image-parse-swap').
+      estimated_inputs: the pose and parse are the photo front end's estimates
+        (ESTIMATED_POSE, ESTIMATED_PARSE), and the split's own parse is spec.TRUE_PARSE, for the
+        targets (training on what the pipeline will be given).
     """
 
     def __init__(self, root, mode='train', pairs=None, parse_dir='image-parse',
-                 max_label=lip.MAX_LABEL, targets=None):
+                 max_label=lip.MAX_LABEL, targets=None, estimated_inputs=False):
         self.root = _require_dir(os.fspath(root))
         self.split = _require_dir(os.path.join(self.root, mode))
-        for directory in ('image', parse_dir, 'pose', 'cloth', 'cloth-mask'):
+        self.estimated_inputs = bool(estimated_inputs)
+        extra = (ESTIMATED_POSE, ESTIMATED_PARSE) if self.estimated_inputs else ()
+        for directory in ('image', parse_dir, 'pose', 'cloth', 'cloth-mask') + extra:
             _require_dir(os.path.join(self.split, directory))
         self.parse_dir, self.max_label = parse_dir, max_label
         self.targets = tuple(targets) if targets is not None else None
@@ -161,6 +169,8 @@ class CpVtonDataset(_Dataset):
         if self.targets is not None:
             specs[TARGET_PERSON] = (tf.uint8, spec.FRAME_SHAPE + (3,))
             specs[TARGET_PARSE] = (tf.uint8, spec.FRAME_SHAPE)
+        if self.estimated_inputs:
+            specs[spec.TRUE_PARSE] = (tf.uint8, spec.FRAME_SHAPE)
         return specs
 
     def _path(self, directory, name):
@@ -182,14 +192,18 @@ class CpVtonDataset(_Dataset):
         """Item ``i`` (see the module docstring)."""
         person_name, cloth_name = self.pairs[i]
         stem = _stem(person_name)
-        points = keypoint_files.read_keypoints(self._path('pose', stem + '_keypoints.json'))
+        pose_dir, parse_dir = ((ESTIMATED_POSE, ESTIMATED_PARSE) if self.estimated_inputs
+                               else ('pose', self.parse_dir))
+        points = keypoint_files.read_keypoints(self._path(pose_dir, stem + '_keypoints.json'))
         item = {spec.PERSON: images.read_image(self._path('image', person_name),
                                                spec.FRAME_SHAPE),
-                spec.PARSE: self._parse(self.parse_dir, stem),
+                spec.PARSE: self._parse(parse_dir, stem),
                 spec.KEYPOINTS: keypoint_files.to_signature(points),
                 spec.CLOTH: images.read_image(self._path('cloth', cloth_name), spec.FRAME_SHAPE),
                 spec.CLOTH_MASK: self._cloth_mask(cloth_name),
                 PERSON_ID: stem, CLOTH_ID: _stem(cloth_name)}
+        if self.estimated_inputs:
+            item[spec.TRUE_PARSE] = self._parse(self.parse_dir, stem)
         if self.targets is not None:
             image_dir, parse_dir = self.targets
             item[TARGET_PERSON] = images.read_image(self._path(image_dir, person_name),

@@ -75,11 +75,17 @@ def gmm_inputs(model, batch):
             representation.binary_cloth_mask(batch[spec.CLOTH_MASK]))
 
 
+def truth_parse(batch):
+    """The parse the targets are made from: the drawn one (``true_parse``) when the inputs are
+    the front end's estimate, else the input parse."""
+    return batch.get(spec.TRUE_PARSE, batch[spec.PARSE])
+
+
 def edm_targets(batch, category):
     """(clothing mask [B,H,W,1] of the category's VITON garment labels, person in [-1, 1]): EDM's
     targets, also RM's clothing mask and target."""
     labels = GARMENT_LABELS[category][1]
-    return (representation.label_mask(batch[spec.PARSE], labels),
+    return (representation.label_mask(truth_parse(batch), labels),
             representation.to_signed(batch[spec.PERSON]))
 
 
@@ -109,7 +115,7 @@ class GmmTrainer:
 
     def target(self, batch):
         """The person's garment region on white, [-1, 1] [B,H,W,3] (CP-VTON's ``im_c``)."""
-        return representation.cloth_on_person(batch[spec.PERSON], batch[spec.PARSE],
+        return representation.cloth_on_person(batch[spec.PERSON], truth_parse(batch),
                                               GARMENT_LABELS[self.category][0])
 
     def _step(self, batch):
@@ -117,7 +123,7 @@ class GmmTrainer:
             out = self.model(gmm_inputs(self.model, batch), training=True)
             mask = None
             if self.grid_weight and self.grid_on == 'garment':
-                mask = tf.reduce_any(batch[spec.PARSE][..., None] == tf.constant(
+                mask = tf.reduce_any(truth_parse(batch)[..., None] == tf.constant(
                         GARMENT_LABELS[self.category][0], tf.uint8), axis=-1)
             terms = losses.gmm_loss(out['warped_cloth'], self.target(batch), out['grid'],
                                     self.gic_weight, batch.get(spec.GRID_TARGET),
@@ -231,10 +237,16 @@ class RmTrainer:
 
 
 def train(trainer, dataset, output_dir, loop_config, log=None):
-    """Runs ``trainer`` over ``dataset`` (anything with len() and read(i)) to loop_config.steps."""
+    """Runs ``trainer`` over ``dataset`` (anything with len() and read(i)) to loop_config.steps.
+
+    A dataset whose items hold ``true_parse`` (inputs estimated by the photo front end) has the
+    targets made from it."""
+    keys = trainer.keys
+    if len(dataset) and spec.TRUE_PARSE in dataset.read(0):
+        keys = keys + (spec.TRUE_PARSE,)
+
     def make_batches(start):
-        return loop.batches(dataset, loop_config.batch_size, loop_config.seed, start,
-                            trainer.keys)
+        return loop.batches(dataset, loop_config.batch_size, loop_config.seed, start, keys)
 
     return loop.run(trainer.step, make_batches, trainer.trackables(), output_dir, loop_config,
                     images=trainer.images, log=log)

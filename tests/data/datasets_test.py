@@ -14,6 +14,9 @@ from everywear_tf import spec
 from everywear_tf.data import cloth_mask
 from everywear_tf.data import datasets
 from everywear_tf.data import images
+from everywear_tf.data import keypoints
+from everywear_tf.data import lip
+from everywear_tf.data import parsing
 from everywear_tf.data import synthetic_tryon
 
 from tests.data.fixtures import path
@@ -229,3 +232,31 @@ def test_reading_datasets_changes_nothing():
         for i in range(len(dataset)):
             dataset.read(i)
     assert [_tree_digest(path(name)) for name in ('cpvton', 'viton')] == before
+
+
+def test_estimated_inputs_come_from_the_front_ends_files_and_the_truth_stays(tmp_path):
+    root = _copy(tmp_path, 'cpvton')
+    split = root / 'test'
+    with pytest.raises(errors.DatasetError, match=datasets.ESTIMATED_POSE):
+        datasets.CpVtonDataset(str(root), 'test', estimated_inputs=True)
+    (split / datasets.ESTIMATED_POSE).mkdir()
+    (split / datasets.ESTIMATED_PARSE).mkdir()
+    truth = datasets.CpVtonDataset(str(root), 'test').read(1)
+    stem = truth['person_id']
+    # An "estimate" that differs from the drawn truth: shifted keypoints, a relabelled region.
+    estimated_points = np.concatenate([truth[spec.KEYPOINTS] + 3.0,
+                                       np.ones((spec.NUM_KEYPOINTS, 1), np.float32)], axis=1)
+    keypoints.write_openpose_json(str(split / datasets.ESTIMATED_POSE / f'{stem}_keypoints.json'),
+                                  estimated_points)
+    estimated_parse = truth[spec.PARSE].copy()
+    estimated_parse[:40] = lip.HAIR
+    parsing.write_parse_png(str(split / datasets.ESTIMATED_PARSE / f'{stem}.png'),
+                            estimated_parse)
+    dataset = datasets.CpVtonDataset(str(root), 'test', estimated_inputs=True)
+    item = dataset.read(1)
+    np.testing.assert_allclose(item[spec.KEYPOINTS], truth[spec.KEYPOINTS] + 3.0, atol=1e-3)
+    np.testing.assert_array_equal(item[spec.PARSE], estimated_parse)
+    np.testing.assert_array_equal(item[spec.TRUE_PARSE], truth[spec.PARSE])
+    np.testing.assert_array_equal(item[spec.PERSON], truth[spec.PERSON])
+    with pytest.raises(errors.InputNotFoundError, match=datasets.ESTIMATED_POSE):
+        dataset.read(0)  # person 0 has no estimate: the error names the missing file
