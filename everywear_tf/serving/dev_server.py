@@ -148,23 +148,32 @@ class Metrics:
               'runtime': '/tensorflow/serving/runtime_latency'}
     _LABELS = {'count': ('model_name', 'status'), 'request': ('model_name', 'API', 'entrypoint'),
                'runtime': ('model_name', 'API', 'runtime')}
+    MAX_CELLS = 1000  # label sets a metric keeps; beyond, new model names count as OTHER
+    OTHER = '<other>'
 
     def __init__(self):
         self._lock = threading.Lock()
         self._counts = {}  # (model, status) → int
         self._histograms = {'request': {}, 'runtime': {}}  # labels → [buckets..., sum]
 
+    def _cell(self, cells, labels):
+        if labels not in cells and len(cells) >= self.MAX_CELLS:
+            labels = (self.OTHER,) + labels[1:]  # clients choose names: keep memory bounded
+        return labels
+
     def count(self, model_name, code):
         """One request of ``model_name`` answered with ``code`` (grpc.StatusCode)."""
         with self._lock:
-            key = (model_name, code.name)
+            key = self._cell(self._counts, (model_name, code.name))
             self._counts[key] = self._counts.get(key, 0) + 1
 
     def latency(self, kind, labels, seconds):
         """One sample of ``kind`` ('request' or 'runtime') under ``labels`` (a tuple)."""
         micros = seconds * 1e6
         with self._lock:
-            cell = self._histograms[kind].setdefault(labels, [0] * (len(self.BUCKETS) + 1) + [0.0])
+            cells = self._histograms[kind]
+            cell = cells.setdefault(self._cell(cells, labels),
+                                    [0] * (len(self.BUCKETS) + 1) + [0.0])
             index = next((i for i, limit in enumerate(self.BUCKETS) if micros < limit),
                          len(self.BUCKETS))
             cell[index] += 1

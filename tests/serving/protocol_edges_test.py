@@ -354,3 +354,17 @@ def test_a_request_under_the_limits_still_answers_in_full(server):
     response = _stub(server).Predict(request, timeout=120)
     assert [d.size for d in response.outputs[spec.TRYON].tensor_shape.dim][0] == 8
     assert tf.make_ndarray(response.outputs[spec.ALPHA]).dtype == np.uint8
+
+
+def test_metrics_keep_a_bounded_number_of_label_sets():
+    metrics = dev_server.Metrics()
+    for i in range(3 * metrics.MAX_CELLS):  # clients choose the model names they send
+        metrics.count(f'model_{i}', grpc.StatusCode.NOT_FOUND)
+        metrics.latency('request', (f'model_{i}', 'predict', 'REST'), 0.001)
+    page = metrics.page()
+    counts = [line for line in page.splitlines()
+              if line.startswith(':tensorflow:serving:request_count{')]
+    assert len(counts) == metrics.MAX_CELLS + 1
+    assert _metric(page, ':tensorflow:serving:request_count{model_name="<other>",'
+                         'status="NOT_FOUND"}') == 2 * metrics.MAX_CELLS
+    assert page.count(':tensorflow:serving:request_latency_count{') == metrics.MAX_CELLS + 1
