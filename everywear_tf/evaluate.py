@@ -8,6 +8,8 @@ the person's skin restored by ``inference.relight`` (``relit``, what the pipelin
   absolute difference in [0, 1]; all between the try-on and the ground-truth person.
 - ``warp_iou``: GMM's warped mask (≥ 128) against the ground-truth garment region of the parse;
   ``warp_l1``: the warped garment against the person's garment (white outside its region).
+- ``mask_iou``: EDM's clothing mask (≥ 128) against the same region: whether the coarse stage
+  follows the new garment's shape (long sleeves over the arms, short ones leaving them bare);
 - ``fold_fraction``: the share of the warped garment's pixels where the sampling grid's Jacobian
   determinant is ≤ 0, i.e. where the TPS folded the garment over itself (a silhouette IoU does
   not show that); ``theta_spread``: how much the TPS varies across items (a GMM collapsed to one
@@ -36,7 +38,7 @@ from everywear_tf.ops import sampling
 
 TARGET_PERSON = datasets.TARGET_PERSON
 TARGET_PARSE = datasets.TARGET_PARSE
-METRICS = ('ssim', 'psnr', 'l1', 'warp_iou', 'warp_l1', 'fold_fraction')
+METRICS = ('ssim', 'psnr', 'l1', 'warp_iou', 'warp_l1', 'fold_fraction', 'mask_iou')
 def image_metrics(output, target):
     """{'ssim', 'psnr', 'l1'} per item for uint8 [B,H,W,3] images."""
     a = tf.constant(output, tf.float32)
@@ -176,7 +178,8 @@ def evaluate(chain, dataset, output_dir=None, batch_size=8, limit=None, log=None
         model = {**image_metrics(outputs[spec.TRYON], target),
                  'warp_iou': iou(outputs[spec.WARPED_MASK] >= 128, region),
                  'warp_l1': warp_l1(outputs[spec.WARPED_CLOTH], target, region),
-                 'fold_fraction': fold_fraction(outputs[spec.GRID], outputs[spec.WARPED_MASK])}
+                 'fold_fraction': fold_fraction(outputs[spec.GRID], outputs[spec.WARPED_MASK]),
+                 'mask_iou': iou(outputs[spec.EDM_MASK] >= 128, region)}
         thetas += list(outputs[spec.THETA])
         if average_grid is not None:
             grids = np.broadcast_to(average_grid, outputs[spec.GRID].shape)
@@ -217,7 +220,7 @@ def evaluate(chain, dataset, output_dir=None, batch_size=8, limit=None, log=None
 def table(summary):
     """A plain-text table of a summary (rows: model and baselines), then the theta spread."""
     lines = [f"{'':18} {'SSIM':>7} {'PSNR':>7} {'L1':>7} {'warp IoU':>9} {'warp L1':>8} "
-             f"{'folded':>7}"]
+             f"{'folded':>7} {'mask IoU':>9}"]
     for name in ('model', 'composited', 'relit', 'person_unchanged', 'no_warp', 'mean_warp'):
         if name not in summary:
             continue
@@ -228,7 +231,8 @@ def table(summary):
 
         lines.append(f'{name:18} {cell("ssim", 7, ".4f")} {cell("psnr", 7, ".2f")} '
                      f'{cell("l1", 7, ".4f")} {cell("warp_iou", 9, ".4f")} '
-                     f'{cell("warp_l1", 8, ".4f")} {cell("fold_fraction", 7, ".2%")}')
+                     f'{cell("warp_l1", 8, ".4f")} {cell("fold_fraction", 7, ".2%")} '
+                     f'{cell("mask_iou", 9, ".4f")}')
     if 'theta_spread' in summary:
         lines.append(f"theta spread across items: {summary['theta_spread']:.4f}")
     return '\n'.join(lines)
