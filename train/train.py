@@ -1,14 +1,17 @@
 r"""Trains one network on a dataset in the CP-VTON or VITON layout.
 
     python train/train.py --module=gmm --category=men_tshirts \
-        --dataset_root=synthetic/men_tshirts --output_dir=runs/gmm_men_tshirts
-    python train/train.py --module=edm --category=men_tshirts --perceptual_weight=0 ...
-    python train/train.py --module=rm --category=men_tshirts \
-        --gmm_weights=runs/gmm_men_tshirts/weights --edm_weights=runs/edm_men_tshirts/weights ...
+        --dataset_root=synthetic/men_tshirts --output_dir=runs/candidate
+    python train/train.py --module=edm --category=men_tshirts --perceptual_weight=0 \
+        --output_dir=runs/candidate ...
+    python train/train.py --module=rm --category=men_tshirts --output_dir=runs/candidate ...
+    python serving/rollout.py publish --category=men_tshirts --weights_root=runs/candidate
 
 Killed and restarted with the same flags, it resumes from the last checkpoint with the same data
-order. The trained network is written to <output_dir>/weights (a weights directory for
-export/export_saved_model.py); TensorBoard logs to <output_dir>/logs.
+order. The trained network is written to <output_dir>/<module>_<category>/ (a weights directory,
+so <output_dir> is a weights root for publish, evaluate and everywear-tryon); checkpoints and
+TensorBoard logs go to <output_dir>/training/<module>_<category>/. RM takes the GMM and EDM of
+the same run unless --gmm_weights/--edm_weights name others.
 """
 
 import os
@@ -28,6 +31,7 @@ from everywear_tf.data import datasets  # noqa: E402
 from everywear_tf.data import synthetic_tryon  # noqa: E402
 from everywear_tf.models import vgg  # noqa: E402
 from everywear_tf.train import loop  # noqa: E402
+from everywear_tf.train import runs  # noqa: E402
 from everywear_tf.train import trainers  # noqa: E402
 
 _MODULE = flags.DEFINE_enum('module', None, list(spec.MODULES), 'The network to train.')
@@ -38,7 +42,9 @@ _LAYOUT = flags.DEFINE_enum('layout', 'cpvton', ['cpvton', 'viton'], 'The datase
 _MODE = flags.DEFINE_string('mode', 'train', 'CP-VTON layout: the split directory to read.')
 _PAIRS = flags.DEFINE_string('pairs', None, 'Pairs file (default: <mode>_pairs.txt for the '
                              'CP-VTON layout, viton_train_images.txt for VITON).')
-_OUTPUT_DIR = flags.DEFINE_string('output_dir', None, 'Checkpoints, logs and final weights.')
+_OUTPUT_DIR = flags.DEFINE_string('output_dir', None, 'The run: the trained network goes to '
+                                  '<output_dir>/<module>_<category>/, checkpoints and logs to '
+                                  '<output_dir>/training/<module>_<category>/.')
 _CONFIG = flags.DEFINE_enum('config', configs.FULL, list(configs.CONFIG_NAMES), 'Network size.')
 _VARIANT = flags.DEFINE_enum('variant', configs.CPVTON, list(configs.GMM_VARIANTS),
                              'GMM: CP-VTON (RGB cloth branch) or CP-VTON+ (mask, grid loss).')
@@ -54,9 +60,10 @@ _VGG_WEIGHTS = flags.DEFINE_string('vgg_weights', None, 'imagenet-vgg-verydeep-1
 _PERCEPTUAL_WEIGHT = flags.DEFINE_float('perceptual_weight', None,
                                         'Default: the original (EDM 3.0, RM 0.8); 0 trains '
                                         'without VGG.')
-_GMM_WEIGHTS = flags.DEFINE_string('gmm_weights', None, 'RM only: a trained GMM (warps).')
+_GMM_WEIGHTS = flags.DEFINE_string('gmm_weights', None, 'RM only: a trained GMM (warps; '
+                                   'default: <output_dir>/gmm_<category>).')
 _EDM_WEIGHTS = flags.DEFINE_string('edm_weights', None, 'RM only: a trained EDM (coarse '
-                                   'persons).')
+                                   'persons; default: <output_dir>/edm_<category>).')
 _RECALIBRATE = flags.DEFINE_integer(
         'recalibrate_batch_norm', 0, 'EDM: recompute the batch-norm statistics over this many '
         'training batches after training (useful after short runs; 0 keeps the moving '
@@ -100,18 +107,23 @@ def _trainer():
     features = vgg.Vgg19Features.from_file(_VGG_WEIGHTS.value) if _VGG_WEIGHTS.value else None
     if module == spec.EDM:
         return trainers.EdmTrainer(model, _CATEGORY.value, features, weight, optimizer)
-    if not (_GMM_WEIGHTS.value and _EDM_WEIGHTS.value):
-        raise trainers.TrainingSetupError('RM training needs --gmm_weights and --edm_weights '
-                                          '(trained weights directories)')
-    return trainers.RmTrainer(model, _CATEGORY.value,
-                              weights.load(_GMM_WEIGHTS.value, module=spec.GMM),
-                              weights.load(_EDM_WEIGHTS.value, module=spec.EDM), features,
-                              weight, optimizer)
+    trained = {}
+    for other, given in ((spec.GMM, _GMM_WEIGHTS.value), (spec.EDM, _EDM_WEIGHTS.value)):
+        path = given or runs.weights_dir(_OUTPUT_DIR.value, other, _CATEGORY.value)
+        if not os.path.isdir(path):
+            raise trainers.TrainingSetupError(
+                    f'{path}: no such weights directory; RM training needs the trained GMM and '
+                    f'EDM: train them with the same --output_dir first, or pass --gmm_weights '
+                    f'and --edm_weights')
+        trained[other] = weights.load(path, module=other)
+    return trainers.RmTrainer(model, _CATEGORY.value, trained[spec.GMM], trained[spec.EDM],
+                              features, weight, optimizer)
 
 
 def main(argv):
     del argv
     try:
+        runs.check_output_dir(_OUTPUT_DIR.value, _MODULE.value, _CATEGORY.value)
         trainer = _trainer()
         dataset = _dataset()
     except (errors.EverywearError, trainers.TrainingSetupError) as e:
@@ -125,11 +137,13 @@ def main(argv):
     print(f'training {module.upper()} ({_CONFIG.value}) on {len(dataset)} items of '
           f'{_DATASET_ROOT.value} for {config.steps} steps, batch {config.batch_size}',
           file=sys.stderr)
-    terms = trainers.train(trainer, dataset, _OUTPUT_DIR.value, config)
+    state = runs.state_dir(_OUTPUT_DIR.value, module, _CATEGORY.value)
+    terms = trainers.train(trainer, dataset, state, config)
     if module == spec.EDM and _RECALIBRATE.value:
         trainers.recalibrate_batch_norm(trainer.model, trainers.edm_batches(
                 dataset, config.batch_size, _RECALIBRATE.value, seed=config.seed + 1))
-    directory = weights.save(trainer.model, os.path.join(_OUTPUT_DIR.value, 'weights'),
+    directory = weights.save(trainer.model,
+                             runs.weights_dir(_OUTPUT_DIR.value, module, _CATEGORY.value),
                              source=os.path.abspath(_DATASET_ROOT.value), overwrite=True,
                              trained={'category': _CATEGORY.value, 'steps': config.steps,
                                       'batch_size': config.batch_size, 'seed': config.seed,

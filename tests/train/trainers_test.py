@@ -162,12 +162,42 @@ def test_train_binary_runs_and_refuses_perceptual_without_vgg(tmp_path):
                               f'--output_dir={tmp_path / "edm"}'], capture_output=True, text=True,
                              timeout=300)
     assert refused.returncode == 1 and '--perceptual_weight=0' in refused.stderr
+    run = tmp_path / 'run'
     ran = subprocess.run([sys.executable, binary, '--module=edm', '--perceptual_weight=0',
                           '--recalibrate_batch_norm=1', *common,
-                          f'--output_dir={tmp_path / "edm"}'], capture_output=True, text=True,
+                          f'--output_dir={run}'], capture_output=True, text=True,
                          timeout=300)
     assert ran.returncode == 0, ran.stderr
     assert 'step 2/2' in ran.stderr
     from everywear_tf import weights
-    manifest = weights.read_manifest(tmp_path / 'edm' / 'weights')
+    # One layout with publish, evaluate and everywear-tryon: the run is a weights root.
+    manifest = weights.read_manifest(run / 'edm_men_tshirts')
     assert manifest['module'] == 'edm' and manifest['trained']['steps'] == 2
+    assert sorted(os.listdir(run)) == ['edm_men_tshirts', 'training']
+    assert sorted(os.listdir(run / 'training' / 'edm_men_tshirts')) == ['logs', 'train']
+    # RM takes the run's own GMM and EDM unless told otherwise; this run has no GMM yet.
+    rm = subprocess.run([sys.executable, binary, '--module=rm', '--perceptual_weight=0', *common,
+                         f'--output_dir={run}'], capture_output=True, text=True, timeout=300)
+    assert rm.returncode == 1
+    assert f'{run / "gmm_men_tshirts"}: no such weights directory; RM training needs' in rm.stderr
+
+
+def test_runs_of_the_old_layout_are_recognised(tmp_path):
+    from everywear_tf.inference import pipeline
+    from everywear_tf.train import runs
+    old = tmp_path / 'gmm_men_tshirts'
+    (old / 'train').mkdir(parents=True)
+    (old / 'weights').mkdir()
+    (old / 'weights' / 'manifest.json').write_text('{}')
+    assert runs.weights_dir(str(tmp_path), 'gmm', 'men_tshirts') == str(old)
+    with pytest.raises(runs.LayoutError, match='a train.py run of the old layout .* To resume '
+                                               'it, move train/ and logs/ into '):
+        runs.check_output_dir(str(old), 'gmm', 'men_tshirts')
+    runs.check_output_dir(str(tmp_path / 'new'), 'gmm', 'men_tshirts')  # nothing there: fine
+    (old / 'training' / 'gmm_men_tshirts').mkdir(parents=True)
+    runs.check_output_dir(str(old), 'gmm', 'men_tshirts')  # a run already moved: resumes
+    # Given as a weights root, an old run says where its weights are.
+    with pytest.raises(pipeline.SetupError, match=f'no such weights directory \\({old} is a '
+                                                  f'train.py run of the old layout, its weights '
+                                                  f'are {old}/weights'):
+        pipeline.LocalBackend(str(old)).check(['men_tshirts'])
