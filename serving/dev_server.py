@@ -27,40 +27,41 @@ from everywear_tf.serving import manager  # noqa: E402
 _CONFIG = flags.DEFINE_string('model_config_file', 'serving/models.config',
                               'ModelServerConfig text proto.')
 _PREFIX = flags.DEFINE_string('model_base_path_prefix', None,
-                              'Replace a leading /models in base paths by this directory (the '
-                              'committed config uses the container path /models).')
+                              'The local directory the container path /models stands for: a '
+                              'leading /models in the base paths of every config (the file, '
+                              'each poll of it, and HandleReloadConfigRequest) is read there, '
+                              'as a Docker volume mounts it for tensorflow_model_server.')
 _PORT = flags.DEFINE_integer('port', 8500, 'gRPC port (0: any free port).')
 _REST_PORT = flags.DEFINE_integer('rest_api_port', 8501, 'REST port (0: any free port).')
 _HOST = flags.DEFINE_string('host', '127.0.0.1', 'Address to bind; 127.0.0.1 by default.')
 _FS_POLL = flags.DEFINE_float('file_system_poll_wait_seconds', 1.0,
                               'Rescan base paths for versions; 0 scans once.')
 _CONFIG_POLL = flags.DEFINE_float('model_config_file_poll_wait_seconds', 0.0,
-                                  'Re-read the config file; 0 reads it once.')
+                                  'Re-read the config file every this many seconds and apply it '
+                                  'when it changed (so every replica polling one file follows '
+                                  'it); 0 reads it once.')
 _ALLOW_LABELS = flags.DEFINE_bool('allow_version_labels_for_unavailable_models', False,
                                   'Let new labels point at versions not yet loaded.')
-
-
-def _config(path=None):
-    config = serving_config.read_models(path or _CONFIG.value)
-    if _PREFIX.value:
-        for model in config.model_config_list.config:
-            if model.base_path.startswith('/models/'):
-                model.base_path = os.path.join(os.path.abspath(_PREFIX.value),
-                                               model.base_path[len('/models/'):])
-    return config
 
 
 def main(argv):
     del argv
     try:
-        config = _config()
+        config = serving_config.read_models(_CONFIG.value)
     except errors.EverywearError as e:
         print(f'dev_server: error: {e}', file=sys.stderr)
+        return 1
+    if _PREFIX.value and not os.path.isdir(_PREFIX.value):
+        print(f'dev_server: error: {_PREFIX.value}: --model_base_path_prefix is not a directory',
+              file=sys.stderr)
         return 1
     server = dev_server.DevServer(
             config, _HOST.value, _PORT.value, _REST_PORT.value, _FS_POLL.value, _CONFIG.value,
             _CONFIG_POLL.value, _ALLOW_LABELS.value,
-            log=lambda message: print(message, file=sys.stderr, flush=True), read_config=_config)
+            log=lambda message: print(message, file=sys.stderr, flush=True))
+    # The prefix lives in the manager, so every config it is given is read the same way; the
+    # configs themselves (and rollout.py's reloads) keep the server's /models paths.
+    server.manager.base_path_prefix = _PREFIX.value
     try:
         server.start()
     except manager.ServingError as e:  # TF Serving exits too: "Failed to start server"

@@ -9,8 +9,9 @@ r"""Rolls a category's GMM, EDM and RM to a new version on a running TF Serving.
     python serving/rollout.py publish --category=frontend    # the photo front end, converted
                                                              # from the installed mediapipe
 
-Common flags: --model_config_file (the file the server reads; rewritten atomically),
---export_base (the exported tree on this machine), --server (gRPC host:port).
+Common flags: --model_config_file (the file every replica reads; rewritten atomically, locked
+while a step runs), --export_base (the exported tree on this machine), --server (gRPC host:port
+of each replica: repeat it or separate with commas; a step is done when every one reports it).
 """
 
 import json
@@ -33,12 +34,21 @@ _CATEGORY = flags.DEFINE_enum('category', None, list(spec.CATEGORIES) + [spec.FR
 _CONFIG = flags.DEFINE_string('model_config_file', 'serving/models.config',
                               'The ModelServerConfig the server reads.')
 _EXPORT_BASE = flags.DEFINE_string('export_base', 'exported', 'The exported SavedModel tree.')
-_SERVER = flags.DEFINE_string('server', 'localhost:8500', 'gRPC host:port of the server.')
+_SERVER = flags.DEFINE_multi_string('server', ['localhost:8500'],
+                                    'gRPC host:port of a replica; repeat it or separate with '
+                                    'commas: a step is done when every one reports it.')
+_RELOAD = flags.DEFINE_bool('reload', True, 'Send each config to every replica '
+                            '(HandleReloadConfigRequest); --noreload leaves it to their '
+                            'polling of --model_config_file and only waits.')
+_ROLLBACK_TARGETS = flags.DEFINE_integer('rollback_targets', 1,
+                                         'Earlier stable versions kept loaded for rollback; '
+                                         'other versions no label points at are unloaded.',
+                                         lower_bound=0)
 _WEIGHTS_ROOT = flags.DEFINE_string('weights_root', None, 'publish: <root>/<model_name>/ '
                                     'weights directories.')
 _VERSION = flags.DEFINE_string('version', None, "publish: a number or 'auto'; stage, canary, "
                                'promote: the version.')
-_TIMEOUT = flags.DEFINE_float('timeout', 300.0, 'Seconds to wait for loads and reloads.')
+_TIMEOUT = flags.DEFINE_float('timeout', 300.0, 'Seconds each step waits for the replicas.')
 _PRECISION = flags.DEFINE_enum('precision', factory.FLOAT32, list(factory.PRECISIONS),
                                'publish: float32, or the bfloat16 variant of the same weights.')
 flags.mark_flag_as_required('category')
@@ -49,8 +59,14 @@ def main(argv):
         print(f'rollout: error: say one of {", ".join(COMMANDS)}', file=sys.stderr)
         return 2
     command = argv[1]
-    steps = rollout.Rollout(_CONFIG.value, _EXPORT_BASE.value, _SERVER.value, _CATEGORY.value,
-                            _TIMEOUT.value, log=lambda m: print(m, file=sys.stderr))
+    try:
+        steps = rollout.Rollout(_CONFIG.value, _EXPORT_BASE.value, _SERVER.value,
+                                _CATEGORY.value, _TIMEOUT.value,
+                                log=lambda m: print(m, file=sys.stderr, flush=True),
+                                rollback_targets=_ROLLBACK_TARGETS.value, reload=_RELOAD.value)
+    except (errors.EverywearError, ValueError) as e:
+        print(f'rollout: error: {e}', file=sys.stderr)
+        return 1
     try:
         if command == 'publish' and _CATEGORY.value == spec.FRONTEND:
             from everywear_tf.inference.frontend import estimator

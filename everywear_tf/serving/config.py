@@ -24,6 +24,9 @@ MODELS_CONFIG = 'models.config'
 BATCHING_CONFIG = 'batching.config'
 MONITORING_CONFIG = 'monitoring.config'
 PROMETHEUS_PATH = '/monitoring/prometheus/metrics'
+# Where the committed models.config says the exported tree is: the container path that
+# docker-compose and k8s mount it at (the dev server maps it with --model_base_path_prefix).
+CONTAINER_BASE_PATH = '/models'
 
 _HEADER = ('# Written through the TF Serving protos by everywear_tf.serving.config '
            '(serving/write_configs.py, serving/rollout.py).\n')
@@ -168,13 +171,13 @@ def validate(config, source='<memory>'):
     return config
 
 
-def initial_models_config(base_path='/models'):
+def initial_models_config(base_path=CONTAINER_BASE_PATH):
     """Every served model (the nine try-on models and the front end) at version 1, labelled both
     stable and canary (rollouts move them)."""
     return serving_config(base_path, versions=[1], labels={spec.STABLE: 1, spec.CANARY: 1})
 
 
-def write_all(directory, base_path='/models', **batching):
+def write_all(directory, base_path=CONTAINER_BASE_PATH, **batching):
     """Writes models.config, batching.config and monitoring.config into ``directory``."""
     paths = {}
     for name, message in ((MODELS_CONFIG, initial_models_config(base_path)),

@@ -10,6 +10,13 @@ anything loads, at start-up too (ServerCore::ReloadConfig), and resolve only to 
 versions. Requests resolve a version under a lock and keep a reference to its SavedModel, so an
 unload never breaks a request in flight.
 
+Two things TF Serving does not do: ``base_path_prefix`` maps the container path ``/models`` of
+every config the manager is given (start-up, polled file and HandleReloadConfigRequest alike) to
+a local directory, as a Docker volume mounts it for the real server; and a reload that would
+leave a model with an AVAILABLE version and no version to serve (its new base path holds none
+of the versions its policy wants) is refused unless the new config removes the model
+(``keep_serving``), where TF Serving would unload every version.
+
 This is for development and tests; production runs the official tensorflow/serving.
 """
 
@@ -24,6 +31,7 @@ from tensorflow_serving.config import model_server_config_pb2
 
 from everywear_tf import spec
 from everywear_tf.export import warmup
+from everywear_tf.serving import config as serving_config
 
 
 class State(enum.IntEnum):
@@ -146,13 +154,30 @@ def validate(config, old_config):
     return True
 
 
+def map_base_path(base_path, prefix):
+    """``base_path`` with a leading ``/models`` (``serving_config.CONTAINER_BASE_PATH``, the
+    container path of the committed config) replaced by directory ``prefix``; other paths, and
+    every path when ``prefix`` is None, unchanged."""
+    root = serving_config.CONTAINER_BASE_PATH
+    if prefix and (base_path == root or base_path.startswith(root + '/')):
+        rest = base_path[len(root):].lstrip('/')
+        return os.path.join(os.path.abspath(prefix), rest) if rest else os.path.abspath(prefix)
+    return base_path
+
+
 class Manager:
     """The served models of one ModelServerConfig; thread-safe."""
 
-    def __init__(self, config=None, allow_labels_for_unavailable=False, log=None):
+    def __init__(self, config=None, allow_labels_for_unavailable=False, log=None,
+                 base_path_prefix=None, keep_serving=True):
+        """``base_path_prefix``: the local directory the config's ``/models`` stands for
+        (``map_base_path``; set it before the first config). ``keep_serving``: refuse a reload
+        that leaves a serving model nothing to serve (False: unload it all, as TF Serving)."""
         self._lock = threading.RLock()
         self._load_lock = threading.Lock()  # one poll at a time
         self.allow_labels_for_unavailable = allow_labels_for_unavailable
+        self.base_path_prefix = base_path_prefix
+        self.keep_serving = keep_serving
         self.log = log or (lambda message: None)
         self.config = model_server_config_pb2.ModelServerConfig()
         self.models = {}  # name → {number: Version}
@@ -166,21 +191,29 @@ class Manager:
         config = self.config if config is None else config
         return {m.name: m for m in config.model_config_list.config}
 
+    def base_path(self, model_config):
+        """Where this server reads ``model_config``'s versions (``base_path_prefix`` applied)."""
+        return map_base_path(model_config.base_path, self.base_path_prefix)
+
     def reload(self, config):
         """Applies a new ModelServerConfig (TF Serving's ServerCore::ReloadConfig).
 
-        Invalid configs and labels on versions that are not AVAILABLE are refused with the old
-        config kept; labels are checked before anything loads, at start-up too, so a start-up
-        config with labels needs ``allow_labels_for_unavailable`` as with TF Serving. Models left
-        out are unloaded. Returns once the versions wanted are loaded; models new to the config
-        that have versions but none AVAILABLE (every load failed) are reported with UNKNOWN, as
-        TF Serving's WaitUntilModelsAvailable reports them.
+        Invalid configs, labels on versions that are not AVAILABLE and (with ``keep_serving``)
+        a config that leaves a model with an AVAILABLE version no version to serve are refused
+        with the old config kept (``config`` is kept as given, unmapped); labels are checked
+        before anything loads, at start-up too, so a start-up config with labels needs
+        ``allow_labels_for_unavailable`` as with TF Serving. Models left out are unloaded.
+        Returns once the versions wanted are loaded; models new to the config that have
+        versions but none AVAILABLE (every load failed) are reported with UNKNOWN, as TF
+        Serving's WaitUntilModelsAvailable reports them.
         """
         with self._lock:
             if not validate(config, self.config):
                 self.log('taking no action for an empty config')
                 return
             self._check_labels(config)
+            if self.keep_serving:
+                self._check_keeps_serving(config)
             new_models = set(self._model_configs(config)) - set(self._model_configs())
             self.config = config
             self.labels = {name: dict(model.version_labels)
@@ -201,6 +234,25 @@ class Manager:
             count = len({v.name for v in failed})
             raise ServingError(grpc.StatusCode.UNKNOWN,
                                f'{count} model(s) did not become available: {{{details}}}')
+
+    def _check_keeps_serving(self, config):
+        for name, model in self._model_configs(config).items():
+            serving = sorted(n for n, v in self.models.get(name, {}).items()
+                             if v.state == State.AVAILABLE)
+            if not serving or name not in self._model_configs():
+                continue
+            path = self.base_path(model)
+            present = version_numbers(path)
+            if not aspired(model, present):
+                where = path if path == model.base_path else f'{model.base_path} (here {path})'
+                holds = f'versions {", ".join(map(str, present))}' if present else 'no versions'
+                message = (f'Refusing the config: model {name} serves version(s) '
+                           f'{", ".join(map(str, serving))} and would be left with nothing to '
+                           f'serve: its base_path {where} holds {holds}, none of which its '
+                           f'version policy wants. Remove the model from the config to unload '
+                           f'it.')
+                self.log(message)
+                raise ServingError(grpc.StatusCode.FAILED_PRECONDITION, message)
 
     def _check_labels(self, config):
         for name, model in self._model_configs(config).items():
@@ -230,7 +282,8 @@ class Manager:
             configs = self._model_configs()
             plans = {}
             for name, model in configs.items():
-                wanted = aspired(model, version_numbers(model.base_path))
+                base_path = self.base_path(model)
+                wanted = aspired(model, version_numbers(base_path))
                 with self._lock:
                     current = self.models.setdefault(name, {})
                     for number, version in current.items():
@@ -239,7 +292,7 @@ class Manager:
                                       current[n].state == State.END and
                                       (current[n].error is None or not current[n].aspired)),
                                      reverse=True)  # the newest first, as the policy does
-                plans[name] = (model.base_path, wanted, to_load)
+                plans[name] = (base_path, wanted, to_load)
             for name, (base_path, _, to_load) in plans.items():
                 for number in to_load:
                     self._load(name, number, os.path.join(base_path, str(number)))
