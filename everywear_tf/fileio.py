@@ -1,11 +1,17 @@
-"""Atomic file writes: a crash or a bad input never leaves a half-written file under its name."""
+"""Atomic file writes: a crash or a bad input never leaves a half-written file under its name.
+Also the lock file a run holds on a tree it writes."""
 
 import contextlib
+import errno
+import fcntl
 import os
 import re
 import shutil
+import stat
 import tempfile
 import uuid
+
+from everywear_tf import errors
 
 TEMPORARY_SUFFIX = '.tmp'
 
@@ -22,6 +28,52 @@ def remove_stale_temporaries(root):
                     os.remove(os.path.join(directory, name))
                     removed += 1
     return removed
+
+
+def check_writable(directory) -> None:
+    """OSError unless a file can be created (and removed) in the existing ``directory``: the
+    way ``atomic_writer`` writes, tried with an empty temporary file."""
+    fd, probe = tempfile.mkstemp(prefix='.write-check.', suffix=TEMPORARY_SUFFIX, dir=directory)
+    os.close(fd)
+    with contextlib.suppress(FileNotFoundError):  # a starting run's clean-up may take it first
+        os.remove(probe)
+
+
+class LockFileError(errors.EverywearError):
+    """A lock file that cannot be used: a symbolic link, not a regular file, not openable."""
+
+
+class LockBusyError(errors.EverywearError):
+    """Another process holds the lock."""
+
+
+@contextlib.contextmanager
+def exclusive_lock(path):
+    """Holds an exclusive ``flock`` on ``path`` (created if missing) while the block runs.
+
+    The file is opened without following a symbolic link (``O_NOFOLLOW``: a link planted at the
+    lock's name would otherwise create or lock a file wherever it points) and without blocking
+    on a FIFO; anything but a regular file is refused (LockFileError). LockBusyError when
+    another process holds the lock."""
+    path = os.fspath(path)
+    flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+    try:
+        fd = os.open(path, flags, 0o644)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise LockFileError(f'{path}: the lock file is a symbolic link; it is not followed '
+                                f'(remove the link)') from None
+        raise LockFileError(f'{path}: cannot open the lock file ({e.strerror})') from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise LockFileError(f'{path}: the lock file is not a regular file')
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise LockBusyError(f'{path}: locked by another process') from None
+        yield fd
+    finally:
+        os.close(fd)
 
 
 @contextlib.contextmanager

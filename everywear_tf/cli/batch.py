@@ -2,10 +2,13 @@ r"""everywear-batch: try-ons for every line of a jobs file, into an Everywear wo
 
   everywear-batch --input_dir=shoot --workspace=ws
   everywear-batch --input_dir=shoot --workspace=ws --server=localhost:8500 --workers=4
+  everywear-batch --input_dir=shoot --workspace=ws --server=localhost:8500 --model_label=canary
 
-Input layout and outputs: everywear_tf/batch.py. Rerun the same command after an interruption:
-finished jobs are skipped. Failed jobs are listed in <workspace>/output/report.json and make
-the exit status 1; the others complete.
+Input layout and outputs: everywear_tf/inference/batch.py. Rerun the same command after an
+interruption: finished jobs are skipped. Failed jobs are listed in <workspace>/output/report.json
+and make the exit status 1; the others complete. What would fail every job (a workspace that
+cannot be written, ids whose names collide, a missing weights root, an unreachable server) is
+one error before any job: "everywear-batch: error: ...", exit status 1.
 """
 
 import os
@@ -38,12 +41,14 @@ flags.mark_flags_as_mutual_exclusive(['saved_models', 'server'])
 _WORKERS = flags.DEFINE_integer('workers', None, 'Jobs run at once (default: 4 with --server, '
                                 '1 in process, where TensorFlow already uses every core).',
                                 lower_bound=1)
+command.define_model_flags()  # --model_label, --model_version, --model_config_file
 flags.mark_flag_as_required('input_dir')
 
 
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f'unexpected arguments: {argv[1:]}')
+    selection = command.model_selection()
     try:
         pairs = _JOBS.value or workspace.Workspace(_WORKSPACE.value, _INPUT_DIR.value).pairs()
         if _JOBS.value or os.path.exists(pairs):
@@ -55,10 +60,12 @@ def main(argv):
     except errors.EverywearError as e:
         print(f'everywear-batch: error: {e}', file=sys.stderr)
         return 1
-    backend = pipeline.make_backend(_WEIGHTS_ROOT.value, _SAVED_MODELS.value,
-                                     _SERVER.value)
     workers = _WORKERS.value or (4 if _SERVER.value else 1)
     try:
+        # Checked once before any job (Batch.run): the workspace, its lock, the jobs' names,
+        # and the backend (weights root, export or server) for the categories the jobs need.
+        backend = pipeline.make_backend(_WEIGHTS_ROOT.value, _SAVED_MODELS.value,
+                                        _SERVER.value, **selection)
         report = batch.Batch(_INPUT_DIR.value, _WORKSPACE.value, backend,
                              workers=workers).run(jobs)
     except errors.EverywearError as e:

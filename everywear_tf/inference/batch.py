@@ -36,8 +36,9 @@ and the server calls release the GIL).
 """
 
 import concurrent.futures
+import contextlib
 import dataclasses
-import fcntl
+import errno
 import json
 import os
 import re
@@ -69,31 +70,99 @@ class Job:
     person: str
     top: str  # garment id or NONE
     bottom: str
+    # Where the job comes from, for errors ("pairs.txt, line 3"); not part of its identity.
+    source: str = dataclasses.field(default='', compare=False, repr=False)
 
     @property
     def name(self) -> str:
         """The job's name in the workspace: ``<person>_<top>_<bottom>``."""
         return f'{self.person}_{self.top}_{self.bottom}'
 
+    def __str__(self):
+        return f'"{self.person} {self.top} {self.bottom}"'
+
+
+class WorkspaceError(errors.EverywearError):
+    """The batch cannot run at all in this workspace (not a directory, not writable, locked,
+    names that would collide with an earlier run's): raised before any job, or when a write
+    fails for a reason no other job could escape (disk full, read-only file system)."""
+
 
 def read_jobs(path: str) -> list:
-    """The jobs of a pairs file: ``<person> <top or -> <bottom or ->`` per line."""
+    """The jobs of a pairs file: ``<person> <top or -> <bottom or ->`` per line (UTF-8).
+
+    DatasetError naming the file and the line for a malformed line, a line repeating another,
+    or two jobs whose files would have the same names (``check_names``)."""
     path = errors.require_file(path)
-    jobs = []
-    with open(path, encoding='utf-8') as f:
-        for number, line in enumerate(f, start=1):
-            fields = line.split()
-            if not fields or fields[0].startswith('#'):
-                continue
-            if len(fields) != 3 or (fields[1] == NONE and fields[2] == NONE):
-                raise errors.DatasetError(path, f'line {number}: expected "<person> <top or -> '
-                                                f'<bottom or ->", got {line.strip()!r}')
-            bad = [field for field in fields if field != NONE and not _ID.fullmatch(field)]
-            if bad:  # ids become file names in the workspace: no separators, no '..'
-                raise errors.DatasetError(path, f'line {number}: {bad[0]!r} is not an id (letters, '
-                                                f'digits, "_", "-", "." and not starting with ".")')
-            jobs.append(Job(*fields))
-    return list(dict.fromkeys(jobs))  # a repeated line is one job
+    with open(path, 'rb') as f:
+        data = f.read()
+    try:
+        text = data.decode('utf-8')
+    except UnicodeDecodeError as e:
+        line = data[:e.start].count(b'\n') + 1
+        raise errors.DatasetError(path, f'line {line}: not UTF-8 text (byte {e.start}: '
+                                        f'{data[e.start:e.start + 1]!r})') from None
+    jobs, seen = [], {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        fields = line.split()
+        if not fields or fields[0].startswith('#'):
+            continue
+        if len(fields) != 3 or (fields[1] == NONE and fields[2] == NONE):
+            raise errors.DatasetError(path, f'line {number}: expected "<person> <top or -> '
+                                            f'<bottom or ->", got {line.strip()!r}')
+        bad = [field for field in fields if field != NONE and not _ID.fullmatch(field)]
+        if bad:  # ids become file names in the workspace: no separators, no '..'
+            raise errors.DatasetError(path, f'line {number}: {bad[0]!r} is not an id (letters, '
+                                            f'digits, "_", "-", "." and not starting with ".")')
+        job = Job(*fields, source=f'{path}, line {number}')
+        if job in seen:
+            raise errors.DatasetError(path, f'line {number}: the same job as line {seen[job]} '
+                                            f'({job}); list each job once')
+        seen[job] = number
+        jobs.append(job)
+    check_names(jobs)
+    return jobs
+
+
+def _workspace_names(job):
+    """{(folder, name): what it holds} for every file name ``job`` writes that is joined from
+    several ids (the joins are where two different jobs can meet)."""
+    names = {('final_images', job.name): ('job', job.person, job.top, job.bottom)}
+    # input/: the frames of a person and the front end's estimate of it share two folders.
+    names[('body_pose', job.person)] = ('frame pose', job.person)
+    names[('body_pose', job.person + workspace_lib.KEYPOINTS_SUFFIX)] = ('estimate', job.person)
+    parse_stem = job.person + workspace_lib.PARSE_SUFFIX[:-len('.png')]
+    names[('body_segment', job.person)] = ('frame parse', job.person)
+    names[('body_segment', parse_stem)] = ('estimate', job.person)
+    if job.bottom != NONE:
+        worn = workspace_lib.worn_id(job.person)
+        names[('stage, composed', f'{worn}_{job.bottom}')] = ('try-on', job.person, None,
+                                                               job.bottom)
+    if job.top != NONE:
+        under = None if job.bottom == NONE else job.bottom
+        worn = workspace_lib.worn_id(job.person, under)
+        names[('stage, composed', f'{worn}_{job.top}')] = ('try-on', job.person, under,
+                                                            job.top)
+    return names
+
+
+def check_names(jobs: list, earlier: list = ()) -> None:
+    """DatasetError if two different jobs (of ``jobs``, or one of them and one of ``earlier``,
+    the jobs an earlier run wrote into the same workspace) would write a file of the same name:
+    ids may contain "_" and names join ids with "_", so ``p_0 a_b_1 -`` and ``p_0_a b_1 -``
+    would overwrite each other. Such ids are refused, naming both jobs and their lines."""
+    owners = {}
+    for job in list(earlier) + list(jobs):
+        for key, meaning in _workspace_names(job).items():
+            other = owners.setdefault(key, (meaning, job))
+            if other[0] != meaning:
+                first = other[1]
+                first_where = first.source or 'an earlier run in this workspace'
+                where = job.source or 'the jobs found in the input directory'
+                raise errors.DatasetError(
+                        where, f'job {job} and job {first} ({first_where}) would both write '
+                               f'{key[0]}/{key[1]}*: ids are joined with "_", so these two '
+                               f'ids collide; rename one')
 
 
 def _ids(directory, suffix_pattern):
@@ -120,17 +189,24 @@ def discover_jobs(input_dir: str) -> list:
         for category in spec.CATEGORIES:
             for garment in _ids(names.garments_dir(category), workspace_lib.GARMENT_ID_SUFFIX):
                 upper = spec.frame_of(category) == spec.UPPER_FRAME
-                jobs.append(Job(person, garment if upper else NONE, NONE if upper else garment))
+                jobs.append(Job(person, garment if upper else NONE, NONE if upper else garment,
+                                source=names.persons_dir()))
+    jobs = list(dict.fromkeys(jobs))  # a garment id in two categories: one job (it fails)
+    check_names(jobs)
     return jobs
 
 
 def _find(directory, stem):
-    for extension in workspace_lib.IMAGE_EXTENSIONS:
-        path = os.path.join(directory, stem + extension)
-        if os.path.isfile(path):
-            return path
-    raise errors.InputNotFoundError(os.path.join(directory, stem + '.png'),
-                                    'no such image (.png or .jpg)')
+    found = [os.path.join(directory, stem + extension)
+             for extension in workspace_lib.IMAGE_EXTENSIONS
+             if os.path.isfile(os.path.join(directory, stem + extension))]
+    if len(found) > 1:
+        raise errors.DatasetError(found[0], f'{stem!r} has several photos ({", ".join(found)}): '
+                                            f'keep one')
+    if not found:
+        raise errors.InputNotFoundError(os.path.join(directory, stem + '.png'),
+                                        'no such image (.png or .jpg)')
+    return found[0]
 
 
 class Batch:
@@ -146,20 +222,32 @@ class Batch:
         self.workers = workers
         self.log = log or (lambda message: print(message, file=sys.stderr, flush=True))
 
-    def _garment(self, garment_id):
+    def _garment_path(self, garment_id):
+        """(category, photo path) of a garment id; an id in several categories is refused."""
+        found = []
         for category in spec.CATEGORIES:
             directory = self.names.garments_dir(category)
-            for extension in workspace_lib.IMAGE_EXTENSIONS:
-                path = os.path.join(directory, garment_id + extension)
-                if os.path.isfile(path):
-                    mask_path = os.path.join(directory,
-                                             garment_id + workspace_lib.GARMENT_MASK_SUFFIX)
-                    mask = images.read_mask(mask_path) if os.path.isfile(mask_path) else None
-                    return category, images.read_image(path), mask
-        raise errors.InputNotFoundError(os.path.join(self.names.garments_dir('<category>'),
-                                                     garment_id + '.png'),
-                                        f'no garment {garment_id!r} in any category directory '
-                                        f'{spec.CATEGORIES}')
+            if any(os.path.isfile(os.path.join(directory, garment_id + extension))
+                   for extension in workspace_lib.IMAGE_EXTENSIONS):
+                found.append((category, _find(directory, garment_id)))
+        if len(found) > 1:
+            raise errors.DatasetError(found[0][1], f'garment {garment_id!r} is in several '
+                                                   f'categories ({", ".join(p for _, p in found)})'
+                                                   f': ids must be unique')
+        if not found:
+            raise errors.InputNotFoundError(
+                    os.path.join(self.names.garments_dir('<category>'), garment_id + '.png'),
+                    f'no garment {garment_id!r} in any category directory {spec.CATEGORIES}')
+        return found[0]
+
+    def _garment(self, garment_id):
+        category, path = self._garment_path(garment_id)
+        mask_path = os.path.join(os.path.dirname(path),
+                                 garment_id + workspace_lib.GARMENT_MASK_SUFFIX)
+        # Refused here, naming the file: a mask of the wrong size or marking nothing, a photo
+        # with no garment on its white.
+        image, mask = images.read_garment(path, mask_path if os.path.isfile(mask_path) else None)
+        return category, image, mask
 
     def _person(self, person_id):
         photo_path = _find(self.names.persons_dir(), person_id)
@@ -170,7 +258,7 @@ class Batch:
         if pose_path is None or not os.path.isfile(parse_path):
             return (photo, *self._estimated(person_id, photo, photo_path, pose_path,
                                             parse_path if os.path.isfile(parse_path) else None))
-        keypoints = keypoint_files.read_keypoints(pose_path)
+        keypoints = keypoint_files.read_keypoints(pose_path, image_size=photo.shape[:2])
         parse = parsing.read_parse(parse_path, image_size=photo.shape[:2])
         return photo, parse, keypoints, pose_path
 
@@ -187,7 +275,7 @@ class Batch:
         # Read back what was written (the pose rounded to 1/1000 px), so a fresh run and a
         # resumed one work on the same numbers and write the same bytes.
         pose_path = pose_path or pose_out
-        keypoints = keypoint_files.read_keypoints(pose_path)
+        keypoints = keypoint_files.read_keypoints(pose_path, image_size=photo.shape[:2])
         parse = parsing.read_parse(parse_path or parse_out, image_size=photo.shape[:2])
         return parse, keypoints, pose_path
 
@@ -258,41 +346,124 @@ class Batch:
         """The job's final image (its presence marks the job done)."""
         return self.names.final(job.name)
 
+    def _inputs_of(self, job):
+        """The input files a job reads, as far as they can be found (for error messages)."""
+        paths = []
+        with contextlib.suppress(Exception):
+            paths.append(_find(self.names.persons_dir(), job.person))
+        for garment in (job.top, job.bottom):
+            if garment != NONE:
+                with contextlib.suppress(Exception):
+                    paths.append(self._garment_path(garment)[1])
+        return paths
+
     def _attempt(self, job):
-        """None when the job ran, else the error text for the report."""
+        """None when the job ran, else the error text for the report. Any failure of the job is
+        the job's (a photo OpenCV or NumPy cannot handle, memory running out...); only a write
+        that fails for a reason every job would share (_RunnerFaultError) stops the run."""
         try:
             self.run_job(job)
             return None
-        except (errors.EverywearError, ValueError, OSError) as e:
-            return f'{type(e).__name__}: {e}'
+        except OSError as e:
+            if _is_runner_fault(e, self.workspace):
+                raise _RunnerFaultError(e) from e
+            return self._problem(job, e)
+        except Exception as e:
+            return self._problem(job, e)
+
+    def _problem(self, job, error):
+        text = f'{type(error).__name__}: {error}'.strip()
+        if not isinstance(error, errors.InputError):  # typed input errors name their file
+            inputs = self._inputs_of(job)
+            if inputs:
+                text += f' (inputs: {", ".join(inputs)})'
+        return text
+
+    def check_workspace(self) -> None:
+        """WorkspaceError unless the workspace is (or can be made) a directory holding every
+        folder of the layout, each writable, and report.json (if any) a regular file."""
+        root = self.workspace
+        if os.path.lexists(root) and not os.path.isdir(root):
+            raise WorkspaceError(f'{root}: the workspace exists and is not a directory')
+        for directory in self.names.directories():
+            try:
+                os.makedirs(directory, exist_ok=True)
+                if not os.path.isdir(directory):
+                    raise NotADirectoryError(errno.ENOTDIR, 'not a directory', directory)
+                fileio.check_writable(directory)
+            except OSError as e:
+                raise WorkspaceError(f'{directory}: cannot write the workspace there '
+                                     f'({e.strerror or e})') from None
+        report = self.names.report()
+        if os.path.lexists(report) and not os.path.isfile(report):
+            raise WorkspaceError(f'{report}: exists and is not a regular file')
 
     def run(self, jobs: list) -> dict:
         """Runs every job not done yet; returns the report (also written as report.json).
 
-        One run per workspace at a time (a lock file says so); the temporary files a killed run
-        left behind are removed first."""
-        os.makedirs(self.workspace, exist_ok=True)
-        with open(self.names.lock(), 'a') as lock:
-            try:
-                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                raise errors.EverywearError(f'{self.workspace}: another batch run is using this '
-                                            f'workspace') from None
-            removed = fileio.remove_stale_temporaries(self.workspace)
-            if removed:
-                self.log(f'removed {removed} temporary files of an interrupted run')
-            return self._run(jobs)
+        Before any job: the workspace is checked (``check_workspace``), locked (one run per
+        workspace at a time), the temporary files a killed run left behind are removed, the
+        jobs' names are checked against those of earlier runs (``check_names``), and the
+        backend is checked once for the categories the jobs need (``pipeline.SetupError``)."""
+        if not os.path.isdir(self.input_dir):
+            raise WorkspaceError(f'{self.input_dir}: the input directory does not exist')
+        self.check_workspace()
+        try:
+            lock = fileio.exclusive_lock(self.names.lock())
+            with lock:
+                return self._locked_run(jobs)
+        except fileio.LockBusyError:
+            raise WorkspaceError(f'{self.workspace}: another batch run is using this '
+                                 f'workspace') from None
+        except fileio.LockFileError as e:
+            raise WorkspaceError(str(e)) from None
 
-    def _run(self, jobs):
+    def _locked_run(self, jobs):
+        removed = fileio.remove_stale_temporaries(self.workspace)
+        if removed:
+            self.log(f'removed {removed} temporary files of an interrupted run')
+        earlier = self._earlier_jobs()
+        check_names(jobs, earlier)
+        todo = [job for job in jobs if not os.path.isfile(self.final_path(job))]
+        self._check_backend(todo)
+        return self._run(jobs, todo, earlier)
+
+    def _earlier_jobs(self):
+        """The jobs earlier runs recorded in report.json (none if it is missing or unreadable)."""
+        with contextlib.suppress(Exception):
+            with open(self.names.report(), encoding='utf-8') as f:
+                recorded = json.load(f).get('jobs', {})
+            return [Job(*fields) for fields in recorded.values()
+                    if isinstance(fields, list) and len(fields) == 3
+                    and all(isinstance(v, str) for v in fields)]
+        return []
+
+    def _check_backend(self, todo):
+        """The backend's own check (pipeline.SetupError: weights root missing, server
+        unreachable...) for the categories the jobs to do need, once, before any of them."""
+        check = getattr(self.backend, 'check', None)
+        if check is None or not todo:
+            return
+        needed = set()
+        for job in todo:
+            for garment in (job.top, job.bottom):
+                if garment != NONE:
+                    with contextlib.suppress(Exception):  # an unknown garment fails its own job
+                        needed.add(self._garment_path(garment)[0])
+        if needed:
+            check([category for category in spec.CATEGORIES if category in needed])
+
+    def _run(self, jobs, todo, earlier):
         report_path = self.names.report()
         failed = {}
         if os.path.isfile(report_path):
             try:
                 with open(report_path) as f:
                     failed = dict(json.load(f).get('failed', {}))
-            except (OSError, ValueError, AttributeError):
+            except (OSError, ValueError, AttributeError, TypeError):
                 failed = {}  # an unreadable report is rebuilt from this run
-        todo = [job for job in jobs if not os.path.isfile(self.final_path(job))]
+        recorded = {job.name: [job.person, job.top, job.bottom]
+                    for job in list(earlier) + list(jobs)}
         skipped = len(jobs) - len(todo)
         if skipped:
             self.log(f'{skipped} of {len(jobs)} jobs already done; {len(todo)} to go')
@@ -301,22 +472,55 @@ class Batch:
         def save():
             done = [job.name for job in jobs if os.path.isfile(self.final_path(job))]
             report = {'total': len(jobs), 'done': done,
-                      'failed': {k: failed[k] for k in sorted(failed)}}
+                      'failed': {k: failed[k] for k in sorted(failed)},
+                      'jobs': {k: recorded[k] for k in sorted(recorded)}}
             fileio.atomic_write_bytes(report_path, json.dumps(report, indent=1).encode())
             return report
 
-        with concurrent.futures.ThreadPoolExecutor(self.workers) as pool:
+        pool = concurrent.futures.ThreadPoolExecutor(self.workers)
+        try:
             futures = {pool.submit(self._attempt, job): job for job in todo}
             for future in concurrent.futures.as_completed(futures):
                 job = futures[future]
-                problem = future.result()
+                try:
+                    problem = future.result()
+                except _RunnerFaultError as fault:
+                    for other in futures:
+                        other.cancel()
+                    save()
+                    cause = fault.__cause__
+                    raise WorkspaceError(f'{getattr(cause, "filename", None) or self.workspace}:'
+                                         f' {cause.strerror or cause}: the run stops (job '
+                                         f'{job.name}; rerun to go on)') from cause
                 if problem is None:
                     failed.pop(job.name, None)
                 else:
                     failed[job.name] = problem
                 progress.step(job.name, problem is None, len(failed))
                 save()
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
         return save()
+
+
+class _RunnerFaultError(Exception):
+    """A write failed in a way no job could escape (its ``__cause__`` says how)."""
+
+
+# Write failures that are the workspace's, not a job's: every later job would meet them too
+# (a full disk, a read-only file system anywhere; permissions taken away inside the workspace).
+_FULL_OR_READ_ONLY = {errno.ENOSPC, errno.EDQUOT, errno.EROFS}
+_NOT_PERMITTED = {errno.EACCES, errno.EPERM}
+
+
+def _is_runner_fault(error, workspace):
+    if error.errno in _FULL_OR_READ_ONLY:
+        return True
+    filename = getattr(error, 'filename', None)
+    if error.errno not in _NOT_PERMITTED or not filename:
+        return False
+    root = os.path.abspath(workspace)
+    return os.path.abspath(os.fspath(filename)).startswith(root + os.sep)
 
 
 def _bundle(frame, image, parse, frame_name):

@@ -92,6 +92,17 @@ class Workspace:
         """A path under the workspace's root."""
         return os.path.join(self.root, *parts)
 
+    def directories(self) -> list:
+        """Every folder of the workspace's layout (what a run writes into)."""
+        frames = (spec.BODY_FRAME, spec.UPPER_FRAME)
+        return ([self.path(INPUT, BODY_IMAGES)]
+                + [self.path(INPUT, _FRAME_IMAGES[frame]) for frame in frames]
+                + [self.path(INPUT, f'{frame}_{kind}') for frame in frames
+                   for kind in (POSE, SEGMENT, PICKLE)]
+                + [self.path(STAGE), self.path(OUTPUT, COMPOSED)]
+                + [self.path(OUTPUT, _FINAL_SINGLE[frame]) for frame in frames]
+                + [self.path(OUTPUT, FINAL_IMAGES)])
+
     # --- input directory ------------------------------------------------------------------
 
     def persons_dir(self) -> str:

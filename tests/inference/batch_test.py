@@ -174,19 +174,20 @@ def test_bad_inputs_fail_one_by_one(weights_root, tmp_path):
     cv2.imwrite(str(persons / 'alpha_0.png'), rgba)
     photo, _, _ = _person(source, 'grey_0', (512, 384))
     cv2.imwrite(str(persons / 'grey_0.png'), cv2.cvtColor(photo, cv2.COLOR_RGB2GRAY))
-    # A 10000×10000 photo: the drawn person scaled up (flat colours compress well).
+    # A 7000×7000 photo (49 MP, under the 50 MP default limit): the drawn person scaled up
+    # (flat colours compress well).
     small, small_parse, small_keypoints = _photo(1000, 1000, seed=2)
-    images.write_png(persons / 'huge_0.png', cv2.resize(small, (10000, 10000),
+    images.write_png(persons / 'huge_0.png', cv2.resize(small, (7000, 7000),
                                                         interpolation=cv2.INTER_NEAREST))
     parsing.write_parse_png(persons / 'huge_0_parse.png', cv2.resize(
-            small_parse, (10000, 10000), interpolation=cv2.INTER_NEAREST))
+            small_parse, (7000, 7000), interpolation=cv2.INTER_NEAREST))
     scaled = small_keypoints.copy()
-    scaled[:, :2] *= 10
-    keypoint_files.write_everywear_pose(persons / 'huge_0_keypoints.json', scaled, (10000, 10000))
+    scaled[:, :2] *= 7
+    keypoint_files.write_everywear_pose(persons / 'huge_0_keypoints.json', scaled, (7000, 7000))
     _person(source, 'nopose_0', (512, 384))
     (persons / 'nopose_0_keypoints.json').unlink()
     photo, parse, keypoints = _person(source, 'outside_0', (512, 384))
-    keypoints[0, :2] = (-50, 900)  # a nose far outside the photo
+    keypoints[0, :2] = (-50, 700)  # a nose outside the photo (within half its height)
     keypoint_files.write_everywear_pose(persons / 'outside_0_keypoints.json', keypoints,
                                         (512, 384))
     photo, parse, keypoints = _person(source, 'noshoulders_0', (512, 384))
@@ -314,10 +315,13 @@ def test_without_a_pairs_file_every_person_gets_every_garment(tmp_path):
 
 def test_jobs_files_are_checked_line_by_line(tmp_path):
     pairs = tmp_path / 'pairs.txt'
-    pairs.write_text('# person top bottom\nanna_0 shirt_1 -\n\nanna_0 shirt_1 -\nbo_0 - jeans_1\n')
-    assert batch.read_jobs(pairs) == [batch.Job('anna_0', 'shirt_1', '-'),
-                                      batch.Job('bo_0', '-', 'jeans_1')]
+    pairs.write_text('# person top bottom\nanna_0 shirt_1 -\n\nbo_0 - jeans_1\n')
+    jobs = batch.read_jobs(pairs)
+    assert jobs == [batch.Job('anna_0', 'shirt_1', '-'), batch.Job('bo_0', '-', 'jeans_1')]
+    assert jobs[1].source == f'{pairs}, line 4'
     for line, problem in (('anna_0 shirt_1', 'line 1: expected'), ('anna_0 - -', 'expected'),
+                          ('anna_0 shirt_1 -\nanna_0  shirt_1  -',
+                           'line 2: the same job as line 1'),
                           ('../../evil_0 shirt_1 -', "'../../evil_0' is not an id"),
                           ('anna_0 a/b_1 -', "'a/b_1' is not an id"),
                           ('.hidden_0 - jeans_1', 'is not an id')):
