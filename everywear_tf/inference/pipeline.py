@@ -24,6 +24,7 @@ from everywear_tf.inference import categories
 from everywear_tf.inference import chain as chain_lib
 from everywear_tf.inference import postprocess
 from everywear_tf.inference import preprocess
+from everywear_tf.inference import relight
 from everywear_tf.inference import workspace
 from everywear_tf.train import runs
 
@@ -292,12 +293,17 @@ class Result:
     frame: frames.Frame
     outputs: dict  # the networks' outputs for the frame (batch of 1 squeezed)
     selection: np.ndarray  # uint8 [256,192]: _sel_mask
-    alpha: np.ndarray  # float32, photo size: where the frame was pasted
+    alpha: np.ndarray | None  # float32, photo size: where the frame was pasted
+    tryon: np.ndarray | None = None  # uint8 [256,192,3]: what was pasted inside the selection
+    # (RM's try-on relit by relight.relight); None: RM's try-on as it is
+
+    def pasted_tryon(self) -> np.ndarray:
+        """uint8 [256,192,3]: the try-on the selection was filled with."""
+        return self.outputs[spec.TRYON] if self.tryon is None else self.tryon
 
     def composed(self):
         """uint8 [256,192,3]: the frame with the try-on inside the selection (what is pasted)."""
-        return postprocess.compose(self.frame.image, self.outputs[spec.TRYON],
-                                   self.selection)
+        return postprocess.compose(self.frame.image, self.pasted_tryon(), self.selection)
 
     def dressed_parse(self):
         """The frame's parse with the new garment's label where its clothing mask is."""
@@ -307,7 +313,7 @@ class Result:
 
     def images(self):
         """{suffix: uint8 image} of output/composed_images/, named as in workspace.py."""
-        tryon_frame = self.outputs[spec.TRYON]
+        tryon_frame = self.pasted_tryon()
         selected = self.selection[..., None] > 0
         return {
                 workspace.FINAL: self.final,
@@ -322,26 +328,33 @@ class Result:
 
 def try_on(backend, category: str, photo: np.ndarray, parse: np.ndarray, keypoints: np.ndarray,
            garment: np.ndarray, garment_mask: np.ndarray | None = None,
-           pose_path: str = '<memory>') -> Result:
-    """One garment on one full photo (any size); returns a Result."""
+           pose_path: str = '<memory>', relit: bool = True) -> Result:
+    """One garment on one full photo (any size); returns a Result.
+
+    ``relit``: the try-on takes the photo's shading and the person's own skin where the new
+    garment uncovers it (relight.relight) before it is pasted; False pastes RM's try-on as is.
+    """
     frame = preprocess.frame_for(category, photo, parse, keypoints, pose_path)
     inputs = preprocess.signature_inputs(frame, garment, garment_mask)
     outputs = {k: v[0] for k, v in backend(category, inputs).items()}
     selection = postprocess.selection_mask(category, frame.parse, outputs[spec.CLOTHING_MASK])
-    final, alpha = postprocess.paste(
-            photo, postprocess.compose(frame.image, outputs[spec.TRYON], selection), selection,
-            frame.transform, protect=categories.protected(category, parse))
-    return Result(category=category, final=final, frame=frame, outputs=outputs,
-                  selection=selection, alpha=alpha)
+    tryon = (relight.relight(category, frame, outputs[spec.TRYON], outputs[spec.CLOTHING_MASK],
+                             outputs[spec.WARPED_MASK], selection) if relit else None)
+    result = Result(category=category, final=photo, frame=frame, outputs=outputs,
+                    selection=selection, alpha=None, tryon=tryon)
+    result.final, result.alpha = postprocess.paste(
+            photo, result.composed(), selection, frame.transform,
+            protect=categories.protected(category, parse))
+    return result
 
 
 def outfit(backend, photo: np.ndarray, parse: np.ndarray, keypoints: np.ndarray,
            top: tuple | None = None, bottom: tuple | None = None,
-           pose_path: str = '<memory>') -> tuple:
+           pose_path: str = '<memory>', relit: bool = True) -> tuple:
     """Pants first on the body frame, then the top on the upper crop of that result.
 
-    ``top`` / ``bottom``: (category, garment image, garment mask or None), either may be None.
-    Returns (final photo, {BOTTOM: Result, TOP: Result}).
+    ``top`` / ``bottom``: (category, garment image, garment mask or None), either may be None;
+    ``relit``: as for ``try_on``. Returns (final photo, {BOTTOM: Result, TOP: Result}).
     """
     results = {}
     current = photo
@@ -353,6 +366,6 @@ def outfit(backend, photo: np.ndarray, parse: np.ndarray, keypoints: np.ndarray,
             kind = 'an upper' if frame == spec.UPPER_FRAME else 'a lower'
             raise errors.EverywearError(f'{category} is not {kind} garment')
         results[slot] = try_on(backend, category, current, parse, keypoints, image, mask,
-                               pose_path)
+                               pose_path, relit)
         current = results[slot].final
     return current, results

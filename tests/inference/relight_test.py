@@ -157,3 +157,49 @@ def test_masked_blur_is_normalised_convolution(shape):
     np.testing.assert_allclose(constant[constant != 0], 42.0, rtol=1e-9)
     assert blurred.min() >= values[weight].min() - 1e-9
     assert blurred.max() <= values[weight].max() + 1e-9
+
+
+def _grey_backend(category, inputs):
+    """Stands in for the networks: the new garment is a red box on the torso, RM paints the rest
+    of its clothing mask EDM's grey, the clothing mask covers the old garment and the arms."""
+    batch = len(inputs[spec.PERSON])
+    parse = inputs[spec.PARSE]
+    garment = np.zeros(parse.shape, np.uint8)
+    garment[:, 90:230, 55:137] = 255
+    clothing = np.where(np.isin(parse, (lip.UPPER_CLOTHES, lip.LEFT_ARM, lip.RIGHT_ARM))
+                        | (garment > 0), 255, 0).astype(np.uint8)
+    tryon = np.where(garment[..., None] > 0, np.uint8(200), np.uint8(128)).astype(np.uint8)
+    tryon = np.broadcast_to(tryon, parse.shape + (3,)).copy()
+    tryon[garment > 0] = RED.astype(np.uint8)
+    return {spec.TRYON: tryon, spec.CLOTHING_MASK: clothing, spec.WARPED_MASK: garment,
+            spec.WARPED_CLOTH: tryon, spec.TPS_MASK: garment,
+            spec.THETA: np.zeros((batch, 50), np.float32)}
+
+
+def test_try_on_pastes_the_relit_try_on_and_can_leave_it_as_rm_made_it():
+    from everywear_tf import demo
+    from everywear_tf.data import images
+    from everywear_tf.data import keypoints as keypoint_files
+    from everywear_tf.data import parsing
+    from everywear_tf.inference import pipeline
+    photo = images.read_image(demo.PERSON)
+    parse = parsing.read_parse(demo.PERSON_PARSE, photo.shape[:2])
+    points = keypoint_files.read_keypoints(demo.PERSON_POSE)
+    garment = images.read_image(demo.TSHIRT)
+    mask = images.read_mask(demo.TSHIRT_MASK)
+    lit = pipeline.try_on(_grey_backend, spec.MEN_TSHIRTS, photo, parse, points, garment, mask)
+    plain = pipeline.try_on(_grey_backend, spec.MEN_TSHIRTS, photo, parse, points, garment, mask,
+                            relit=False)
+    assert plain.tryon is None and lit.tryon is not None
+    np.testing.assert_array_equal(lit.composed()[lit.selection > 0],
+                                  lit.tryon[lit.selection > 0])
+    np.testing.assert_array_equal(lit.images()['_fg'][lit.selection > 0],
+                                  lit.tryon[lit.selection > 0])
+    # Outside what was pasted, both are the photo's own pixels.
+    untouched = (lit.alpha == 0) & (plain.alpha == 0)
+    np.testing.assert_array_equal(lit.final[untouched], photo[untouched])
+    np.testing.assert_array_equal(plain.final[untouched], photo[untouched])
+    # RM's grey where the arms are: pasted as is without relight, the person's skin with it.
+    grey = np.all(plain.final == 128, axis=-1)
+    assert grey.sum() > 500
+    assert np.all(lit.final == 128, axis=-1).sum() < 0.05 * grey.sum()
