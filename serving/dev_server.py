@@ -42,12 +42,19 @@ _CONFIG_POLL = flags.DEFINE_float('model_config_file_poll_wait_seconds', 0.0,
                                   'it); 0 reads it once.')
 _ALLOW_LABELS = flags.DEFINE_bool('allow_version_labels_for_unavailable_models', False,
                                   'Let new labels point at versions not yet loaded.')
+_MONITORING = flags.DEFINE_string('monitoring_config_file', None,
+                                  'MonitoringConfig text proto; with prometheus_config enabled, '
+                                  'request metrics are served on the REST port at its path.')
+_HEALTH = flags.DEFINE_bool('enable_grpc_healthcheck_service', False,
+                            'Serve grpc.health.v1 (SERVING once the server runs).')
 
 
 def main(argv):
     del argv
     try:
         config = serving_config.read_models(_CONFIG.value)
+        monitoring = (serving_config.read(_MONITORING.value, serving_config.MonitoringConfig)
+                      if _MONITORING.value else None)
     except errors.EverywearError as e:
         print(f'dev_server: error: {e}', file=sys.stderr)
         return 1
@@ -58,7 +65,8 @@ def main(argv):
     server = dev_server.DevServer(
             config, _HOST.value, _PORT.value, _REST_PORT.value, _FS_POLL.value, _CONFIG.value,
             _CONFIG_POLL.value, _ALLOW_LABELS.value,
-            log=lambda message: print(message, file=sys.stderr, flush=True))
+            log=lambda message: print(message, file=sys.stderr, flush=True),
+            monitoring_config=monitoring, enable_grpc_healthcheck_service=_HEALTH.value)
     # The prefix lives in the manager, so every config it is given is read the same way; the
     # configs themselves (and rollout.py's reloads) keep the server's /models paths.
     server.manager.base_path_prefix = _PREFIX.value

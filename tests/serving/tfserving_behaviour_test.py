@@ -13,6 +13,7 @@ XPASS failure asking for the mark to go. The real server runs it as an ordinary 
 import contextlib
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -677,6 +678,35 @@ class TestDevServer(TFServingBehaviour):
             text = self._log_text(log)
             assert f'loaded {RM} version 1' in text and f'loaded {RM} version 2' in text, text
             assert 'development server' in text
+        finally:
+            process.terminate()
+            assert process.wait(60) == 0
+            log.close()
+
+    def test_the_binary_serves_metrics_and_health_with_the_deploy_flags(self, exports, tmp_path):
+        root = _tree(exports, tmp_path, versions=(1,))
+        config_path = tmp_path / 'models.config'
+        serving_config.write(config_path, _config(root))
+        process, log = self._binary(
+                tmp_path, f'--model_config_file={config_path}', '--enable_grpc_healthcheck_service',
+                f'--monitoring_config_file={REPO}/serving/{serving_config.MONITORING_CONFIG}')
+        try:
+            assert _eventually(lambda: 'serving gRPC on 127.0.0.1:' in self._log_text(log))
+            ports = re.search(r'gRPC on 127\.0\.0\.1:(\d+), REST on 127\.0\.0\.1:(\d+), '
+                              r'metrics at (\S+) ', self._log_text(log))
+            grpc_port, rest_port, path = ports.groups()
+            assert path == serving_config.PROMETHEUS_PATH
+            running = Running(grpc_port, rest_port, config_path)
+            assert running.served_version() == 1
+            with urllib.request.urlopen(f'http://127.0.0.1:{rest_port}{path}', timeout=60) as r:
+                page = r.read().decode()
+            assert f':tensorflow:serving:request_count{{model_name="{RM}",status="OK"}} 1' in page
+            check = running.channel.unary_unary(
+                    f'/{dev_server.HEALTH_SERVICE}/Check',
+                    request_serializer=dev_server.HealthCheckRequest.SerializeToString,
+                    response_deserializer=dev_server.HealthCheckResponse.FromString)
+            assert check(dev_server.HealthCheckRequest(), timeout=30).status == (
+                    dev_server.HealthCheckResponse.SERVING)
         finally:
             process.terminate()
             assert process.wait(60) == 0
