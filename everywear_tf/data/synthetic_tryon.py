@@ -53,6 +53,9 @@ class Sample:
     cloth_mask: np.ndarray  # uint8 [H,W] {0,255}
     grid: np.ndarray  # float32 [H,W,2]: person pixel → product (x, y) in [-1, 1]
     warp_points: tuple  # (body points [K,2], product points [K,2]) the warp's TPS interpolates
+    # The photo look's light, float32 [H,W]: person = round(unlit · shading + noise), the unlit
+    # garment pixels being the product sampled through ``grid``. None for the flat look.
+    shading: np.ndarray = None
 
 
 def _colour(rng):
@@ -73,7 +76,9 @@ def _tps_fit(source, target):
     coefficients = np.linalg.solve(system, rhs)
 
     def apply(points):
-        d2 = ((points[:, None] - source[None]) ** 2).sum(-1)
+        # (the two squares added explicitly: the same sum as .sum(-1), several times faster)
+        d2 = ((points[:, None, 0] - source[None, :, 0]) ** 2
+              + (points[:, None, 1] - source[None, :, 1]) ** 2)
         u = np.where(d2 > 0, d2 * np.log(np.maximum(d2, 1e-300)), 0.0)
         return (u @ coefficients[:k] + np.concatenate(
                 [np.ones((len(points), 1)), points], axis=1) @ coefficients[k:])
@@ -189,6 +194,8 @@ class Style:
     bottom_colour: tuple
     other_pattern: str  # the pattern of the garment that is not the category's
     other_sleeve: float  # sleeve of the drawn top when the category is pants
+    look: str = draw.FLAT  # synthetic.LOOKS
+    figure: draw.Figure = None  # the photo look's pose, body shape and hair
 
 
 @dataclasses.dataclass(frozen=True)
@@ -196,14 +203,31 @@ class Product:
     """One product to dress a person in: the flat garment photo and, for tops, its sleeve."""
     garment: draw.Garment
     sleeve: float  # for tops: where the sleeve ends on the arm
+    cut: object = None  # the photo look's synthetic.TopCut or PantsCut (None: flat)
 
 
 def _is_top(category):
     return spec.frame_of(category) == spec.UPPER_FRAME
 
 
-def sample_style(rng, height=spec.IMAGE_HEIGHT, width=spec.IMAGE_WIDTH):
-    """A random Style (skeleton, colours, the other garment) for a [height, width] image."""
+def sample_style(rng, height=spec.IMAGE_HEIGHT, width=spec.IMAGE_WIDTH, look=draw.FLAT,
+                 category=None):
+    """A random Style (skeleton, colours, the other garment) for a [height, width] image.
+
+    The photo look also samples a Figure (pose, body shape, hair); for long sleeves
+    (``category`` men_long) no pose puts a forearm in front of or behind the torso, since the
+    sleeve would have to be warped over the garment's body, which one backward grid cannot do
+    without folding.
+    """
+    if draw.check_look(look) == draw.PHOTO:
+        poses = tuple(p for p in draw.ARM_POSES
+                      if category != spec.MEN_LONG or p not in draw.LONG_SLEEVE_EXCLUDED)
+        points, figure = draw.sample_figure_skeleton(rng, height, width, poses)
+        return Style(points=points, colour_seed=int(rng.integers(2 ** 31)),
+                     top_colour=_colour(rng), bottom_colour=_colour(rng),
+                     other_pattern=draw.PATTERNS[int(rng.integers(len(draw.PATTERNS)))],
+                     other_sleeve=float(rng.uniform(0.35, 1.0)), look=draw.PHOTO,
+                     figure=figure)
     return Style(points=draw.sample_skeleton(rng, height, width),
                  colour_seed=int(rng.integers(2 ** 31)), top_colour=_colour(rng),
                  bottom_colour=_colour(rng),
@@ -211,11 +235,22 @@ def sample_style(rng, height=spec.IMAGE_HEIGHT, width=spec.IMAGE_WIDTH):
                  other_sleeve=float(rng.uniform(0.35, 1.0)))
 
 
-def sample_product(rng, category, height=spec.IMAGE_HEIGHT, width=spec.IMAGE_WIDTH):
+def sample_product(rng, category, height=spec.IMAGE_HEIGHT, width=spec.IMAGE_WIDTH,
+                   look=draw.FLAT):
     """A random Product of ``category``: a top with a sleeve length in the category's range, or
-    pants (sleeve 0), drawn at [height, width]."""
+    pants (sleeve 0), drawn at [height, width]. The photo look varies the cut (fitted/loose,
+    crew/V neck, sleeve width, length; slim/wide legs, length) and photographs it on off-white
+    with a drop shadow."""
     is_top = _is_top(category)
     pattern = draw.PATTERNS[int(rng.integers(len(draw.PATTERNS)))]
+    if draw.check_look(look) == draw.PHOTO:
+        if is_top:
+            cut = draw.sample_top_cut(rng, rng.uniform(*SLEEVES[category]))
+            garment = draw.render_top_photo(rng, _colour(rng), cut, pattern, height, width)
+            return Product(garment, cut.sleeve, cut)
+        cut = draw.sample_pants_cut(rng)
+        return Product(draw.render_pants_photo(rng, _colour(rng), cut, pattern, height, width),
+                       0.0, cut)
     if is_top:
         sleeve = float(rng.uniform(*SLEEVES[category]))
         return Product(draw.render_top(rng, _colour(rng), sleeve=sleeve, pattern=pattern,
@@ -226,6 +261,8 @@ def sample_product(rng, category, height=spec.IMAGE_HEIGHT, width=spec.IMAGE_WID
 
 def dress(style, product, category):
     """The person of ``style`` wearing ``product`` (a garment of ``category``)."""
+    if style.look == draw.PHOTO:
+        return _dress_photo(style, product, category)
     is_top = _is_top(category)
     height, width = product.garment.mask.shape
     s = width / 192.0
@@ -255,10 +292,132 @@ def dress(style, product, category):
                   warp_points=warp_points)
 
 
-def render_sample(rng, category, height=spec.IMAGE_HEIGHT, width=spec.IMAGE_WIDTH):
-    """A new person wearing a new product of ``category``."""
-    style = sample_style(rng, height, width)
-    return dress(style, sample_product(rng, category, height, width), category)
+def _top_body_points_photo(points, cut, figure, s, width):
+    """Where each landmark of a photo-look top (``_top_landmarks_photo``) lands on the body."""
+    product = draw.top_geometry(cut, s, width)
+    neck, hips = points[draw.NECK], (points[draw.R_HIP] + points[draw.L_HIP]) / 2
+    hem_y = hips[1] + (4 + (cut.length - 198) / 27 * 10) * s
+    collar_y = neck[1] - 3 * s
+    ratio = (hem_y - collar_y) / (product['bottom_y'] - product['top_y'])
+    neck_point = np.array((neck[0], collar_y + (product['neck'][1] - product['top_y']) * ratio))
+    ease = (cut.half_body - 38) * 0.35
+    elbows = []
+    out = [neck_point, (hips[0], hem_y), (neck_point + (hips[0], hem_y)) / 2]
+    for side, (sho, elb, wri, hp) in ((-1, (draw.R_SHOULDER, draw.R_ELBOW, draw.R_WRIST,
+                                            draw.R_HIP)),
+                                      (1, (draw.L_SHOULDER, draw.L_ELBOW, draw.L_WRIST,
+                                           draw.L_HIP))):
+        shoulder = points[sho] + (side * 4 * s, -1 * s)
+        end = _arm_point(points, sho, elb, wri, cut.sleeve)
+        half = (8 if cut.sleeve <= 0.5 else 6.5) * s * cut.cuff / 16
+        # Loose cuts hang straight from the shoulders (a wider hem); the waist covers the belly.
+        hip = points[hp] + (side * (7 + 1.5 * ease) * s, 0)
+        waist = draw.waist_point(points, side, s,
+                                 figure.belly + max(1.5, 1.5 + 0.5 * ease - 0.3 * cut.taper))
+        out += [neck + (side * 9 * s * cut.half_neck / 14, -3 * s), shoulder,
+                end + _outer(end - points[sho], side) * half,
+                end - _outer(end - points[sho], side) * half,
+                draw._along(shoulder, points[hp] + (side * 7 * s, 0), 0.28) - (side * 3 * s, 0),
+                waist, (hip[0], hem_y)]
+        if cut.sleeve > 0.5:  # a long sleeve also follows the elbow (see _top_landmarks_photo)
+            upper = points[elb] - points[sho]
+            elbows += [points[elb] + _outer(upper, side) * half * 1.15,
+                       points[elb] - _outer(upper, side) * half * 1.15]
+    return np.array(out + elbows, np.float64)
+
+
+def _outer(direction, side):
+    """The unit normal of an arm's ``direction`` on the sleeve's outer edge (the product's
+    upper one), the same side of the arm however it turns (a raised arm keeps it headwards)."""
+    return side * np.array((direction[1], -direction[0])) / (np.linalg.norm(direction) + 1e-9)
+
+
+def _top_landmarks_photo(cut, s, width, points=None):
+    """Product landmarks of a photo-look top; a long sleeve's elbow (on both seams, at the
+    share of the sleeve the upper arm takes on the skeleton ``points``) comes last."""
+    g = draw.top_geometry(cut, s, width)
+    skeleton = points
+    points = [g['neck'], (g['cx'], g['bottom_y']), (g['cx'], (g['top_y'] + g['bottom_y']) / 2)]
+    for name in ('right', 'left'):
+        part = g[name]
+        points += [part[k] for k in ('neck', 'shoulder', 'sleeve_outer', 'sleeve_inner',
+                                     'underarm', 'waist', 'hem')]
+    if cut.sleeve > 0.5:
+        for name, (sho, elb, wri) in (('right', (draw.R_SHOULDER, draw.R_ELBOW, draw.R_WRIST)),
+                                      ('left', (draw.L_SHOULDER, draw.L_ELBOW, draw.L_WRIST))):
+            part = g[name]
+            upper = np.linalg.norm(skeleton[elb] - skeleton[sho])
+            lower = np.linalg.norm(_arm_point(skeleton, sho, elb, wri, cut.sleeve) - skeleton[elb])
+            fraction = upper / (upper + lower + 1e-9)
+            points += [draw._along(part['shoulder_top'], part['sleeve_outer'], fraction),
+                       draw._along(part['underarm'], part['sleeve_inner'], fraction)]
+    return np.array(points, np.float64)
+
+
+def _pants_body_points_photo(points, cut, s):
+    hips = (points[draw.R_HIP] + points[draw.L_HIP]) / 2
+    out = [hips + (0, -8 * s), hips + (0, 16 * s)]
+    legs = cut.legs
+    for side, (hp, kne, ank) in ((-1, (draw.R_HIP, draw.R_KNEE, draw.R_ANKLE)),
+                                 (1, (draw.L_HIP, draw.L_KNEE, draw.L_ANKLE))):
+        hem = draw._along(points[kne], points[ank], cut.length)
+        knee_mid = draw._along(points[kne], hem, 0.1)
+        out += [points[hp] + (side * 9 * s, -8 * s), hem + (side * (8 + 4 * legs) * s, 0),
+                hem - (side * (7.5 + 3 * legs) * s, 0), knee_mid + (side * (10 + 2 * legs) * s, 0),
+                knee_mid - (side * (9 + 2 * legs) * s, 0), points[hp] + (side * 10 * s, 16 * s)]
+    return np.array(out, np.float64)
+
+
+def _pants_landmarks_photo(cut, s, width):
+    g = draw.pants_geometry(cut, s, width)
+    points = [(g['cx'], g['top_y']), (g['cx'], g['crotch_y'])]
+    for name in ('right', 'left'):
+        part = g[name]
+        points += [part[k] for k in ('waist', 'hem_outer', 'hem_inner', 'knee_outer',
+                                     'knee_inner', 'crotch_outer')]
+    return np.array(points, np.float64)
+
+
+def _dress_photo(style, product, category):
+    """``dress`` in the photo look: the garment is composed unlit, then the light (shading,
+    folds, soft shadows) is applied to the whole person image and kept in Sample.shading."""
+    height, width = product.garment.mask.shape
+    s = width / 192.0
+    points, figure, garment = style.points, style.figure, product.garment
+    colours = np.random.default_rng(style.colour_seed)
+    light = np.random.default_rng([style.colour_seed, 1])
+    if _is_top(category):
+        warp_points = (_top_body_points_photo(points, product.cut, figure, s, width),
+                       _top_landmarks_photo(product.cut, s, width, points))
+        rgb, mask, grid = _warp(garment.image, garment.mask, *warp_points, height, width)
+        parse = draw.draw_parse(points, top=True, sleeve=product.sleeve, height=height,
+                                width=width, top_mask=mask, figure=figure)
+        image = draw.colour_person_photo(parse, colours, style.top_colour, style.bottom_colour)
+        region = parse == lip.UPPER_CLOTHES
+        garments = ((region, False), (parse == lip.PANTS, True))
+    else:
+        warp_points = (_pants_body_points_photo(points, product.cut, s),
+                       _pants_landmarks_photo(product.cut, s, width))
+        rgb, mask, grid = _warp(garment.image, garment.mask, *warp_points, height, width)
+        parse = draw.draw_parse(points, top=True, sleeve=style.other_sleeve, height=height,
+                                width=width, pants_mask=mask, figure=figure)
+        image = draw.colour_person_photo(parse, colours, style.top_colour, style.bottom_colour,
+                                         style.other_pattern)
+        region = parse == lip.PANTS
+        garments = ((region, True), (parse == lip.UPPER_CLOTHES, False))
+    image[region] = rgb[region]
+    shading = draw.photo_shading(parse, points, figure, light, garments)
+    keypoints = np.concatenate([points, np.ones((spec.NUM_KEYPOINTS, 1))], axis=1)
+    return Sample(person=draw.expose(image, shading, light), parse=parse,
+                  keypoints=keypoints.astype(np.float32), cloth=garment.image,
+                  cloth_mask=garment.mask, grid=grid, warp_points=warp_points, shading=shading)
+
+
+def render_sample(rng, category, height=spec.IMAGE_HEIGHT, width=spec.IMAGE_WIDTH,
+                  look=draw.FLAT):
+    """A new person wearing a new product of ``category`` (``look``: synthetic.LOOKS)."""
+    style = sample_style(rng, height, width, look, category)
+    return dress(style, sample_product(rng, category, height, width, look), category)
 
 
 def pipeline_frame(category):
@@ -281,34 +440,42 @@ def crop_upper(sample):
     body = _affine(frame.transform, sample.warp_points[0])
     product = _affine(garment_transform, sample.warp_points[1])
     grid = _normalised(*dense_grid(body, product, *spec.FRAME_SHAPE))
+    shading = (None if sample.shading is None else
+               frames.warp_image(sample.shading, frame.transform, border=1.0))
     return Sample(person=frame.image, parse=frame.parse, keypoints=frame.keypoints, cloth=cloth,
-                  cloth_mask=cloth_mask, grid=grid, warp_points=(body, product))
+                  cloth_mask=cloth_mask, grid=grid, warp_points=(body, product), shading=shading)
 
 
-def framed_sample(seed, i, category, frame=spec.BODY_FRAME, product_of=None):
-    """Person ``i`` wearing the product of item ``product_of`` (default: its own) in ``frame``."""
+def framed_sample(seed, i, category, frame=spec.BODY_FRAME, product_of=None, look=draw.FLAT):
+    """Person ``i`` wearing the product of item ``product_of`` (default: its own) in ``frame``,
+    drawn in ``look`` (synthetic.LOOKS)."""
     if frame not in spec.FRAMES:
         raise ValueError(f'unknown frame {frame!r}; expected one of {spec.FRAMES}')
     size = (spec.FRAME_SHAPE if frame == spec.BODY_FRAME
             else tuple(UPPER_SCALE * n for n in spec.FRAME_SHAPE))
-    style, product = item(seed, i, category, *size)
+    style, product = item(seed, i, category, *size, look=look)
     if product_of is not None:
-        product = item(seed, product_of, category, *size)[1]
+        product = item(seed, product_of, category, *size, look=look)[1]
     sample = dress(style, product, category)
     return sample if frame == spec.BODY_FRAME else crop_upper(sample)
 
 
-def item(seed, i, category, height=spec.IMAGE_HEIGHT, width=spec.IMAGE_WIDTH):
+def item(seed, i, category, height=spec.IMAGE_HEIGHT, width=spec.IMAGE_WIDTH, look=draw.FLAT):
     """(style, product) of item ``i``: each item has its own generator, so any item (or its
     product alone) can be regenerated identically."""
     rng = np.random.default_rng([seed, i])
-    style = sample_style(rng, height, width)
-    return style, sample_product(rng, category, height, width)
+    if draw.check_look(look) == draw.FLAT:
+        style = sample_style(rng, height, width)
+        return style, sample_product(rng, category, height, width)
+    style = sample_style(rng, height, width, look, category)
+    return style, sample_product(rng, category, height, width, look)
 
 
-def write_split(root, mode, category, count, seed, log=None, start=0, frame=spec.BODY_FRAME):
+def write_split(root, mode, category, count, seed, log=None, start=0, frame=spec.BODY_FRAME,
+                look=draw.FLAT):
     """Writes ``count`` samples of one split in the CP-VTON layout under ``root/mode``, each in
-    ``frame`` (spec.BODY_FRAME or spec.UPPER_FRAME).
+    ``frame`` (spec.BODY_FRAME or spec.UPPER_FRAME), drawn in ``look`` (synthetic.LOOKS:
+    ``flat`` or ``photo``).
 
     Names: person ``NNNNNN_0.png`` wearing product ``NNNNNN_1.png``; pairs in
     ``{mode}_pairs.txt``. The test split also dresses each person in the next item's product
@@ -317,6 +484,7 @@ def write_split(root, mode, category, count, seed, log=None, start=0, frame=spec
     and complete items are skipped, so an interrupted run resumes.
     """
     log = log or (lambda message: None)
+    draw.check_look(look)
     split = os.path.join(root, mode)
     dirs = LAYOUT_DIRS + (SWAP_DIRS if mode == 'test' else ())
     for directory in dirs:
@@ -340,13 +508,13 @@ def write_split(root, mode, category, count, seed, log=None, start=0, frame=spec
                       os.path.join(split, warp_dir, f'{i:06d}_0.json')]
         if all(os.path.exists(path) for path in paths):
             continue
-        sample = framed_sample(seed, i, category, frame)
+        sample = framed_sample(seed, i, category, frame, look=look)
         fileio.atomic_write_bytes(paths[0], keypoint_files.openpose_json(sample.keypoints).encode())
         images.write_png(paths[1], sample.cloth)
         images.write_png(paths[2], sample.cloth_mask)
         for (_, _, _, other), offset in zip(outputs, (3, 6)):
             if other is not None:
-                sample = framed_sample(seed, i, category, frame, product_of=other)
+                sample = framed_sample(seed, i, category, frame, product_of=other, look=look)
             images.write_png(paths[offset], sample.person)
             parsing.write_parse_png(paths[offset + 1], sample.parse)
             fileio.atomic_write_bytes(paths[offset + 2], _warp_json(sample))
@@ -370,12 +538,13 @@ def _warp_json(sample):
                        'product_points': np.round(product, 6).tolist()}).encode()
 
 
-def write_dataset(root, category, train=2000, test=200, seed=0, log=None, frame=None):
+def write_dataset(root, category, train=2000, test=200, seed=0, log=None, frame=None,
+                  look=draw.FLAT):
     """The train and test splits of one category under ``root`` (e.g. synthetic/men_tshirts),
-    in ``frame`` (default: the one the pipeline tries the category on)."""
+    in ``frame`` (default: the one the pipeline tries the category on), drawn in ``look``."""
     frame = frame or pipeline_frame(category)
-    write_split(root, 'train', category, train, seed, log, frame=frame)
-    write_split(root, 'test', category, test, seed, log, start=train, frame=frame)
+    write_split(root, 'train', category, train, seed, log, frame=frame, look=look)
+    write_split(root, 'test', category, test, seed, log, start=train, frame=frame, look=look)
     return root
 
 
@@ -432,9 +601,10 @@ class RenderedDataset:
     For tests and quick experiments; real training reads a written dataset.
     """
 
-    def __init__(self, category, size, seed=0, unpaired=False, frame=spec.BODY_FRAME):
+    def __init__(self, category, size, seed=0, unpaired=False, frame=spec.BODY_FRAME,
+                 look=draw.FLAT):
         self.category, self.size, self.seed, self.unpaired = category, size, seed, unpaired
-        self.frame = frame
+        self.frame, self.look = frame, draw.check_look(look)
 
     def __len__(self):
         return self.size
@@ -442,7 +612,7 @@ class RenderedDataset:
     def sample(self, i, product_of=None):
         """The Sample of person ``i`` wearing the product of item ``product_of`` (default: its
         own), in this dataset's frame."""
-        return framed_sample(self.seed, i, self.category, self.frame, product_of)
+        return framed_sample(self.seed, i, self.category, self.frame, product_of, self.look)
 
     def read(self, i):
         """Item ``i`` as the dataset readers give it: the GMM signature inputs, person_id and
