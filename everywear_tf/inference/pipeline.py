@@ -293,7 +293,7 @@ class Result:
     frame: frames.Frame
     outputs: dict  # the networks' outputs for the frame (batch of 1 squeezed)
     selection: np.ndarray  # uint8 [256,192]: _sel_mask
-    alpha: np.ndarray | None  # float32, photo size: where the frame was pasted
+    alpha: np.ndarray | None  # uint8 0..255, photo size: where the frame was pasted
     tryon: np.ndarray | None = None  # uint8 [256,192,3]: what was pasted inside the selection
     # (RM's try-on relit by relight.relight); None: RM's try-on as it is
 

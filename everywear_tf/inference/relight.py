@@ -146,16 +146,17 @@ def relight(category: str, frame: frames.Frame, tryon: np.ndarray, clothing_mask
     """uint8 [256,192,3]: ``tryon`` (RM's output for ``frame``) relit and with the person's skin
     inside ``selection``; outside it, ``tryon`` unchanged (the paste-back does not use it).
 
-    The new garment is where RM's ``clothing_mask`` and GMM's ``warped_mask`` (≥ 100/255, grown
-    by two pixels) agree: where the clothing mask reaches beyond the warped garment, RM renders
-    EDM's coarse person, and that is treated like skin or surroundings the garment uncovers.
+    The new garment is where GMM's ``warped_mask`` is (≥ 100/255, grown by two pixels), inside
+    the selection: where RM's ``clothing_mask`` (EDM's) reaches beyond it, RM renders EDM's
+    coarse person, and that is treated like skin or surroundings the garment uncovers; holes in
+    the clothing mask inside the warped garment (EDM's is often ragged on photos) are not.
     """
     spec.check_category(category)
     image = np.asarray(frame.image)
     parse = np.asarray(frame.parse)
     selected = np.asarray(selection) >= 128
     warped = cv2.dilate(np.asarray(warped_mask, np.uint8), np.ones((5, 5), np.uint8))
-    garment = (np.asarray(clothing_mask) >= 128) & (warped >= spec.GMM_MASK_THRESHOLD) & selected
+    garment = (warped >= spec.GMM_MASK_THRESHOLD) & selected
     old = np.isin(parse, categories.GARMENT_LABELS[category]) & selected
     limb_labels = categories.LIMB_LABELS[category]
     regions = [old] + [(parse == label) & selected for label in limb_labels]
