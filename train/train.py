@@ -78,21 +78,44 @@ _GRID_WEIGHT = flags.DEFINE_float('grid_weight', 0.0, 'GMM on the synthetic layo
 _GRID_ON = flags.DEFINE_enum('grid_on', 'frame', list(trainers.GRID_REGIONS), 'Where the grid '
                              'term counts: the whole frame, or only where the garment is.')
 flags.mark_flags_as_required(['module', 'category', 'dataset_root', 'output_dir'])
+_ESTIMATED_INPUTS = flags.DEFINE_bool(
+        'estimated_inputs', False, 'CP-VTON layout: the pose and parse the networks are given are '
+        'the photo front end\'s estimates (<mode>/pose-estimated/, <mode>/image-parse-estimated/, '
+        'written by train/estimate_synthetic.py); the targets still come from the split\'s own '
+        'parse.')
+_INIT_WEIGHTS = flags.DEFINE_string(
+        'init_weights', None, 'Start from this weights directory (of the same module and config) '
+        'instead of a fresh initialisation, e.g. to fine-tune the demo weights on new data. Only '
+        'when the run has no checkpoint yet; a resumed run continues from its checkpoint.')
 
 
 def _dataset():
     if _LAYOUT.value == 'viton':
         return datasets.VitonDataset(_DATASET_ROOT.value, _PAIRS.value or 'viton_train_images.txt')
-    dataset = datasets.CpVtonDataset(_DATASET_ROOT.value, _MODE.value, _PAIRS.value)
+    dataset = datasets.CpVtonDataset(_DATASET_ROOT.value, _MODE.value, _PAIRS.value,
+                                     estimated_inputs=_ESTIMATED_INPUTS.value)
     if _GRID_WEIGHT.value:
         return synthetic_tryon.WithGridTargets(dataset, _DATASET_ROOT.value, _MODE.value)
     return dataset
+
+
+def _initialised_from(model, directory, module):
+    """``model``'s architecture with the weights of ``directory`` (to fine-tune trained weights
+    on new data); TrainingSetupError if that holds another module or config than ``model``'s."""
+    trained = weights.load(directory, module=module)
+    if trained.config != model.config:
+        raise trainers.TrainingSetupError(
+                f'--init_weights: {directory} holds a {module.upper()} with config '
+                f'{trained.config}, not the {model.config} requested (--config, --variant)')
+    return trained
 
 
 def _trainer():
     module = _MODULE.value
     overrides = {'variant': _VARIANT.value} if module == spec.GMM else {}
     model = trainers.build(module, _CONFIG.value, **overrides)
+    if _INIT_WEIGHTS.value:
+        model = _initialised_from(model, _INIT_WEIGHTS.value, module)
     optimizer = None
     if _LEARNING_RATE.value:
         defaults = trainers.DEFAULT_OPTIMIZERS[module]
