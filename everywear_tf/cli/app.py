@@ -112,6 +112,33 @@ def model_selection(flag_values=None) -> dict:
             'model_config': values.model_config_file}
 
 
+def define_photo_flags(flag_values=None) -> None:
+    """Defines ``--max_photo_pixels``, ``--exif_orientation`` and ``--relight`` (call once at
+    import time of a command that reads photos); read them with ``photo_options()``."""
+    from absl import flags
+
+    from everywear_tf.data import images
+    where = {'flag_values': flags.FLAGS if flag_values is None else flag_values}
+    flags.DEFINE_integer('max_photo_pixels', images.MAX_PHOTO_PIXELS, 'Refuse photos, garments, '
+                         'masks and parse maps with more pixels than this, from the file\'s header '
+                         'before decoding (memory); 0: no limit.', lower_bound=0, **where)
+    flags.DEFINE_bool('exif_orientation', True, 'Turn JPEG/TIFF photos upright by their EXIF '
+                      'Orientation tag when reading them (as phones and viewers show them; the '
+                      'result is written upright); --noexif_orientation reads the stored pixels.',
+                      **where)
+    flags.DEFINE_bool('relight', True, 'Give the pasted try-on the photo\'s shading and the '
+                      'person\'s own skin where the new garment uncovers it; --norelight pastes '
+                      'the networks\' try-on as it is.', **where)
+
+
+def photo_options(flag_values=None) -> dict:
+    """{'max_pixels', 'orientation', 'relit'} from ``define_photo_flags``' flags."""
+    from absl import flags
+    values = flags.FLAGS if flag_values is None else flag_values
+    return {'max_pixels': values.max_photo_pixels or None,
+            'orientation': values.exif_orientation, 'relit': values.relight}
+
+
 class OutputPathError(errors.InputError):
     """An output path that cannot be written: a directory, under a regular file, or in a
     place this process cannot create files in."""

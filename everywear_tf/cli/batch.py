@@ -42,6 +42,7 @@ _WORKERS = flags.DEFINE_integer('workers', None, 'Jobs run at once (default: 4 w
                                 '1 in process, where TensorFlow already uses every core).',
                                 lower_bound=1)
 command.define_model_flags()  # --model_label, --model_version, --model_config_file
+command.define_photo_flags()  # --max_photo_pixels, --exif_orientation, --relight
 flags.mark_flag_as_required('input_dir')
 
 
@@ -66,8 +67,8 @@ def main(argv):
         # and the backend (weights root, export or server) for the categories the jobs need.
         backend = pipeline.make_backend(_WEIGHTS_ROOT.value, _SAVED_MODELS.value,
                                         _SERVER.value, **selection)
-        report = batch.Batch(_INPUT_DIR.value, _WORKSPACE.value, backend,
-                             workers=workers).run(jobs)
+        report = batch.Batch(_INPUT_DIR.value, _WORKSPACE.value, backend, workers=workers,
+                             **command.photo_options()).run(jobs)
     except errors.EverywearError as e:
         print(f'everywear-batch: error: {e}', file=sys.stderr)
         return 1

@@ -61,6 +61,7 @@ _SAVED_MODELS = flags.DEFINE_string('saved_models', None, 'Run exported SavedMod
 _SERVER = flags.DEFINE_string('server', None, 'TF Serving gRPC host:port (default: in process).')
 flags.mark_flags_as_mutual_exclusive(['saved_models', 'server'])
 command.define_model_flags()
+command.define_photo_flags()
 
 
 def _inputs():
@@ -75,10 +76,12 @@ def _inputs():
             _BOTTOM.value, _BOTTOM_MASK.value)
 
 
-def _pose_and_parse(backend, photo, person, pose_path, parse_path):
+def _pose_and_parse(backend, photo, person, pose_path, parse_path, max_pixels):
     """The given pose and parse, the front end's estimate for what is not given."""
-    parse = parsing.read_parse(parse_path, image_size=photo.shape[:2]) if parse_path else None
-    keypoints = keypoint_files.read_keypoints(pose_path) if pose_path else None
+    parse = (parsing.read_parse(parse_path, image_size=photo.shape[:2], max_pixels=max_pixels)
+             if parse_path else None)
+    keypoints = (keypoint_files.read_keypoints(pose_path, image_size=photo.shape[:2])
+                 if pose_path else None)
     if parse is None or keypoints is None:
         estimate = pipeline.front_end_for(backend)(photo, person)
         parse = estimate.parse if parse is None else parse
@@ -86,10 +89,11 @@ def _pose_and_parse(backend, photo, person, pose_path, parse_path):
     return keypoints, parse
 
 
-def _garment(category, path, mask_path):
+def _garment(category, path, mask_path, options):
     if not path:
         return None
-    return (category, images.read_image(path), images.read_mask(mask_path) if mask_path else None)
+    return (category, *images.read_garment(path, mask_path, max_pixels=options['max_pixels'],
+                                           orientation=options['orientation']))
 
 
 def main(argv):
@@ -98,20 +102,23 @@ def main(argv):
     if not _OUTPUT.value.lower().endswith('.png'):
         raise app.UsageError(f'--output must name a .png file, got {_OUTPUT.value!r}')
     selection = command.model_selection()
+    options = command.photo_options()
     person, pose, parse_path, top, top_mask, bottom, bottom_mask = _inputs()
     try:
         for path in (_OUTPUT.value, _SAVE_POSE.value, _SAVE_PARSE.value):
             if path:  # before any work: a bad output path is known now, not after the try-on
                 command.check_output_path(path)
-        photo = images.read_image(person)
-        garments = {'top': _garment(_TOP_CATEGORY.value, top, top_mask),
-                    'bottom': _garment(spec.MEN_PANTS, bottom, bottom_mask)}
+        photo = images.read_image(person, max_pixels=options['max_pixels'],
+                                  orientation=options['orientation'])
+        garments = {'top': _garment(_TOP_CATEGORY.value, top, top_mask, options),
+                    'bottom': _garment(spec.MEN_PANTS, bottom, bottom_mask, options)}
         backend = pipeline.make_backend(_WEIGHTS_ROOT.value, _SAVED_MODELS.value,
                                          _SERVER.value, **selection)
         backend.check([garment[0] for garment in garments.values() if garment])
-        keypoints, parse = _pose_and_parse(backend, photo, person, pose, parse_path)
+        keypoints, parse = _pose_and_parse(backend, photo, person, pose, parse_path,
+                                           options['max_pixels'])
         final, _ = pipeline.outfit(backend, photo, parse, keypoints, **garments,
-                                   pose_path=pose or person)
+                                   pose_path=pose or person, relit=options['relit'])
         if _SAVE_POSE.value:
             keypoint_files.write_openpose_json(_SAVE_POSE.value, keypoints)
         if _SAVE_PARSE.value:

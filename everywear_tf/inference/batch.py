@@ -212,7 +212,11 @@ def _find(directory, stem):
 class Batch:
     """One input directory processed into one workspace with one backend."""
 
-    def __init__(self, input_dir: str, workspace: str, backend, log=None, workers: int = 1):
+    def __init__(self, input_dir: str, workspace: str, backend, log=None, workers: int = 1,
+                 max_pixels: int | None = images.MAX_PHOTO_PIXELS, orientation: bool = True,
+                 relit: bool = True):
+        """``max_pixels``, ``orientation``: how photos, garments and parses are read
+        (images.read_image); ``relit``: pipeline.try_on's."""
         if workers < 1:
             raise ValueError(f'workers must be at least 1, got {workers}')
         self.input_dir, self.workspace, self.backend = input_dir, workspace, backend
@@ -220,6 +224,8 @@ class Batch:
         self._front_end_instance = None  # made on first use: converting it takes seconds
         self._front_end_lock = threading.Lock()
         self.workers = workers
+        self.read_options = {'max_pixels': max_pixels, 'orientation': orientation}
+        self.relit = relit
         self.log = log or (lambda message: print(message, file=sys.stderr, flush=True))
 
     def _garment_path(self, garment_id):
@@ -246,12 +252,13 @@ class Batch:
                                  garment_id + workspace_lib.GARMENT_MASK_SUFFIX)
         # Refused here, naming the file: a mask of the wrong size or marking nothing, a photo
         # with no garment on its white.
-        image, mask = images.read_garment(path, mask_path if os.path.isfile(mask_path) else None)
+        image, mask = images.read_garment(path, mask_path if os.path.isfile(mask_path) else None,
+                                          **self.read_options)
         return category, image, mask
 
     def _person(self, person_id):
         photo_path = _find(self.names.persons_dir(), person_id)
-        photo = images.read_image(photo_path)
+        photo = images.read_image(photo_path, **self.read_options)
         candidates = self.names.keypoints_candidates(person_id)
         pose_path = next((p for p in candidates if os.path.isfile(p)), None)
         parse_path = self.names.parse_of(person_id)
@@ -259,7 +266,8 @@ class Batch:
             return (photo, *self._estimated(person_id, photo, photo_path, pose_path,
                                             parse_path if os.path.isfile(parse_path) else None))
         keypoints = keypoint_files.read_keypoints(pose_path, image_size=photo.shape[:2])
-        parse = parsing.read_parse(parse_path, image_size=photo.shape[:2])
+        parse = parsing.read_parse(parse_path, image_size=photo.shape[:2],
+                                   max_pixels=self.read_options['max_pixels'])
         return photo, parse, keypoints, pose_path
 
     def _estimated(self, person_id, photo, photo_path, pose_path, parse_path):
@@ -276,7 +284,8 @@ class Batch:
         # resumed one work on the same numbers and write the same bytes.
         pose_path = pose_path or pose_out
         keypoints = keypoint_files.read_keypoints(pose_path, image_size=photo.shape[:2])
-        parse = parsing.read_parse(parse_path or parse_out, image_size=photo.shape[:2])
+        parse = parsing.read_parse(parse_path or parse_out, image_size=photo.shape[:2],
+                                   max_pixels=self.read_options['max_pixels'])
         return parse, keypoints, pose_path
 
     def _front_end(self):
@@ -331,7 +340,7 @@ class Batch:
         top = self._garment(job.top) if job.top != NONE else None
         bottom = self._garment(job.bottom) if job.bottom != NONE else None
         final, results = pipeline.outfit(self.backend, photo, parse, keypoints, top, bottom,
-                                         pose_path)
+                                         pose_path, self.relit)
         self._write_inputs(job.person, photo, parse, keypoints, pose_path, top is not None)
         if bottom is not None:
             self._write_result(workspace_lib.worn_id(job.person), job.bottom,

@@ -52,6 +52,7 @@ def test_bad_inputs_name_the_file_and_write_nothing(tmp_path):
     cases = [
             (['--pose', str(tmp_path / 'missing.json')], 'missing.json: no such file'),
             (['--person', str(corrupt)], 'photo.jpg: not a decodable image'),
+            (['--max_photo_pixels', '100000'], 'above the limit of 100000 pixels'),
     ]
     for overrides, problem in cases:
         flags = {'--person': demo.PHOTO, '--pose': demo.PHOTO_POSE, '--parse': demo.PHOTO_PARSE}
