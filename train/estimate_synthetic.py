@@ -8,9 +8,10 @@ For each ``<mode>/image/<person>`` it writes ``<mode>/pose-estimated/<stem>_keyp
 the front end's estimate of that image (needs the frontend extra). Train on them with
 ``train/train.py --estimated_inputs``: the networks' inputs (pose, parse, and the person
 representation made from them) come from the estimate, their targets (the garment region, the
-clothing mask) from the drawn parse. Where the front end finds no person, the drawn pose and
-parse are written instead and counted. Each file is written to a temporary name and renamed; an
-interrupted run resumes (persons with both files are skipped).
+clothing mask) from the drawn parse. Where the front end refuses the image (no person found,
+no shoulders), the drawn pose and parse are written instead and counted. Each file is written
+to a temporary name and renamed; an interrupted run resumes (persons with both files are
+skipped).
 """
 
 import os
@@ -58,10 +59,15 @@ def main(argv):
         if not (os.path.isfile(pose_out) and os.path.isfile(parse_out)):
             path = os.path.join(image_dir, name)
             try:
-                estimate = front_end(images.read_image(path), path)
+                photo = images.read_image(path)
+            except errors.EverywearError as e:
+                print(f'estimate_synthetic: error: {e}', file=sys.stderr)
+                return 1
+            try:
+                estimate = front_end(photo, path)
                 keypoint_files.write_openpose_json(pose_out, estimate.keypoints)
                 parsing.write_parse_png(parse_out, estimate.parse)
-            except estimator.NoPersonError:
+            except errors.EverywearError:  # no person, no shoulders: what the pipeline refuses
                 fallbacks += 1
                 shutil.copyfile(os.path.join(split, 'pose', f'{stem}_keypoints.json'),
                                 pose_out + '.tmp')
@@ -69,14 +75,11 @@ def main(argv):
                 shutil.copyfile(os.path.join(split, 'image-parse', f'{stem}.png'),
                                 parse_out + '.tmp')
                 os.replace(parse_out + '.tmp', parse_out)
-            except errors.EverywearError as e:
-                print(f'estimate_synthetic: error: {e}', file=sys.stderr)
-                return 1
             done += 1
         if count % _LOG_EVERY.value == 0 or count == len(names):
             rate = done / max(time.monotonic() - started, 1e-9)
             print(f'{count}/{len(names)} persons ({done} estimated now, {rate:.1f}/s; '
-                  f'{fallbacks} without a person found, drawn truth used)', file=sys.stderr)
+                  f'{fallbacks} refused by the front end, drawn truth used)', file=sys.stderr)
     print(f'wrote {pose_dir} and {parse_dir} ({fallbacks} of {len(names)} with the drawn truth)')
     return 0
 
