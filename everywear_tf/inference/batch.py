@@ -24,15 +24,19 @@ Workspace written (BUILD.md §11; every name in ``workspace.py``):
   and the bundles ``_0_pkl.pkl`` (the frame the garment was tried on) and ``_1_pkl.pkl`` (that
   frame after the try-on: the composed pixels, the parse relabelled where the new garment is).
 - ``output/final_upper_images/`` and ``output/final_lower_images/``: ``<worn>_<garment>_final.png``.
-- ``output/final_images/<person>_<top>_<bottom>_final.png`` and ``output/report.json``.
+- ``output/final_images/<person>_<top>_<bottom>_final.png``, ``output/journal.jsonl`` (a line
+  per finished job, appended) and ``output/report.json`` (written from the journal's state at
+  the start, at the end and when the run is interrupted).
 
 ``<worn>`` is the person id, or for a top put on over new pants ``<person>_<bottom>`` (the person
 already wearing them), so every file has one meaning whatever the jobs and their order.
 
-Every file is written atomically and a job whose final image exists is skipped, so a killed
-run restarted finishes the rest without redoing anything. A failing job is recorded in the
-report with its error; the batch goes on. Jobs run ``workers`` at a time (threads: the networks
-and the server calls release the GIL).
+Every file is written atomically, the final image last, then the job's line in the journal; a
+job is skipped when the journal says it was done and its final image is there, so a killed run
+restarted finishes the rest. A failing job is recorded with its error; the batch goes on. The
+bookkeeping per finished job is constant (a journal line, fsynced in groups): jobs are streamed
+into a pool of ``workers`` threads (the networks and the server calls release the GIL) with at
+most ``IN_FLIGHT_PER_WORKER * workers`` submitted at a time.
 """
 
 import concurrent.futures
@@ -226,6 +230,7 @@ class Batch:
         self.workers = workers
         self.read_options = {'max_pixels': max_pixels, 'orientation': orientation}
         self.relit = relit
+        self._default_log = log is None  # then progress is one line redrawn on a terminal
         self.log = log or (lambda message: print(message, file=sys.stderr, flush=True))
 
     def _garment_path(self, garment_id):
@@ -403,9 +408,9 @@ class Batch:
             except OSError as e:
                 raise WorkspaceError(f'{directory}: cannot write the workspace there '
                                      f'({e.strerror or e})') from None
-        report = self.names.report()
-        if os.path.lexists(report) and not os.path.isfile(report):
-            raise WorkspaceError(f'{report}: exists and is not a regular file')
+        for path in (self.names.report(), self.names.journal()):
+            if os.path.lexists(path) and not os.path.isfile(path):
+                raise WorkspaceError(f'{path}: exists and is not a regular file')
 
     def run(self, jobs: list) -> dict:
         """Runs every job not done yet; returns the report (also written as report.json).
@@ -433,9 +438,33 @@ class Batch:
             self.log(f'removed {removed} temporary files of an interrupted run')
         earlier = self._earlier_jobs()
         check_names(jobs, earlier)
-        todo = [job for job in jobs if not os.path.isfile(self.final_path(job))]
+        state = self._recorded_state()
+        todo = []
+        for job in jobs:
+            # Done only if the journal says so and the final image is there: a final image
+            # without its record (killed between the two) and a record without its image
+            # (the image removed since) are both redone.
+            if job.name in state and state[job.name] is None:
+                if os.path.isfile(self.final_path(job)):
+                    continue
+                del state[job.name]
+            todo.append(job)
         self._check_backend(todo)
-        return self._run(jobs, todo, earlier)
+        return self._run(jobs, todo, earlier, state)
+
+    def _recorded_state(self):
+        """{job name: None if done, else its error} of earlier runs: from the journal, or for a
+        workspace an earlier version wrote (report.json and no journal), from its report."""
+        path = self.names.journal()
+        if os.path.lexists(path):
+            return Journal.read(path, self.log)
+        with contextlib.suppress(Exception):
+            with open(self.names.report(), encoding='utf-8') as f:
+                report = json.load(f)
+            state = {name: str(error) for name, error in dict(report.get('failed', {})).items()}
+            state.update((name, None) for name in report.get('done', []) if isinstance(name, str))
+            return state
+        return {}
 
     def _earlier_jobs(self):
         """The jobs earlier runs recorded in report.json (none if it is missing or unreadable)."""
@@ -462,54 +491,186 @@ class Batch:
         if needed:
             check([category for category in spec.CATEGORIES if category in needed])
 
-    def _run(self, jobs, todo, earlier):
-        report_path = self.names.report()
-        failed = {}
-        if os.path.isfile(report_path):
-            try:
-                with open(report_path) as f:
-                    failed = dict(json.load(f).get('failed', {}))
-            except (OSError, ValueError, AttributeError, TypeError):
-                failed = {}  # an unreadable report is rebuilt from this run
+    def _report(self, jobs, state, recorded):
+        """Writes report.json from the journal's state (one pass over the jobs); returns it."""
+        report = {'total': len(jobs),
+                  'done': [job.name for job in jobs
+                           if job.name in state and state[job.name] is None],
+                  'failed': {name: state[name] for name in sorted(state)
+                             if state[name] is not None},
+                  'jobs': {name: recorded[name] for name in sorted(recorded)}}
+        with fileio.atomic_writer(self.names.report(), 'w') as f:
+            json.dump(report, f, indent=1)
+        return report
+
+    def _run(self, jobs, todo, earlier, state):
         recorded = {job.name: [job.person, job.top, job.bottom]
                     for job in list(earlier) + list(jobs)}
         skipped = len(jobs) - len(todo)
         if skipped:
             self.log(f'{skipped} of {len(jobs)} jobs already done; {len(todo)} to go')
-        progress = Progress(len(todo), self.log)
-
-        def save():
-            done = [job.name for job in jobs if os.path.isfile(self.final_path(job))]
-            report = {'total': len(jobs), 'done': done,
-                      'failed': {k: failed[k] for k in sorted(failed)},
-                      'jobs': {k: recorded[k] for k in sorted(recorded)}}
-            fileio.atomic_write_bytes(report_path, json.dumps(report, indent=1).encode())
-            return report
-
+        journal = Journal(self.names.journal())
+        journal.rewrite(state)  # compacted: one line per job, unreadable lines dropped
+        # Written now too, so this run's jobs are known to the next (check_names) even if this
+        # one is killed before it ends.
+        self._report(jobs, state, recorded)
+        terminal = sys.stderr if self._default_log and sys.stderr.isatty() else None
+        progress = Progress(len(todo), self.log, terminal=terminal)
         pool = concurrent.futures.ThreadPoolExecutor(self.workers)
+        in_flight = {}  # future -> job; at most IN_FLIGHT_PER_WORKER * workers at a time
+        queue = iter(todo)
+        finished = False
+
+        def record(job, problem):
+            state[job.name] = problem
+            journal.record(job.name, problem)
+            progress.step(problem is None)
+
         try:
-            futures = {pool.submit(self._attempt, job): job for job in todo}
-            for future in concurrent.futures.as_completed(futures):
-                job = futures[future]
-                try:
-                    problem = future.result()
-                except _RunnerFaultError as fault:
-                    for other in futures:
-                        other.cancel()
-                    save()
-                    cause = fault.__cause__
-                    raise WorkspaceError(f'{getattr(cause, "filename", None) or self.workspace}:'
-                                         f' {cause.strerror or cause}: the run stops (job '
-                                         f'{job.name}; rerun to go on)') from cause
-                if problem is None:
-                    failed.pop(job.name, None)
-                else:
-                    failed[job.name] = problem
-                progress.step(job.name, problem is None, len(failed))
-                save()
+            while True:
+                while len(in_flight) < IN_FLIGHT_PER_WORKER * self.workers:
+                    job = next(queue, None)
+                    if job is None:
+                        break
+                    in_flight[pool.submit(self._attempt, job)] = job
+                if not in_flight:
+                    break
+                ready, _ = concurrent.futures.wait(
+                        in_flight, return_when=concurrent.futures.FIRST_COMPLETED)
+                for future in ready:
+                    job = in_flight.pop(future)
+                    try:
+                        problem = future.result()
+                    except _RunnerFaultError as fault:
+                        cause = fault.__cause__
+                        raise WorkspaceError(
+                                f'{getattr(cause, "filename", None) or self.workspace}: '
+                                f'{cause.strerror or cause}: the run stops (job {job.name}; '
+                                f'rerun to go on)') from cause
+                    record(job, problem)
+            finished = True
+        except KeyboardInterrupt:
+            self.log(f'interrupted after {progress.count} of {len(todo)} jobs: the report is '
+                     f'written; rerun to go on')
+            raise
         finally:
+            for future in in_flight:
+                future.cancel()
             pool.shutdown(wait=True, cancel_futures=True)
-        return save()
+            # The jobs that ended while the run stopped are recorded too.
+            for future, job in in_flight.items():
+                if future.done() and not future.cancelled() and future.exception() is None:
+                    record(job, future.result())
+            progress.finish()
+            try:
+                journal.close()
+                report = self._report(jobs, state, recorded)
+            except OSError as e:
+                if finished:
+                    raise
+                # The run is already stopping for another reason (a full disk...): that one
+                # is raised; the journal keeps what was recorded.
+                self.log(f'{self.names.report()}: not written ({e.strerror or e})')
+        return report
+
+
+IN_FLIGHT_PER_WORKER = 2  # jobs submitted but not finished, per worker: memory flat in the jobs
+
+
+class Journal:
+    """``output/journal.jsonl``: one JSON line per finished job, ``{"job": name, "done": true}``
+    or ``{"job": name, "failed": error}``; the last line of a job wins.
+
+    Each record is one ``write`` to the file (so a killed process loses at most the job that
+    was ending); the file is fsynced every ``GROUP_RECORDS`` records or ``GROUP_SECONDS``, and
+    when closed. A run starts by rewriting it compacted (``rewrite``), atomically."""
+
+    GROUP_RECORDS = 256
+    GROUP_SECONDS = 1.0
+
+    def __init__(self, path: str):
+        self.path = path
+        self._fd = None
+        self._unsynced = 0
+        self._synced_at = time.monotonic()
+
+    @staticmethod
+    def read(path: str, log=None) -> dict:
+        """{job name: None if done, else its error}. A line that is not a whole record (a
+        process killed mid-write, a hand edit) is ignored, with a note through ``log``: its
+        job is redone. WorkspaceError if the file cannot be read at all."""
+        state, bad = {}, []
+        try:
+            with open(path, 'rb') as f:
+                for number, line in enumerate(f, start=1):
+                    if not line.strip():
+                        continue
+                    entry = _journal_entry(line)
+                    if entry is None:
+                        bad.append(number)
+                    else:
+                        state[entry[0]] = entry[1]
+        except OSError as e:
+            raise WorkspaceError(f'{path}: cannot read the journal ({e.strerror or e})') from None
+        if bad and log is not None:
+            log(f'{path}: ignored {len(bad)} unreadable line{"s" * (len(bad) > 1)} (line '
+                f'{", ".join(map(str, bad[:5]))}{", ..." * (len(bad) > 5)}); their jobs are '
+                f'redone')
+        return state
+
+    def rewrite(self, state: dict) -> None:
+        """Replaces the file with one record per job of ``state``, then opens it to append."""
+        with fileio.atomic_writer(self.path, 'wb') as f:
+            for name, problem in state.items():
+                f.write(_journal_line(name, problem))
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
+        self._synced_at = time.monotonic()
+
+    def record(self, name: str, problem: str | None) -> None:
+        """Appends a job's record (``problem`` None: done); fsyncs when a group is full."""
+        data = _journal_line(name, problem)
+        while data:
+            data = data[os.write(self._fd, data):]
+        self._unsynced += 1
+        if (self._unsynced >= self.GROUP_RECORDS
+                or time.monotonic() - self._synced_at >= self.GROUP_SECONDS):
+            self.sync()
+
+    def sync(self) -> None:
+        """fsyncs the records appended so far."""
+        if self._fd is not None and self._unsynced:
+            os.fsync(self._fd)
+        self._unsynced = 0
+        self._synced_at = time.monotonic()
+
+    def close(self) -> None:
+        """fsyncs and closes."""
+        if self._fd is not None:
+            try:
+                self.sync()
+            finally:
+                os.close(self._fd)
+                self._fd = None
+
+
+def _journal_line(name, problem):
+    entry = {'job': name, 'done': True} if problem is None else {'job': name, 'failed': problem}
+    return (json.dumps(entry) + '\n').encode('ascii')
+
+
+def _journal_entry(line):
+    """(name, None or error) of one journal line, or None for a line that is not a record."""
+    try:
+        entry = json.loads(line)
+    except ValueError:  # also UnicodeDecodeError
+        return None
+    if not isinstance(entry, dict) or not isinstance(entry.get('job'), str):
+        return None
+    if entry.get('done') is True and 'failed' not in entry:
+        return entry['job'], None
+    if isinstance(entry.get('failed'), str) and 'done' not in entry:
+        return entry['job'], entry['failed']
+    return None
 
 
 class _RunnerFaultError(Exception):
@@ -539,22 +700,67 @@ def _bundle(frame, image, parse, frame_name):
 
 
 class Progress:
-    """A progress line per finished job: bar, count, rate, ETA and failures so far."""
+    """The batch's progress: count, jobs/s, ETA and failures. On a terminal (``terminal``, a
+    stream) one line redrawn in place (``\\r``) at most every ``REDRAW_SECONDS``; otherwise a
+    line through ``log`` every ``EVERY_JOBS`` jobs or ``EVERY_SECONDS``, and the last."""
 
     WIDTH = 24
+    EVERY_JOBS = 100
+    EVERY_SECONDS = 30.0
+    REDRAW_SECONDS = 0.2
 
-    def __init__(self, total, log):
-        self.total, self.log = total, log
-        self.count = 0
-        self.started = time.monotonic()
+    def __init__(self, total, log, terminal=None):
+        self.total, self.log, self.terminal = total, log, terminal
+        self.count = self.failures = 0
+        self.started = self._shown_at = time.monotonic()
+        self._shown = 0  # the count last shown
+        self._drawn = 0  # the length of the line on the terminal
 
-    def step(self, name: str, ok: bool, failures: int) -> None:
-        """Counts one finished job and logs the progress line."""
+    def step(self, ok: bool) -> None:
+        """Counts one finished job; shows the line when it is due."""
         self.count += 1
-        elapsed = time.monotonic() - self.started
+        self.failures += not ok
+        now = time.monotonic()
+        if self.terminal is not None:
+            due = now - self._shown_at >= self.REDRAW_SECONDS
+        else:
+            due = (self.count % self.EVERY_JOBS == 0
+                   or now - self._shown_at >= self.EVERY_SECONDS)
+        if due or self.count == self.total:
+            self._show(now)
+
+    def finish(self) -> None:
+        """The last count shown (if it was not), and the terminal's line ended."""
+        if self.count != self._shown:
+            self._show(time.monotonic())
+        if self._drawn:
+            self.terminal.write('\n')
+            self.terminal.flush()
+            self._drawn = 0
+
+    def line(self, now: float | None = None) -> str:
+        """The progress line."""
+        elapsed = (time.monotonic() if now is None else now) - self.started
         rate = self.count / elapsed if elapsed > 0 else 0.0
-        eta = (self.total - self.count) / rate if rate else 0.0
+        eta = _duration((self.total - self.count) / rate) if rate else '?'
         filled = round(self.WIDTH * self.count / max(self.total, 1))
-        self.log(f'[{"#" * filled}{"." * (self.WIDTH - filled)}] {self.count}/{self.total} '
-                 f'{name} {"ok" if ok else "FAILED"} | {rate:.2f} jobs/s, ETA {eta:.0f} s, '
-                 f'{failures} failed')
+        return (f'[{"#" * filled}{"." * (self.WIDTH - filled)}] {self.count}/{self.total} | '
+                f'{rate:.2f} jobs/s, ETA {eta}, {self.failures} failed')
+
+    def _show(self, now):
+        self._shown, self._shown_at = self.count, now
+        line = self.line(now)
+        if self.terminal is None:
+            self.log(line)
+            return
+        self.terminal.write('\r' + line.ljust(self._drawn))
+        self.terminal.flush()
+        self._drawn = len(line)
+
+
+def _duration(seconds):
+    if seconds < 100:
+        return f'{seconds:.0f} s'
+    if seconds < 6000:
+        return f'{seconds / 60:.0f} min'
+    return f'{seconds / 3600:.1f} h'

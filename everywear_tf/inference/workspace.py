@@ -19,6 +19,7 @@ The workspace layout is the Everywear document's, names included (BUILD.md §11)
     output/final_lower_images/<worn>_<garment>_final.png
     output/final_images/<job>_final.png
     output/report.json
+    output/journal.jsonl                    one JSON line per finished job (done or failed)
 
 Nothing else in the package spells these names.
 """
@@ -72,6 +73,7 @@ AFTER_BUNDLE = '_1_pkl.pkl'  # that frame after the try-on
 _FINAL_SINGLE = {spec.BODY_FRAME: 'final_lower_images', spec.UPPER_FRAME: 'final_upper_images'}
 FINAL_IMAGES = 'final_images'
 REPORT = 'report.json'
+JOURNAL = 'journal.jsonl'  # output/: the batch's append-only record of finished jobs
 LOCK = '.everywear-batch.lock'
 
 
@@ -179,6 +181,10 @@ class Workspace:
     def report(self) -> str:
         """output/report.json."""
         return self.path(OUTPUT, REPORT)
+
+    def journal(self) -> str:
+        """output/journal.jsonl: one JSON line per finished job, appended as jobs finish."""
+        return self.path(OUTPUT, JOURNAL)
 
     def lock(self) -> str:
         """The lock file of the run using this workspace."""
