@@ -172,7 +172,8 @@ def evaluate(chain, dataset, output_dir=None, batch_size=8, limit=None, log=None
         items = [dataset.read(i) for i in range(start, min(start + batch_size, count))]
         inputs = {k: np.stack([item[k] for item in items]) for k in spec.MODULE_INPUTS[spec.GMM]}
         target = np.stack([item.get(TARGET_PERSON, item[spec.PERSON]) for item in items])
-        target_parse = np.stack([item.get(TARGET_PARSE, item[spec.PARSE]) for item in items])
+        target_parse = np.stack([item.get(TARGET_PARSE, item.get(spec.TRUE_PARSE, item[spec.PARSE]))
+                                 for item in items])
         region = np.isin(target_parse, labels)
         outputs = chain(inputs)
         model = {**image_metrics(outputs[spec.TRYON], target),

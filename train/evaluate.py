@@ -47,6 +47,10 @@ _MEAN_WARP_MODE = flags.DEFINE_string('mean_warp_mode', 'train', 'CP-VTON layout
 _MEAN_WARP_ITEMS = flags.DEFINE_integer('mean_warp_items', 200, 'Items of that split averaged '
                                         '(0: no mean-warp baseline).', lower_bound=0)
 flags.mark_flags_as_required(['category', 'weights_root', 'dataset_root'])
+_ESTIMATED = flags.DEFINE_bool('estimated_inputs', False, 'CP-VTON layout: the networks are given '
+                               "the photo front end's pose and parse (<mode>/pose-estimated/, "
+                               '<mode>/image-parse-estimated/, from train/estimate_synthetic.py), '
+                               'as the pipeline is; scored against the drawn truth.')
 
 
 def main(argv):
@@ -61,12 +65,13 @@ def main(argv):
         else:
             dataset = datasets.CpVtonDataset(_DATASET_ROOT.value, _MODE.value, _PAIRS.value,
                                              targets=tuple(_TARGETS.value) if _TARGETS.value
-                                             else None)
+                                             else None, estimated_inputs=_ESTIMATED.value)
         chain = chain_lib.Chain.from_models(_CATEGORY.value, *models)
         average = None
         if _MEAN_WARP_ITEMS.value and _LAYOUT.value == 'cpvton':
             average = evaluate.mean_grid(
-                    chain, datasets.CpVtonDataset(_DATASET_ROOT.value, _MEAN_WARP_MODE.value),
+                    chain, datasets.CpVtonDataset(_DATASET_ROOT.value, _MEAN_WARP_MODE.value,
+                                                  estimated_inputs=_ESTIMATED.value),
                     limit=_MEAN_WARP_ITEMS.value, batch_size=_BATCH_SIZE.value)
         summary = evaluate.evaluate(chain, dataset, _OUTPUT_DIR.value, _BATCH_SIZE.value,
                                     _LIMIT.value, log=lambda message: print(message,
