@@ -8,10 +8,13 @@ Input layout and outputs: everywear_tf/inference/batch.py. Rerun the same comman
 interruption: finished jobs are skipped. Failed jobs are listed in <workspace>/output/report.json
 and make the exit status 1; the others complete. What would fail every job (a workspace that
 cannot be written, ids whose names collide, a missing weights root, an unreachable server) is
-one error before any job: "everywear-batch: error: ...", exit status 1.
+one error before any job: "everywear-batch: error: ...", exit status 1. Interrupted (Ctrl-C,
+SIGTERM), the run lets the running jobs end, writes report.json and exits with status 130
+(143 for SIGTERM); rerun to go on.
 """
 
 import os
+import signal
 import sys
 
 from everywear_tf.cli import app as command
@@ -62,6 +65,7 @@ def main(argv):
         print(f'everywear-batch: error: {e}', file=sys.stderr)
         return 1
     workers = _WORKERS.value or (4 if _SERVER.value else 1)
+    signal.signal(signal.SIGTERM, _terminated)
     try:
         # Checked once before any job (Batch.run): the workspace, its lock, the jobs' names,
         # and the backend (weights root, export or server) for the categories the jobs need.
@@ -72,10 +76,26 @@ def main(argv):
     except errors.EverywearError as e:
         print(f'everywear-batch: error: {e}', file=sys.stderr)
         return 1
+    except _Terminated:
+        print('everywear-batch: terminated (SIGTERM); rerun to go on', file=sys.stderr)
+        return 128 + signal.SIGTERM
+    except KeyboardInterrupt:
+        print('everywear-batch: interrupted; rerun to go on', file=sys.stderr)
+        return 130
     failed = report['failed']
     print(f'{report["total"] - len(failed)} of {report["total"]} jobs done; '
           f'{len(failed)} failed (see {workspace.Workspace(_WORKSPACE.value).report()})')
     return 1 if failed else 0
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread: the batch stops as on Ctrl-C (report written)."""
+
+
+def _terminated(signum, frame):
+    del frame
+    signal.signal(signum, signal.SIG_IGN)  # a second SIGTERM does not cut the report short
+    raise _Terminated()
 
 
 def run():

@@ -45,6 +45,7 @@ import dataclasses
 import errno
 import json
 import os
+import queue as queue_lib
 import re
 import sys
 import threading
@@ -518,6 +519,7 @@ class Batch:
         progress = Progress(len(todo), self.log, terminal=terminal)
         pool = concurrent.futures.ThreadPoolExecutor(self.workers)
         in_flight = {}  # future -> job; at most IN_FLIGHT_PER_WORKER * workers at a time
+        ended = queue_lib.SimpleQueue()  # the futures of in_flight that are done, as they end
         queue = iter(todo)
         finished = False
 
@@ -532,11 +534,15 @@ class Batch:
                     job = next(queue, None)
                     if job is None:
                         break
-                    in_flight[pool.submit(self._attempt, job)] = job
+                    future = pool.submit(self._attempt, job)
+                    in_flight[future] = job
+                    future.add_done_callback(ended.put)
                 if not in_flight:
                     break
-                ready, _ = concurrent.futures.wait(
-                        in_flight, return_when=concurrent.futures.FIRST_COMPLETED)
+                ready = [ended.get()]  # the first job to end, and any others that have
+                with contextlib.suppress(queue_lib.Empty):
+                    while True:
+                        ready.append(ended.get_nowait())
                 for future in ready:
                     job = in_flight.pop(future)
                     try:
