@@ -23,7 +23,7 @@ LAYERS = (
         ('serving', {'serving'}),
         ('inference', {'inference'}),
         ('evaluate', {'evaluate'}),
-        ('cli', {'cli', 'demo', 'demo_weights'}),
+        ('cli', {'cli', 'demo', 'demo_weights', 'beam'}),
 )
 _LAYER_OF = {name: index for index, (_, names) in enumerate(LAYERS) for name in names}
 

@@ -28,3 +28,10 @@ def test_the_version_has_one_source():
     assert _project()['tool']['setuptools']['dynamic']['version'] == {
             'attr': 'everywear_tf.__version__'}
     assert everywear_tf.__version__
+
+
+def test_the_beam_extra_is_pinned_and_the_tests_install_it():
+    extras = _project()['project']['optional-dependencies']
+    assert extras['beam'] == ['apache-beam==2.77.0']  # resolves with the pinned stack
+    assert 'everywear-tf[beam]' in extras['test']  # tests/beam/ run, never skip
+    assert _project()['project']['scripts']['everywear-beam'] == 'everywear_tf.beam.command:run'

@@ -1,0 +1,297 @@
+"""The batch of ``inference/batch.py`` as an Apache Beam pipeline, with RunInference.
+
+The same input directory and workspace layout, the same files byte for byte. The pipeline::
+
+    jobs not done yet
+      → prepare      read the person (the front end where a pose or parse is missing) and the
+                     garments, cut the frame the first garment is tried on
+      → RunInference the chain of that frame (batched, one category per network call)
+      → prepare      paste the result back; for a top over new pants, cut the top's frame of the
+                     dressed person
+      → RunInference the top's chain
+      → write        paste back and write every workspace file (the final image last)
+      → report.json  done and failed jobs (with their errors), as everywear-batch writes it
+
+Every step runs ``Batch.run_job`` of ``inference/batch.py`` itself, with a stand-in backend that
+answers the chain runs RunInference has made and stops the job at the first one it has not, so
+preprocessing, paste-back and the files written are the local runner's own code. A failing job
+(an unreadable photo, a pose that cannot be used, a batch the networks or the server refuse) is
+recorded in the report with its error; the pipeline goes on. A write that fails for a reason every
+job would share (a full disk, a read-only file system) fails the bundle, which Beam retries.
+
+The input directory and the workspace are file system paths every worker sees (local disks for
+the DirectRunner; a shared mount on a cluster). The jobs file may be on any Beam file system
+(``gs://...`` and the like, through ``apache_beam.io.filesystems``).
+"""
+
+import contextlib
+import errno
+import json
+import logging
+import os
+import tempfile
+
+import apache_beam as beam
+from apache_beam.io import filesystems
+from apache_beam.ml.inference import base
+
+from everywear_tf import errors
+from everywear_tf import fileio
+from everywear_tf import spec
+from everywear_tf.beam import handlers
+from everywear_tf.inference import batch as batch_lib
+from everywear_tf.inference import workspace as workspace_lib
+
+# Chain runs one job needs at most: the pants, then the top on the person wearing them.
+STAGES = 2
+_RESULT = 'result'
+
+
+class _NeedsInference(BaseException):
+    """Raised by the stand-in backend at the first chain run it has no outputs for (a
+    BaseException, so no handler of ordinary errors on the way can take it for a failure)."""
+
+    def __init__(self, category, inputs):
+        super().__init__(category)
+        self.category, self.inputs = category, inputs
+
+
+class _Replay:
+    """A backend answering a job's chain runs, in order, with the outputs RunInference made."""
+
+    def __init__(self):
+        self.known, self.used = [], 0
+
+    def start(self, known):
+        """Answers with ``known`` from the next job on."""
+        self.known, self.used = list(known), 0
+
+    def __call__(self, category, inputs):
+        if self.used < len(self.known):
+            self.used += 1
+            return self.known[self.used - 1]
+        raise _NeedsInference(category, inputs)
+
+
+def read_jobs(jobs_file: str | None, input_dir: str) -> list:
+    """The jobs: of ``jobs_file`` (a local path or any Beam file system's URL), else of
+    ``<input_dir>/pairs.txt``, else every person with every garment (``batch.discover_jobs``)."""
+    if jobs_file is None:
+        pairs = workspace_lib.Workspace(None, input_dir).pairs()
+        return (batch_lib.read_jobs(pairs) if os.path.exists(pairs)
+                else batch_lib.discover_jobs(input_dir))
+    if filesystems.FileSystems.get_scheme(jobs_file) in (None, 'file'):
+        return batch_lib.read_jobs(jobs_file)
+    if not filesystems.FileSystems.exists(jobs_file):
+        raise errors.InputNotFoundError(jobs_file, 'no such jobs file')
+    with filesystems.FileSystems.open(jobs_file) as f:
+        data = f.read()
+    with tempfile.TemporaryDirectory(prefix='everywear-jobs.') as directory:
+        local = os.path.join(directory, os.path.basename(jobs_file.rstrip('/')) or 'jobs.txt')
+        with open(local, 'wb') as f:
+            f.write(data)
+        try:
+            jobs = batch_lib.read_jobs(local)
+        except errors.EverywearError as e:
+            raise errors.DatasetError(jobs_file, str(e).replace(local, 'the file')) from None
+    return [batch_lib.Job(job.person, job.top, job.bottom,
+                          source=job.source.replace(local, jobs_file)) for job in jobs]
+
+
+# Write failures that are the workspace's, not a job's (every job would meet them).
+_RUNNER_FAULTS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS}
+
+
+def _problem(error):
+    return f'{type(error).__name__}: {error}'.strip()
+
+
+class _Prepare(beam.DoFn):
+    """Runs a job as far as the chain runs made so far take it: yields the next chain run it
+    needs (main output), or on the 'result' output (job name, None) when it wrote everything
+    or (job name, error) when it failed."""
+
+    def __init__(self, settings, last):
+        self.settings, self.last = settings, last
+
+    def setup(self):
+        self.replay = _Replay()
+        input_dir, workspace, options = self.settings
+        self.batch = batch_lib.Batch(input_dir, workspace, self.replay,
+                                     log=logging.getLogger(__name__).info, **options)
+
+    def process(self, state):
+        job, known = state
+        self.replay.start(known)
+        try:
+            self.batch.run_job(job)
+        except _NeedsInference as needed:
+            if self.last:
+                yield beam.pvalue.TaggedOutput(_RESULT, (job.name, (
+                        f'EverywearError: the job needs more than {STAGES} try-ons')))
+                return
+            yield job.name, handlers.Request(job, known, needed.category, needed.inputs)
+            return
+        except OSError as e:
+            if e.errno in _RUNNER_FAULTS:
+                raise  # the bundle fails (Beam retries it), the job is not to blame
+            yield beam.pvalue.TaggedOutput(_RESULT, (job.name, _problem(e)))
+            return
+        except Exception as e:
+            yield beam.pvalue.TaggedOutput(_RESULT, (job.name, _problem(e)))
+            return
+        yield beam.pvalue.TaggedOutput(_RESULT, (job.name, None))
+
+
+def _after(keyed):
+    """(job, known) for the next step, from RunInference's (name, PredictionResult)."""
+    _, prediction = keyed
+    request = prediction.example
+    return request.job, request.known + [prediction.inference]
+
+
+def _refused(failed):
+    """(job name, error) for each job of a batch RunInference could not run."""
+    batch, error = failed
+    if isinstance(error, tuple):  # Beam's (type, repr, traceback)
+        kind, text = error[0], error[1]
+        message = f'{getattr(kind, "__name__", kind)}: {text}'
+    else:
+        message = _problem(error)
+    for name, _ in batch:
+        yield name, f'the networks failed on a batch of {len(batch)}: {message}'
+
+
+class _WriteReport(beam.DoFn):
+    """report.json (as ``Batch.run`` writes it) from every result of the run."""
+
+    def __init__(self, workspace, jobs, earlier, failed_before):
+        self.workspace, self.jobs = workspace, jobs
+        self.earlier, self.failed_before = earlier, failed_before
+
+    def process(self, results):
+        names = workspace_lib.Workspace(self.workspace)
+        failed = dict(self.failed_before)
+        for name, problem in sorted(results):
+            if problem is None:
+                failed.pop(name, None)
+            else:
+                failed[name] = problem
+        recorded = {job.name: [job.person, job.top, job.bottom]
+                    for job in list(self.earlier) + list(self.jobs)}
+        done = [job.name for job in self.jobs if os.path.isfile(names.final(job.name))]
+        finished = set(done)
+        report = {'total': len(self.jobs), 'done': done,
+                  'failed': {k: failed[k] for k in sorted(failed) if k not in finished},
+                  'jobs': {k: recorded[k] for k in sorted(recorded)}}
+        fileio.atomic_write_bytes(names.report(), json.dumps(report, indent=1).encode())
+        yield report
+
+
+def _earlier(report_path):
+    """(jobs, failed) an earlier run recorded in report.json (none if missing or unreadable)."""
+    with contextlib.suppress(Exception):
+        with open(report_path, encoding='utf-8') as f:
+            report = json.load(f)
+        jobs = [batch_lib.Job(*fields) for fields in report.get('jobs', {}).values()
+                if isinstance(fields, list) and len(fields) == 3
+                and all(isinstance(v, str) for v in fields)]
+        failed = {k: v for k, v in dict(report.get('failed', {})).items()
+                  if isinstance(k, str) and isinstance(v, str)}
+        return jobs, failed
+    return [], {}
+
+
+def _categories(names, jobs):
+    """The categories whose garment folders hold a garment of ``jobs`` (an unknown garment
+    fails its own job)."""
+    wanted = {garment for job in jobs for garment in (job.top, job.bottom)
+              if garment != batch_lib.NONE}
+    needed = []
+    for category in spec.CATEGORIES:
+        directory = names.garments_dir(category)
+        present = ({os.path.splitext(name)[0] for name in os.listdir(directory)}
+                   if os.path.isdir(directory) else set())
+        if present & wanted:
+            needed.append(category)
+    return needed
+
+
+def build(root: beam.Pipeline, input_dir: str, workspace: str, jobs: list, handler,
+          read_options: dict | None = None, earlier=(), failed_before=None):
+    """Adds the batch to the pipeline ``root``: ``jobs`` not done yet, through ``handler``
+    (``handlers.ChainModelHandler`` or ``handlers.ServingModelHandler``), into ``workspace``.
+    Returns the PCollection of the one report written."""
+    settings = (input_dir, workspace, dict(read_options or {}))
+    probe = batch_lib.Batch(input_dir, workspace, _Replay(), log=lambda message: None)
+    todo = [job for job in jobs if not os.path.isfile(probe.final_path(job))]
+    keyed = base.KeyedModelHandler(handler)
+    results = []
+    state = root | 'jobs' >> beam.Create([(job, []) for job in todo])
+    for stage in range(STAGES + 1):
+        last = stage == STAGES
+        stepped = state | f'prepare {stage}' >> beam.ParDo(_Prepare(settings, last)).with_outputs(
+                _RESULT, main='needs')
+        results.append(stepped[_RESULT])
+        if last:
+            break
+        # Both steps share the networks loaded in a process (handlers._shared_backend).
+        inferred, dead = (stepped.needs | f'chain {stage}' >> base.RunInference(keyed)
+                          .with_exception_handling())
+        results.append(dead.failed_inferences | f'refused {stage}' >> beam.FlatMap(_refused))
+        state = inferred | f'next {stage}' >> beam.Map(_after)
+    return (results | 'results' >> beam.Flatten()
+            | 'all' >> beam.combiners.ToList()
+            | 'report' >> beam.ParDo(_WriteReport(workspace, jobs, list(earlier),
+                                                  failed_before or {})))
+
+
+class WorkspaceError(errors.EverywearError):
+    """The batch cannot run in this workspace (locked by another run, not writable)."""
+
+
+def run(input_dir: str, workspace: str, jobs: list, handler, options=None,
+        read_options: dict | None = None, log=None) -> dict:
+    """Runs the batch on Beam (``options``: ``PipelineOptions``; the DirectRunner by default)
+    and returns the report (also written as report.json).
+
+    Before the pipeline, as ``everywear-batch`` does: the workspace locked for the run (one
+    run per workspace), temporaries of an interrupted run removed, the jobs' names checked
+    against those of earlier runs (``batch.check_names``), the networks checked for the
+    categories the jobs need (``handler.check``, if it has one: pipeline.SetupError). Jobs whose
+    final image exists are skipped."""
+    log = log or logging.getLogger(__name__).info
+    if not os.path.isdir(input_dir):
+        raise WorkspaceError(f'{input_dir}: the input directory does not exist')
+    names = workspace_lib.Workspace(workspace, input_dir)
+    if os.path.lexists(workspace) and not os.path.isdir(workspace):
+        raise WorkspaceError(f'{workspace}: the workspace exists and is not a directory')
+    try:
+        os.makedirs(os.path.dirname(names.report()), exist_ok=True)
+        fileio.check_writable(os.path.dirname(names.report()))
+    except OSError as e:
+        raise WorkspaceError(f'{workspace}: cannot write the workspace there '
+                             f'({e.strerror or e})') from None
+    try:
+        with fileio.exclusive_lock(names.lock()):
+            removed = fileio.remove_stale_temporaries(workspace)
+            if removed:
+                log(f'removed {removed} temporary files of an interrupted run')
+            earlier, failed_before = _earlier(names.report())
+            batch_lib.check_names(jobs, earlier)
+            check = getattr(handler, 'check', None)
+            if check is not None:
+                needed = _categories(names, [job for job in jobs
+                                             if not os.path.isfile(names.final(job.name))])
+                if needed:
+                    check(needed)
+            with beam.Pipeline(options=options) as root:
+                build(root, input_dir, workspace, jobs, handler, read_options, earlier,
+                      failed_before)
+    except fileio.LockBusyError:
+        raise WorkspaceError(f'{workspace}: another batch run is using this workspace') from None
+    except fileio.LockFileError as e:
+        raise WorkspaceError(str(e)) from None
+    with open(names.report(), encoding='utf-8') as f:
+        return json.load(f)
+

@@ -1,0 +1,273 @@
+"""The batch on Apache Beam (DirectRunner): the demo inputs and a few bad ones give the local
+runner's workspace byte for byte and the same failures, with the networks in two worker
+processes (exported SavedModels) and through the dev server; a rerun skips what is done; a batch
+the networks refuse fails its jobs, not the pipeline."""
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from apache_beam.ml.inference import base
+from apache_beam.options import pipeline_options
+
+from everywear_tf import demo
+from everywear_tf import demo_weights
+from everywear_tf import spec
+from everywear_tf import weights
+from everywear_tf.beam import batch as beam_batch
+from everywear_tf.beam import handlers
+from everywear_tf.data import images
+from everywear_tf.data import keypoints as keypoint_files
+from everywear_tf.data import parsing
+from everywear_tf.export import exporter
+from everywear_tf.inference import batch
+from everywear_tf.inference import pipeline
+from everywear_tf.inference import preprocess
+from everywear_tf.serving import config as serving_config
+from everywear_tf.serving import dev_server
+
+# Subprocesses and servers: not in the fast loop (pytest -m 'not slow').
+pytestmark = pytest.mark.slow
+
+CATEGORIES = (spec.MEN_TSHIRTS, spec.MEN_PANTS)
+GOOD = [('photo_0', 'tshirt_1', 'pants_1'), ('person_0', 'tshirt_1', '-'),
+        ('person_0', '-', 'pants_1'), ('photo_0', '-', 'pants_1')]
+# job: words of its error
+BAD = {('corrupt_0', 'tshirt_1', '-'): 'not a decodable image',
+       ('notjson_0', '-', 'pants_1'): 'notjson_0_keypoints.json',
+       ('noshoulders_0', 'tshirt_1', '-'): 'both shoulders are needed',
+       ('badparse_0', 'tshirt_1', '-'): 'aspect ratio',
+       ('person_0', 'missing_1', '-'): "no garment 'missing_1'",
+       ('person_0', 'pants_1', '-'): 'not an upper garment'}
+
+
+def _name(job):
+    return '_'.join(job)
+
+
+def _demo_person(persons, person_id, photo=demo.PERSON, pose=demo.PERSON_POSE,
+                 parse=demo.PERSON_PARSE):
+    shutil.copy(photo, persons / (person_id + os.path.splitext(photo)[1]))
+    shutil.copy(pose, persons / f'{person_id}_keypoints.json')
+    shutil.copy(parse, persons / f'{person_id}_parse.png')
+
+
+@pytest.fixture(scope='module')
+def source(tmp_path_factory):
+    root = tmp_path_factory.mktemp('in')
+    persons = root / 'persons'
+    persons.mkdir()
+    _demo_person(persons, 'photo_0', demo.PHOTO, demo.PHOTO_POSE, demo.PHOTO_PARSE)
+    for person in ('person_0', 'corrupt_0', 'notjson_0', 'noshoulders_0', 'badparse_0'):
+        _demo_person(persons, person)
+    (persons / 'corrupt_0.png').unlink()
+    (persons / 'corrupt_0.jpg').write_bytes(b'\xff\xd8\xff\xe0 not a jpeg')
+    (persons / 'notjson_0_keypoints.json').write_text('{"people": [')
+    keypoints = keypoint_files.read_keypoints(demo.PERSON_POSE)
+    keypoints[[keypoint_files.R_SHOULDER, keypoint_files.L_SHOULDER]] = 0
+    keypoint_files.write_everywear_pose(persons / 'noshoulders_0_keypoints.json', keypoints,
+                                        spec.FRAME_SHAPE)
+    shutil.copy(demo.PHOTO_PARSE, persons / 'badparse_0_parse.png')  # square, photo is 4:3
+    for category, photo, mask, garment in ((spec.MEN_TSHIRTS, demo.TSHIRT, demo.TSHIRT_MASK,
+                                            'tshirt_1'),
+                                           (spec.MEN_PANTS, demo.PANTS, demo.PANTS_MASK,
+                                            'pants_1')):
+        (root / 'garments' / category).mkdir(parents=True)
+        shutil.copy(photo, root / 'garments' / category / f'{garment}.png')
+        shutil.copy(mask, root / 'garments' / category / f'{garment}_mask.png')
+    (root / 'pairs.txt').write_text(''.join(f'{" ".join(job)}\n' for job in GOOD + list(BAD)))
+    return root
+
+
+@pytest.fixture(scope='module')
+def exported(tmp_path_factory):
+    base_path = tmp_path_factory.mktemp('exported')
+    for category in CATEGORIES:
+        for module in spec.MODULES:
+            name = spec.model_name(module, category)
+            exporter.export(weights.load(os.path.join(demo_weights.DIRECTORY, name)),
+                            base_path, name)
+    return base_path
+
+
+@pytest.fixture(scope='module')
+def local(source, tmp_path_factory):
+    """The local runner's workspace and report over the same jobs."""
+    work = tmp_path_factory.mktemp('local')
+    report = batch.Batch(str(source), str(work), pipeline.LocalBackend(demo_weights.DIRECTORY),
+                         log=lambda m: None).run(batch.read_jobs(source / 'pairs.txt'))
+    return work, report
+
+
+def _files(directory):
+    """{relative path: sha256} of a workspace's results (the bookkeeping left out)."""
+    found = {}
+    for root, _, names in os.walk(directory):
+        for name in names:
+            if name in ('report.json', 'journal.jsonl') or name.startswith('.everywear'):
+                continue
+            path = os.path.join(root, name)
+            with open(path, 'rb') as f:
+                found[os.path.relpath(path, directory)] = hashlib.sha256(f.read()).hexdigest()
+    return found
+
+
+def _mtimes(directory):
+    return {os.path.join(root, name): os.stat(os.path.join(root, name)).st_mtime_ns
+            for root, _, names in os.walk(directory) for name in names
+            if name != 'report.json'}
+
+
+def _check_same_as_local(report, work, local):
+    local_work, local_report = local
+    assert sorted(local_report['failed']) == sorted(_name(job) for job in BAD)
+    for job, words in BAD.items():
+        assert words in report['failed'][_name(job)], (job, report['failed'][_name(job)])
+        # The same error; the local runner adds the inputs it found to untyped errors.
+        assert local_report['failed'][_name(job)].startswith(report['failed'][_name(job)])
+    assert report['done'] == local_report['done'] == [_name(job) for job in GOOD]
+    assert report['total'] == local_report['total'] and report['jobs'] == local_report['jobs']
+    mine, theirs = _files(work), _files(local_work)
+    assert len(theirs) > 60
+    assert sorted(mine) == sorted(theirs)
+    assert [path for path in mine if mine[path] != theirs[path]] == []
+
+
+def _options(*extra):
+    return pipeline_options.PipelineOptions(['--runner=DirectRunner', *extra])
+
+
+def test_two_worker_processes_equal_the_local_runner_and_a_rerun_skips(source, exported, local,
+                                                                       tmp_path):
+    work = tmp_path / 'ws'
+    options = _options('--direct_num_workers=2', '--direct_running_mode=multi_processing')
+    handler = handlers.ChainModelHandler(saved_models=str(exported))
+    jobs = beam_batch.read_jobs(None, str(source))
+    report = beam_batch.run(str(source), str(work), jobs, handler, options)
+    _check_same_as_local(report, work, local)
+    assert json.loads((work / 'output' / 'report.json').read_text()) == report
+    # A rerun writes no result again; the failed jobs are tried again and fail the same way.
+    before = _mtimes(work)
+    again = beam_batch.run(str(source), str(work), jobs, handler, options)
+    assert again == report
+    assert _mtimes(work) == before
+
+
+def test_the_remote_handler_through_the_dev_server_equals_the_local_runner(source, exported,
+                                                                           local, tmp_path):
+    names = [spec.model_name(module, category) for category in CATEGORIES
+             for module in spec.MODULES]
+    server = dev_server.DevServer(serving_config.serving_config(str(exported), names),
+                                  file_system_poll_seconds=0).start()
+    try:
+        handler = handlers.ServingModelHandler(f'127.0.0.1:{server.grpc_port}')
+        report = beam_batch.run(str(source), str(tmp_path / 'ws'),
+                                batch.read_jobs(source / 'pairs.txt'), handler, _options())
+    finally:
+        server.stop()
+    _check_same_as_local(report, tmp_path / 'ws', local)
+
+
+class _RefusingBackend:
+    """GMM signature inputs → constant outputs; every men_tshirts batch is refused."""
+
+    def __call__(self, category, inputs):
+        if category == spec.MEN_TSHIRTS:
+            raise RuntimeError('the server said no')
+        count = len(inputs[spec.PERSON])
+        image = np.full((count,) + spec.FRAME_SHAPE + (3,), 90, np.uint8)
+        mask = np.full((count,) + spec.FRAME_SHAPE, 255, np.uint8)
+        return {spec.TRYON: image, spec.COARSE: image, spec.WARPED_CLOTH: image,
+                spec.CLOTHING_MASK: mask, spec.EDM_MASK: mask, spec.WARPED_MASK: mask,
+                spec.TPS_MASK: mask}
+
+
+class _RefusingHandler(base.ModelHandler):
+    def load_model(self):
+        return _RefusingBackend()
+
+    def run_inference(self, batch, model, inference_args=None):
+        return handlers.run_requests(model, batch)
+
+
+def test_a_batch_the_networks_refuse_fails_its_jobs_and_the_pipeline_goes_on(source, tmp_path):
+    jobs = [batch.Job('person_0', 'tshirt_1', '-'), batch.Job('person_0', '-', 'pants_1'),
+            batch.Job('photo_0', 'tshirt_1', 'pants_1')]
+    report = beam_batch.run(str(source), str(tmp_path / 'ws'), jobs, _RefusingHandler(),
+                            _options())
+    assert report['done'] == ['person_0_-_pants_1']
+    assert sorted(report['failed']) == ['person_0_tshirt_1_-', 'photo_0_tshirt_1_pants_1']
+    for problem in report['failed'].values():
+        assert 'the server said no' in problem and 'RuntimeError' in problem, problem
+    # The outfit's pants were tried on (its stage files) but the job is not done.
+    assert not (tmp_path / 'ws' / 'output' / 'final_images' /
+                'photo_0_tshirt_1_pants_1_final.png').exists()
+
+
+def test_names_colliding_with_an_earlier_run_are_refused(source, tmp_path):
+    work = tmp_path / 'ws'
+    (work / 'output').mkdir(parents=True)
+    (work / 'output' / 'report.json').write_text(json.dumps(
+            {'jobs': {'person_0_a_b_1_-': ['person_0', 'a_b_1', '-']}}))
+    with pytest.raises(Exception, match='collide'):
+        beam_batch.run(str(source), str(work), [batch.Job('person_0_a', 'b_1', '-')],
+                       _RefusingHandler(), _options())
+
+
+def test_a_stacked_batch_gives_each_frame_its_outputs_up_to_rounding(source, exported):
+    backend = pipeline.SavedModelBackend(str(exported), log=lambda m: None)
+    garments = {spec.MEN_TSHIRTS: (demo.TSHIRT, demo.TSHIRT_MASK),
+                spec.MEN_PANTS: (demo.PANTS, demo.PANTS_MASK)}
+    photo = images.read_image(demo.PHOTO)
+    parse = parsing.read_parse(demo.PHOTO_PARSE)
+    keypoints = keypoint_files.read_keypoints(demo.PHOTO_POSE, image_size=photo.shape[:2])
+    requests = []
+    for shift, category in enumerate((spec.MEN_TSHIRTS, spec.MEN_PANTS, spec.MEN_TSHIRTS,
+                                      spec.MEN_TSHIRTS, spec.MEN_PANTS)):
+        frame = preprocess.frame_for(category, np.roll(photo, 9 * shift, axis=1), parse,
+                                     keypoints)
+        garment, mask = images.read_garment(*garments[category])
+        requests.append(handlers.Request(None, [], category,
+                                         preprocess.signature_inputs(frame, garment, mask)))
+    together = handlers.run_requests(backend, requests)
+    assert [result.example for result in together] == requests
+    for request, result in zip(requests, together):
+        alone = backend(request.category, request.inputs)
+        assert sorted(alone) == sorted(result.inference)
+        for key, value in alone.items():
+            got = result.inference[key]
+            assert value.shape == got.shape and value.shape[0] == 1
+            # oneDNN's kernels may round a few pixels of a stacked batch one level apart from
+            # the frame alone (measured: EDM's outputs, 1 pixel in 49152); hence the default
+            # batch of 1, which gives the local runner's bytes.
+            difference = np.abs(got.astype(np.float64) - value)
+            assert difference.max() <= (1 if value.dtype == np.uint8 else 1e-4), key
+            assert np.mean(difference > 0) < 1e-3, key
+
+
+def test_the_command_reports_its_jobs(source, tmp_path):
+    jobs = tmp_path / 'jobs.txt'
+    jobs.write_text('person_0 tshirt_1 -\ncorrupt_0 tshirt_1 -\n')
+    done = subprocess.run([sys.executable, '-m', 'everywear_tf.beam.command',
+                           f'--input_dir={source}', f'--workspace={tmp_path / "ws"}',
+                           f'--jobs={jobs}', '--direct_running_mode=in_memory', '--',
+                           '--direct_num_workers=1'],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1, done.stderr
+    assert '1 of 2 jobs done; 1 failed' in done.stdout
+    report = json.loads((tmp_path / 'ws' / 'output' / 'report.json').read_text())
+    assert report['done'] == ['person_0_tshirt_1_-']
+    assert 'not a decodable image' in report['failed']['corrupt_0_tshirt_1_-']
+    # What would fail every job: one error before the pipeline.
+    refused = subprocess.run([sys.executable, '-m', 'everywear_tf.beam.command',
+                              f'--input_dir={source}', f'--workspace={tmp_path / "ws2"}',
+                              f'--jobs={jobs}', f'--weights_root={tmp_path / "nowhere"}'],
+                             capture_output=True, text=True, timeout=300)
+    assert refused.returncode == 1
+    assert 'everywear-beam: error:' in refused.stderr and 'nowhere' in refused.stderr
+    assert not (tmp_path / 'ws2' / 'output' / 'report.json').exists()
