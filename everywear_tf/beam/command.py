@@ -6,10 +6,10 @@ r"""everywear-beam: the batch of everywear-batch as an Apache Beam pipeline (Run
       --runner=DataflowRunner -- --project=P --region=R --temp_location=gs://B/tmp \
       --sdk_container_image=IMAGE
 
-The same inputs, workspace files and report.json as everywear-batch (BUILD.md §12). The networks
-run in each worker (--saved_models, or --weights_root) or on TF Serving (--server). Arguments
-after "--" are Beam pipeline options, passed as they are. Rerun the same command after an
-interruption: finished jobs are skipped. Failed jobs are listed in <workspace>/output/report.json
+The same inputs, workspace files and report.json as everywear-batch (BUILD.md §13). The
+networks run in each worker (--saved_models, or --weights_root) or on TF Serving (--server).
+Arguments after "--" are Beam pipeline options, passed as they are. Rerun the same command after
+an interruption: finished jobs are skipped. Failed jobs are listed in <workspace>/output/report.json
 and make the exit status 1; what would fail every job is one error before the pipeline runs:
 "everywear-beam: error: ...", exit status 1.
 """

@@ -153,7 +153,7 @@ def test_two_worker_processes_equal_the_local_runner_and_a_rerun_skips(source, e
     assert json.loads((work / 'output' / 'report.json').read_text()) == report
     # A rerun writes no result again; the failed jobs are tried again and fail the same way.
     before = _mtimes(work)
-    again = beam_batch.run(str(source), str(work), jobs, handler, options)
+    again = beam_batch.run(str(source), str(work), jobs, handler, _options())
     assert again == report
     assert _mtimes(work) == before
 
@@ -263,11 +263,14 @@ def test_the_command_reports_its_jobs(source, tmp_path):
     report = json.loads((tmp_path / 'ws' / 'output' / 'report.json').read_text())
     assert report['done'] == ['person_0_tshirt_1_-']
     assert 'not a decodable image' in report['failed']['corrupt_0_tshirt_1_-']
-    # What would fail every job: one error before the pipeline.
-    refused = subprocess.run([sys.executable, '-m', 'everywear_tf.beam.command',
-                              f'--input_dir={source}', f'--workspace={tmp_path / "ws2"}',
-                              f'--jobs={jobs}', f'--weights_root={tmp_path / "nowhere"}'],
-                             capture_output=True, text=True, timeout=300)
-    assert refused.returncode == 1
-    assert 'everywear-beam: error:' in refused.stderr and 'nowhere' in refused.stderr
-    assert not (tmp_path / 'ws2' / 'output' / 'report.json').exists()
+
+
+def test_missing_networks_stop_the_run_before_the_pipeline(source, tmp_path):
+    jobs = [batch.Job('person_0', 'tshirt_1', '-'), batch.Job('person_0', '-', 'pants_1')]
+    for handler in (handlers.ChainModelHandler(weights_root=str(tmp_path / 'nowhere')),
+                    handlers.ChainModelHandler(saved_models=str(tmp_path / 'nowhere')),
+                    handlers.ServingModelHandler('127.0.0.1:1')):
+        with pytest.raises(pipeline.SetupError) as caught:
+            beam_batch.run(str(source), str(tmp_path / 'ws'), jobs, handler, _options())
+        assert 'nowhere' in str(caught.value) or 'no model server answers' in str(caught.value)
+    assert not (tmp_path / 'ws' / 'output' / 'report.json').exists()
