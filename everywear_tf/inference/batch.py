@@ -521,7 +521,7 @@ class Batch:
         in_flight = {}  # future -> job; at most IN_FLIGHT_PER_WORKER * workers at a time
         ended = queue_lib.SimpleQueue()  # the futures of in_flight that are done, as they end
         queue = iter(todo)
-        finished = False
+        finished = interrupted = False
 
         def record(job, problem):
             state[job.name] = problem
@@ -556,8 +556,7 @@ class Batch:
                     record(job, problem)
             finished = True
         except KeyboardInterrupt:
-            self.log(f'interrupted after {progress.count} of {len(todo)} jobs: the report is '
-                     f'written; rerun to go on')
+            interrupted = True
             raise
         finally:
             for future in in_flight:
@@ -577,6 +576,10 @@ class Batch:
                 # The run is already stopping for another reason (a full disk...): that one
                 # is raised; the journal keeps what was recorded.
                 self.log(f'{self.names.report()}: not written ({e.strerror or e})')
+            else:
+                if interrupted:
+                    self.log(f'interrupted after {progress.count} of {len(todo)} jobs: the '
+                             f'report is written; rerun to go on')
         return report
 
 
