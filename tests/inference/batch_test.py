@@ -151,7 +151,9 @@ def test_parallel_jobs_through_the_dev_server_equal_a_local_run(weights_root, tm
     finally:
         server.stop()
     assert report['failed'] == {} and len(report['done']) == 4
-    assert len(lines) == 4 and lines[-1].startswith('[' + '#' * batch.Progress.WIDTH + '] 4/4')
+    # Not a line per job: every Progress.EVERY_JOBS jobs or EVERY_SECONDS, and the last.
+    assert 1 <= len(lines) <= 4 and lines[-1].startswith('[' + '#' * batch.Progress.WIDTH +
+                                                          '] 4/4 | ')
     assert _digest(tmp_path / 'remote') == _digest(tmp_path / 'local')
 
 
@@ -239,7 +241,7 @@ def _digest(directory):
     h = hashlib.sha256()
     for root, _, files in sorted(os.walk(directory)):
         for name in sorted(files):
-            if name == 'report.json':
+            if name in ('report.json', workspace.JOURNAL):  # bookkeeping, in the jobs' order
                 continue
             path = os.path.join(root, name)
             h.update(os.path.relpath(path, directory).encode())
@@ -272,13 +274,43 @@ def test_a_killed_run_resumes_to_the_same_bytes(weights_root, tmp_path):
         time.sleep(0.05)
     killed.send_signal(signal.SIGKILL)
     killed.wait()
-    done_before = len(_finished(finals))  # temporaries of the killed write do not count
-    assert 2 <= done_before < 5
+    # Done: a final image with its journal record (temporaries of the killed write do not count;
+    # an image whose record the kill cut off is redone).
+    journal = tmp_path / 'killed' / 'output' / workspace.JOURNAL
+    recorded = {name for name, problem in batch.Journal.read(str(journal)).items()
+                if problem is None}
+    done_before = len(recorded & {name[:-len('_final.png')] for name in _finished(finals)})
+    assert 1 <= done_before < 5
     resumed = subprocess.run(command + [f'--workspace={tmp_path / "killed"}'],
                              capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert resumed.returncode == 0, resumed.stderr
     assert f'{done_before} of 5 jobs already done' in resumed.stderr
     assert _digest(tmp_path / 'killed') == _digest(tmp_path / 'straight')  # temporaries included
+
+
+def test_sigterm_stops_the_run_with_the_report_written(weights_root, tmp_path):
+    jobs = [(f'p{i}_0', '-', 'jeans_1') for i in range(6)]
+    source = _input_dir(tmp_path / 'in', jobs)
+    for i in range(6):
+        _person(source, f'p{i}_0', (400, 300), seed=i)
+    work = tmp_path / 'ws'
+    child = subprocess.Popen([sys.executable, '-m', 'everywear_tf.cli.batch',
+                              f'--input_dir={source}', f'--weights_root={weights_root}',
+                              f'--workspace={work}'], cwd=ROOT, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    journal = work / 'output' / workspace.JOURNAL
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and not (journal.exists() and journal.read_bytes()):
+        time.sleep(0.05)
+    child.send_signal(signal.SIGTERM)
+    _, stderr = child.communicate(timeout=300)
+    assert child.returncode == 128 + signal.SIGTERM, stderr
+    assert 'everywear-batch: terminated (SIGTERM); rerun to go on' in stderr
+    report = json.loads((work / 'output' / 'report.json').read_text())
+    done = [name for name, problem in batch.Journal.read(str(journal)).items() if problem is None]
+    assert 1 <= len(report['done']) < 6 and sorted(report['done']) == sorted(done)
+    assert sorted(_finished(work / 'output' / 'final_images')) == sorted(
+            f'{name}_final.png' for name in done)
 
 
 def test_one_run_per_workspace_and_stale_temporaries_go(weights_root, tmp_path):
