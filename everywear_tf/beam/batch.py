@@ -163,7 +163,9 @@ def _refused(failed):
 
 
 class _WriteReport(beam.DoFn):
-    """report.json (as ``Batch.run`` writes it) from every result of the run."""
+    """report.json (as ``Batch.run`` writes it) from every result of the run, after the
+    journal (``batch.Journal``) the local runner trusts: this run's jobs merged into it, so an
+    everywear-batch run over the workspace skips what the pipeline finished."""
 
     def __init__(self, workspace, jobs, earlier, failed_before):
         self.workspace, self.jobs = workspace, jobs
@@ -184,6 +186,15 @@ class _WriteReport(beam.DoFn):
         report = {'total': len(self.jobs), 'done': done,
                   'failed': {k: failed[k] for k in sorted(failed) if k not in finished},
                   'jobs': {k: recorded[k] for k in sorted(recorded)}}
+        path = names.journal()
+        state = batch_lib.Journal.read(path) if os.path.isfile(path) else {}
+        state.update(dict.fromkeys(done))
+        state.update(report['failed'])
+        journal = batch_lib.Journal(path)
+        try:
+            journal.rewrite(state)
+        finally:
+            journal.close()
         fileio.atomic_write_bytes(names.report(), json.dumps(report, indent=1).encode())
         yield report
 

@@ -120,7 +120,7 @@ def _files(directory):
 def _mtimes(directory):
     return {os.path.join(root, name): os.stat(os.path.join(root, name)).st_mtime_ns
             for root, _, names in os.walk(directory) for name in names
-            if name != 'report.json'}
+            if name not in ('report.json', 'journal.jsonl')}
 
 
 def _check_same_as_local(report, work, local):
@@ -156,6 +156,12 @@ def test_two_worker_processes_equal_the_local_runner_and_a_rerun_skips(source, e
     again = beam_batch.run(str(source), str(work), jobs, handler, _options())
     assert again == report
     assert _mtimes(work) == before
+    # everywear-batch over the pipeline's workspace trusts its journal: nothing is redone.
+    local_rerun = batch.Batch(str(source), str(work), _RefusingBackend(fail_all=True),
+                              log=lambda m: None).run(jobs)
+    assert local_rerun['done'] == report['done']
+    assert sorted(local_rerun['failed']) == sorted(report['failed'])
+    assert _mtimes(work) == before
 
 
 def test_the_remote_handler_through_the_dev_server_equals_the_local_runner(source, exported,
@@ -174,10 +180,14 @@ def test_the_remote_handler_through_the_dev_server_equals_the_local_runner(sourc
 
 
 class _RefusingBackend:
-    """GMM signature inputs → constant outputs; every men_tshirts batch is refused."""
+    """GMM signature inputs → constant outputs; every men_tshirts batch is refused (every
+    batch with ``fail_all``)."""
+
+    def __init__(self, fail_all=False):
+        self.fail_all = fail_all
 
     def __call__(self, category, inputs):
-        if category == spec.MEN_TSHIRTS:
+        if category == spec.MEN_TSHIRTS or self.fail_all:
             raise RuntimeError('the server said no')
         count = len(inputs[spec.PERSON])
         image = np.full((count,) + spec.FRAME_SHAPE + (3,), 90, np.uint8)
@@ -274,3 +284,18 @@ def test_missing_networks_stop_the_run_before_the_pipeline(source, tmp_path):
             beam_batch.run(str(source), str(tmp_path / 'ws'), jobs, handler, _options())
         assert 'nowhere' in str(caught.value) or 'no model server answers' in str(caught.value)
     assert not (tmp_path / 'ws' / 'output' / 'report.json').exists()
+
+
+def test_a_local_run_after_the_pipeline_trusts_what_it_finished(source, tmp_path):
+    work = tmp_path / 'ws'
+    first, second = batch.Job('person_0', '-', 'pants_1'), batch.Job('photo_0', '-', 'pants_1')
+    # everywear-batch starts the workspace (and its journal), the pipeline adds a job.
+    batch.Batch(str(source), str(work), _RefusingBackend(), log=lambda m: None).run([first])
+    report = beam_batch.run(str(source), str(work), [first, second], _RefusingHandler(),
+                            _options())
+    assert report['done'] == [first.name, second.name] and report['failed'] == {}
+    before = _mtimes(work)
+    again = batch.Batch(str(source), str(work), _RefusingBackend(fail_all=True),
+                        log=lambda m: None).run([first, second])
+    assert again['done'] == [first.name, second.name] and again['failed'] == {}
+    assert _mtimes(work) == before
