@@ -25,6 +25,7 @@ the DirectRunner; a shared mount on a cluster). The jobs file may be on any Beam
 """
 
 import contextlib
+import dataclasses
 import errno
 import json
 import logging
@@ -162,28 +163,45 @@ def _refused(failed):
         yield name, f'the networks failed on a batch of {len(batch)}: {message}'
 
 
+@dataclasses.dataclass(frozen=True)
+class JobsFile:
+    """Jobs read where the pipeline runs (``read_jobs(path, input_dir)``), so that a million
+    of them never sit in the pipeline's graph (Dataflow limits its size)."""
+    path: str | None
+    input_dir: str
+
+    def read(self) -> list:
+        """The jobs, in the file's order."""
+        return read_jobs(self.path, self.input_dir)
+
+
+def _listed(jobs):
+    return jobs.read() if isinstance(jobs, JobsFile) else list(jobs)
+
+
 class _WriteReport(beam.DoFn):
     """report.json (as ``Batch.run`` writes it) from every result of the run, after the
     journal (``batch.Journal``) the local runner trusts: this run's jobs merged into it, so an
     everywear-batch run over the workspace skips what the pipeline finished."""
 
-    def __init__(self, workspace, jobs, earlier, failed_before):
+    def __init__(self, workspace, jobs):
         self.workspace, self.jobs = workspace, jobs
-        self.earlier, self.failed_before = earlier, failed_before
 
     def process(self, results):
         names = workspace_lib.Workspace(self.workspace)
-        failed = dict(self.failed_before)
+        jobs = _listed(self.jobs)
+        # What earlier runs recorded: report.json is the launcher's to write, never during a run.
+        earlier, failed_before = _earlier(names.report())
+        failed = dict(failed_before)
         for name, problem in sorted(results):
             if problem is None:
                 failed.pop(name, None)
             else:
                 failed[name] = problem
-        recorded = {job.name: [job.person, job.top, job.bottom]
-                    for job in list(self.earlier) + list(self.jobs)}
-        done = [job.name for job in self.jobs if os.path.isfile(names.final(job.name))]
+        recorded = {job.name: [job.person, job.top, job.bottom] for job in earlier + jobs}
+        done = [job.name for job in jobs if os.path.isfile(names.final(job.name))]
         finished = set(done)
-        report = {'total': len(self.jobs), 'done': done,
+        report = {'total': len(jobs), 'done': done,
                   'failed': {k: failed[k] for k in sorted(failed) if k not in finished},
                   'jobs': {k: recorded[k] for k in sorted(recorded)}}
         path = names.journal()
@@ -228,17 +246,32 @@ def _categories(names, jobs):
     return needed
 
 
-def build(root: beam.Pipeline, input_dir: str, workspace: str, jobs: list, handler,
-          read_options: dict | None = None, earlier=(), failed_before=None):
-    """Adds the batch to the pipeline ``root``: ``jobs`` not done yet, through ``handler``
-    (``handlers.ChainModelHandler`` or ``handlers.ServingModelHandler``), into ``workspace``.
-    Returns the PCollection of the one report written."""
+class _NotDone(beam.DoFn):
+    """(job, no chain outputs yet) for each job whose final image is not there."""
+
+    def __init__(self, settings):
+        self.settings = settings
+
+    def process(self, jobs):
+        input_dir, workspace, _ = self.settings
+        probe = batch_lib.Batch(input_dir, workspace, _Replay(), log=lambda message: None)
+        for job in _listed(jobs):
+            if not os.path.isfile(probe.final_path(job)):
+                yield job, []
+
+
+def build(root: beam.Pipeline, input_dir: str, workspace: str, jobs, handler,
+          read_options: dict | None = None):
+    """Adds the batch to the pipeline ``root``: the ``jobs`` (a list, or a ``JobsFile``) not
+    done yet, through ``handler`` (``handlers.ChainModelHandler`` or
+    ``handlers.ServingModelHandler``), into ``workspace``. Returns the PCollection of the one
+    report written."""
     settings = (input_dir, workspace, dict(read_options or {}))
-    probe = batch_lib.Batch(input_dir, workspace, _Replay(), log=lambda message: None)
-    todo = [job for job in jobs if not os.path.isfile(probe.final_path(job))]
     keyed = base.KeyedModelHandler(handler)
     results = []
-    state = root | 'jobs' >> beam.Create([(job, []) for job in todo])
+    # One element that lists the jobs where it runs; then spread over the workers.
+    state = (root | 'jobs' >> beam.Create([jobs]) | 'not done' >> beam.ParDo(_NotDone(settings))
+             | 'spread' >> beam.Reshuffle())
     for stage in range(STAGES + 1):
         last = stage == STAGES
         stepped = state | f'prepare {stage}' >> beam.ParDo(_Prepare(settings, last)).with_outputs(
@@ -253,18 +286,18 @@ def build(root: beam.Pipeline, input_dir: str, workspace: str, jobs: list, handl
         state = inferred | f'next {stage}' >> beam.Map(_after)
     return (results | 'results' >> beam.Flatten()
             | 'all' >> beam.combiners.ToList()
-            | 'report' >> beam.ParDo(_WriteReport(workspace, jobs, list(earlier),
-                                                  failed_before or {})))
+            | 'report' >> beam.ParDo(_WriteReport(workspace, jobs)))
 
 
 class WorkspaceError(errors.EverywearError):
     """The batch cannot run in this workspace (locked by another run, not writable)."""
 
 
-def run(input_dir: str, workspace: str, jobs: list, handler, options=None,
+def run(input_dir: str, workspace: str, jobs, handler, options=None,
         read_options: dict | None = None, log=None) -> dict:
     """Runs the batch on Beam (``options``: ``PipelineOptions``; the DirectRunner by default)
-    and returns the report (also written as report.json).
+    and returns the report (also written as report.json). ``jobs``: a list of ``batch.Job``, or
+    a ``JobsFile`` (read here for the checks, and again where the pipeline runs).
 
     Before the pipeline, as ``everywear-batch`` does: the workspace locked for the run (one
     run per workspace), temporaries of an interrupted run removed, the jobs' names checked
@@ -288,17 +321,17 @@ def run(input_dir: str, workspace: str, jobs: list, handler, options=None,
             removed = fileio.remove_stale_temporaries(workspace)
             if removed:
                 log(f'removed {removed} temporary files of an interrupted run')
-            earlier, failed_before = _earlier(names.report())
-            batch_lib.check_names(jobs, earlier)
+            listed = _listed(jobs)
+            batch_lib.check_names(listed, _earlier(names.report())[0])
             check = getattr(handler, 'check', None)
             if check is not None:
-                needed = _categories(names, [job for job in jobs
+                needed = _categories(names, [job for job in listed
                                              if not os.path.isfile(names.final(job.name))])
                 if needed:
                     check(needed)
+            del listed
             with beam.Pipeline(options=options) as root:
-                build(root, input_dir, workspace, jobs, handler, read_options, earlier,
-                      failed_before)
+                build(root, input_dir, workspace, jobs, handler, read_options)
     except fileio.LockBusyError:
         raise WorkspaceError(f'{workspace}: another batch run is using this workspace') from None
     except fileio.LockFileError as e:

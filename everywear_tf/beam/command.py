@@ -83,7 +83,8 @@ def main(argv):
     read_options = {key: photo[key] for key in ('max_pixels', 'orientation', 'relit')}
     batching = {'min_batch_size': _MIN_BATCH.value, 'max_batch_size': _MAX_BATCH.value}
     try:
-        jobs = beam_batch.read_jobs(_JOBS.value, _INPUT_DIR.value)
+        # Read here for the checks, and again by the pipeline (not carried in its graph).
+        jobs = beam_batch.JobsFile(_JOBS.value, _INPUT_DIR.value)
         if _SERVER.value:
             handler = handlers.ServingModelHandler(_SERVER.value, selection,
                                                    num_retries=_RETRIES.value, **batching)

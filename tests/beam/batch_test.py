@@ -147,7 +147,7 @@ def test_two_worker_processes_equal_the_local_runner_and_a_rerun_skips(source, e
     work = tmp_path / 'ws'
     options = _options('--direct_num_workers=2', '--direct_running_mode=multi_processing')
     handler = handlers.ChainModelHandler(saved_models=str(exported))
-    jobs = beam_batch.read_jobs(None, str(source))
+    jobs = beam_batch.JobsFile(None, str(source))  # <input_dir>/pairs.txt, read on a worker
     report = beam_batch.run(str(source), str(work), jobs, handler, options)
     _check_same_as_local(report, work, local)
     assert json.loads((work / 'output' / 'report.json').read_text()) == report
@@ -158,7 +158,7 @@ def test_two_worker_processes_equal_the_local_runner_and_a_rerun_skips(source, e
     assert _mtimes(work) == before
     # everywear-batch over the pipeline's workspace trusts its journal: nothing is redone.
     local_rerun = batch.Batch(str(source), str(work), _RefusingBackend(fail_all=True),
-                              log=lambda m: None).run(jobs)
+                              log=lambda m: None).run(jobs.read())
     assert local_rerun['done'] == report['done']
     assert sorted(local_rerun['failed']) == sorted(report['failed'])
     assert _mtimes(work) == before
