@@ -41,6 +41,7 @@ from everywear_tf import fileio
 from everywear_tf import spec
 from everywear_tf.beam import handlers
 from everywear_tf.inference import batch as batch_lib
+from everywear_tf.inference import pipeline
 from everywear_tf.inference import workspace as workspace_lib
 
 # Chain runs one job needs at most: the pants, then the top on the person wearing them.
@@ -60,8 +61,7 @@ class _NeedsInference(BaseException):
 class _Replay:
     """A backend answering a job's chain runs, in order, with the outputs RunInference made."""
 
-    def __init__(self):
-        self.known, self.used = [], 0
+    known, used = (), 0
 
     def start(self, known):
         """Answers with ``known`` from the next job on."""
@@ -72,6 +72,30 @@ class _Replay:
             self.used += 1
             return self.known[self.used - 1]
         raise _NeedsInference(category, inputs)
+
+
+# The same stand-in of the kind the handler runs, so that ``pipeline.front_end_for`` (which
+# Batch asks for persons without a pose or parse) gives the front end everywear-batch would:
+# the export's for SavedModels, the server's through TF Serving, else the one in process.
+class _ReplaySavedModels(_Replay, pipeline.SavedModelBackend):
+    """A stand-in whose front end is the export's (``<base_path>/frontend/``)."""
+
+
+class _ReplayServer(_Replay, pipeline.ServerBackend):
+    """A stand-in whose front end is the server's ``frontend`` model."""
+
+
+def _replay_for(options):
+    """The stand-in for a handler's ``backend_options()`` (None: the front end in process)."""
+    options = dict(options or {})
+    selection = {key: options.get(key) for key in ('label', 'version', 'label_fallback')
+                 if key in options}
+    if options.get('server'):
+        return _ReplayServer(options['server'], **selection)
+    if options.get('saved_models'):
+        return _ReplaySavedModels(options['saved_models'],
+                                  model_config=options.get('model_config'), **selection)
+    return _Replay()
 
 
 def read_jobs(jobs_file: str | None, input_dir: str) -> list:
@@ -112,14 +136,19 @@ class _Prepare(beam.DoFn):
     needs (main output), or on the 'result' output (job name, None) when it wrote everything
     or (job name, error) when it failed."""
 
-    def __init__(self, settings, last):
-        self.settings, self.last = settings, last
+    def __init__(self, settings, last, backend_options):
+        self.settings, self.last, self.backend_options = settings, last, backend_options
 
     def setup(self):
-        self.replay = _Replay()
+        self.replay = _replay_for(self.backend_options)
         input_dir, workspace, options = self.settings
         self.batch = batch_lib.Batch(input_dir, workspace, self.replay,
                                      log=logging.getLogger(__name__).info, **options)
+
+    def teardown(self):
+        close = getattr(self.replay, 'close', None)
+        if close is not None:
+            close()
 
     def process(self, state):
         job, known = state
@@ -268,14 +297,16 @@ def build(root: beam.Pipeline, input_dir: str, workspace: str, jobs, handler,
     report written."""
     settings = (input_dir, workspace, dict(read_options or {}))
     keyed = base.KeyedModelHandler(handler)
+    backend_options = getattr(handler, 'backend_options', dict)()
     results = []
     # One element that lists the jobs where it runs; then spread over the workers.
     state = (root | 'jobs' >> beam.Create([jobs]) | 'not done' >> beam.ParDo(_NotDone(settings))
              | 'spread' >> beam.Reshuffle())
     for stage in range(STAGES + 1):
         last = stage == STAGES
-        stepped = state | f'prepare {stage}' >> beam.ParDo(_Prepare(settings, last)).with_outputs(
-                _RESULT, main='needs')
+        prepare = _Prepare(settings, last, backend_options)
+        stepped = (state | f'prepare {stage}' >> beam.ParDo(prepare)
+                   .with_outputs(_RESULT, main='needs'))
         results.append(stepped[_RESULT])
         if last:
             break

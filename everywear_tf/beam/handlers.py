@@ -105,6 +105,10 @@ class ChainModelHandler(base.ModelHandler):
                                **(selection or {})})
         self._batching = _batching(min_batch_size, max_batch_size)
 
+    def backend_options(self) -> dict:
+        """``pipeline.make_backend``'s keyword arguments for this handler's networks."""
+        return dict(self.source)
+
     def check(self, categories) -> None:
         """pipeline.SetupError before the pipeline runs if the networks of ``categories`` are
         missing: the export's version set of each (chosen, not loaded) or its weights
@@ -162,6 +166,10 @@ class ServingModelHandler(base.RemoteModelHandler):
         self.selection = dict(selection or {})
         self.selection.pop('model_config', None)  # a server reads its own config
         self._batching = _batching(min_batch_size, max_batch_size)
+
+    def backend_options(self) -> dict:
+        """``pipeline.make_backend``'s keyword arguments for this handler's networks."""
+        return {'server': self.server, **self.selection}
 
     def check(self, categories) -> None:
         """pipeline.SetupError before the pipeline runs if no server answers at ``server`` or

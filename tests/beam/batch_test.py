@@ -299,3 +299,21 @@ def test_a_local_run_after_the_pipeline_trusts_what_it_finished(source, tmp_path
                         log=lambda m: None).run([first, second])
     assert again['done'] == [first.name, second.name] and again['failed'] == {}
     assert _mtimes(work) == before
+
+
+def test_a_person_without_a_pose_gets_the_front_end_everywear_batch_would(source, exported,
+                                                                          tmp_path):
+    # The export has no front end (no --frontend): everywear-batch --saved_models fails the job
+    # saying so, and so must the pipeline (not fall back to the front end in process).
+    persons = tmp_path / 'in' / 'persons'
+    shutil.copytree(source, tmp_path / 'in')
+    (persons / 'person_0_keypoints.json').unlink()
+    jobs = [batch.Job('person_0', 'tshirt_1', '-')]
+    local = batch.Batch(str(tmp_path / 'in'), str(tmp_path / 'local'),
+                        pipeline.SavedModelBackend(str(exported), log=lambda m: None),
+                        log=lambda m: None).run(jobs)
+    report = beam_batch.run(str(tmp_path / 'in'), str(tmp_path / 'ws'), jobs,
+                            handlers.ChainModelHandler(saved_models=str(exported)), _options())
+    problem = report['failed']['person_0_tshirt_1_-']
+    assert 'no SavedModel versions of the front end' in problem
+    assert local['failed']['person_0_tshirt_1_-'].startswith(problem)
