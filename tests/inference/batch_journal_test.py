@@ -118,6 +118,14 @@ def test_a_workspace_of_the_previous_version_is_resumed_from_its_report(tmp_path
     assert rerun.run(jobs)['done'] == [job.name for job in jobs] and rerun.ran == []
 
 
+def test_a_journal_that_is_not_a_file_is_refused_before_any_job(tmp_path):
+    (tmp_path / 'ws' / 'output' / workspace.JOURNAL).mkdir(parents=True)
+    run = _instant(tmp_path)
+    with pytest.raises(batch.WorkspaceError, match='journal.jsonl: exists and is not a regular'):
+        run.run(_jobs(2))
+    assert run.ran == []
+
+
 def test_an_interrupted_run_writes_its_report(tmp_path):
     jobs = _jobs(8)
 
