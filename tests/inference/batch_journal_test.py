@@ -152,6 +152,7 @@ def test_an_interrupted_run_writes_its_report(tmp_path):
     assert sorted(rerun.ran) == sorted(set(j.name for j in jobs) - set(saved['done']))
 
 
+@pytest.mark.slow  # 100k jobs through the pool under tracemalloc: 10-60 s with the load
 def test_memory_is_flat_with_100k_queued_jobs(tmp_path, monkeypatch):
     """At most 2 × workers jobs are submitted and not finished at any time; the run's peak
     above the jobs list stays within what its report needs (a few hundred bytes a job; a
