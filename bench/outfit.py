@@ -3,8 +3,8 @@
 ``run`` dresses the photo stage by stage with the library's public functions, making the calls
 ``pipeline.outfit`` makes in the same order (pants on the body frame, then the top on the upper
 crop of that result: ``preprocess.frame_for`` and ``signature_inputs``, ``chain.run_chain``,
-``postprocess.selection_mask``, ``compose`` and ``paste`` with ``categories.protected``), each
-timed on its own; ``reference`` runs ``pipeline.outfit`` itself over the same modules, and the
+``postprocess.selection_mask``, ``relight.relight``, ``compose`` and ``paste`` with
+``categories.protected``), each timed on its own; ``reference`` runs ``pipeline.outfit`` itself over the same modules, and the
 benchmark checks the two final photos equal. Nothing in the library is replaced.
 
 In process, a module's time is its call. Through a server, the call is split: the server's own
@@ -24,6 +24,7 @@ from everywear_tf.inference import chain as chain_lib
 from everywear_tf.inference import pipeline
 from everywear_tf.inference import postprocess
 from everywear_tf.inference import preprocess
+from everywear_tf.inference import relight
 
 PREPROCESS = 'preprocess'
 POSTPROCESS = 'postprocess'
@@ -116,8 +117,12 @@ def run(runners, photo, parse, keypoints, top, bottom, served=None):
         with stage(POSTPROCESS, 'postprocess.selection_mask'):
             selection = postprocess.selection_mask(category, frame.parse,
                                                    outputs[spec.CLOTHING_MASK])
+        with stage(POSTPROCESS, 'relight.relight'):
+            tryon = relight.relight(category, frame, outputs[spec.TRYON],
+                                    outputs[spec.CLOTHING_MASK], outputs[spec.WARPED_MASK],
+                                    selection)
         with stage(POSTPROCESS, 'postprocess.compose'):
-            composed = postprocess.compose(frame.image, outputs[spec.TRYON], selection)
+            composed = postprocess.compose(frame.image, tryon, selection)
         with stage(POSTPROCESS, 'categories.protected'):
             protect = categories.protected(category, parse)
         with stage(POSTPROCESS, 'postprocess.paste'):
