@@ -4,8 +4,9 @@
 ``pipeline.outfit`` makes in the same order (pants on the body frame, then the top on the upper
 crop of that result: ``preprocess.frame_for`` and ``signature_inputs``, ``chain.run_chain``,
 ``postprocess.selection_mask``, ``relight.relight``, ``compose`` and ``paste`` with
-``categories.protected``), each timed on its own; ``reference`` runs ``pipeline.outfit`` itself over the same modules, and the
-benchmark checks the two final photos equal. Nothing in the library is replaced.
+``categories.protected``), each timed on its own; ``reference`` runs ``pipeline.outfit`` itself
+over the same modules, and the benchmark checks the two final photos equal. Nothing in the
+library is replaced.
 
 In process, a module's time is its call. Through a server, the call is split: the server's own
 work is the network (``served``: the dev server's ``manager.predict`` on the SavedModel it

@@ -88,7 +88,21 @@ def _frozen(options):
     return tuple(sorted(options.items()))
 
 
-class ChainModelHandler(base.ModelHandler):
+class _Batched:
+    """What both handlers answer alike: their batching and their metrics namespace."""
+
+    _batching: dict
+
+    def batch_elements_kwargs(self):
+        """min/max batch size for beam.BatchElements."""
+        return self._batching
+
+    def get_metrics_namespace(self) -> str:
+        """Beam's metrics namespace."""
+        return METRICS_NAMESPACE
+
+
+class ChainModelHandler(_Batched, base.ModelHandler):
     """The networks in each worker process: exported SavedModels (``saved_models``: a TF Serving
     base path, the versions chosen as ``pipeline.SavedModelBackend`` chooses them) or weights
     directories (``weights_root``). Each category's networks load on its first batch."""
@@ -136,13 +150,6 @@ class ChainModelHandler(base.ModelHandler):
         """Each category's frames of ``batch`` through the networks as one batch."""
         return run_requests(model, batch)
 
-    def batch_elements_kwargs(self):
-        """min/max batch size for beam.BatchElements."""
-        return self._batching
-
-    def get_metrics_namespace(self) -> str:
-        """Beam's metrics namespace."""
-        return METRICS_NAMESPACE
 
 
 def _unreachable(error: Exception) -> bool:
@@ -151,7 +158,7 @@ def _unreachable(error: Exception) -> bool:
     return isinstance(error, client.ServerError) and error.unreachable
 
 
-class ServingModelHandler(base.RemoteModelHandler):
+class ServingModelHandler(_Batched, base.RemoteModelHandler):
     """The chain through TF Serving at ``server`` (gRPC host:port; a load balancer in front of
     a fleet, or one replica), through the project's client. GMM and EDM of a batch go out
     together; RunInference retries a batch ``num_retries`` times with exponential back-off when
@@ -189,10 +196,3 @@ class ServingModelHandler(base.RemoteModelHandler):
         """Each category's frames of ``batch`` through the server's networks as one batch."""
         return run_requests(model, batch)
 
-    def batch_elements_kwargs(self):
-        """min/max batch size for beam.BatchElements."""
-        return self._batching
-
-    def get_metrics_namespace(self) -> str:
-        """Beam's metrics namespace."""
-        return METRICS_NAMESPACE
