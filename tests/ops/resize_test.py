@@ -1,6 +1,7 @@
 """The three resamplers against independent references: NumPy float64 and Pillow itself."""
 
 import numpy as np
+import PIL
 import pytest
 import tensorflow as tf
 from PIL import Image
@@ -55,11 +56,26 @@ def test_area_is_block_mean(shape, size):
     np.testing.assert_allclose(resize.resize_area(image, size), _area(image, *size), atol=1e-5)
 
 
+PILLOW_13 = int(PIL.__version__.split('.')[0]) >= 13
+
+
 def _pillow(batch, size):
+    """Pillow's bilinear resize as Pillow 13 does it (the order the op follows, see its
+    docstring). Pillow < 13 (apache-beam 2.77 needs it) always resized horizontally first, so
+    there the reference is Pillow's two one-axis resizes in Pillow 13's order; each is a single
+    pass, the same in every version."""
     out_h, out_w = size
-    return np.stack([np.asarray(Image.fromarray(item[..., 0]).resize((out_w, out_h),
-                                                                     Image.BILINEAR))
-                     for item in batch])[..., None]
+
+    def resized(item):
+        image = Image.fromarray(item[..., 0])
+        if PILLOW_13:
+            return np.asarray(image.resize((out_w, out_h), Image.BILINEAR))
+        height, width = item.shape[:2]
+        first = (width, out_h) if out_h * width < out_w * height else (out_w, height)
+        return np.asarray(image.resize(first, Image.BILINEAR).resize((out_w, out_h),
+                                                                    Image.BILINEAR))
+
+    return np.stack([resized(item) for item in batch])[..., None]
 
 
 @pytest.mark.parametrize('in_size,out_size', [((256, 192), (16, 12)), ((16, 12), (256, 192)),
