@@ -39,12 +39,9 @@ waited for) before a label moves to it. The stable history lives beside the conf
 """
 
 import contextlib
-import errno
-import fcntl
 import json
 import os
 import shutil
-import stat
 import time
 
 import grpc
@@ -180,37 +177,30 @@ class Rollout:
             finally:
                 self._lock_depth -= 1
             return
-        try:
-            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC |
-                         os.O_NONBLOCK, 0o644)
-        except OSError as e:
-            if e.errno == errno.ELOOP:
-                raise RolloutError(f'{self.lock_path}: the rollout lock is a symbolic link; not '
-                                   'following it (remove the link)') from None
-            raise RolloutError(f'{self.lock_path}: cannot open the rollout lock: '
-                               f'{e.strerror}') from None
-        try:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
-                raise RolloutError(f'{self.lock_path}: the rollout lock is not a regular file')
+        with contextlib.ExitStack() as stack:
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                holder = os.pread(fd, 200, 0).decode(errors='replace').strip() or 'unknown'
+                fd = stack.enter_context(fileio.exclusive_lock(self.lock_path))
+            except fileio.LockBusyError:
                 raise RolloutError(f'{self.lock_path}: another rollout holds this lock '
-                                   f'({holder}); wait until it ends, then run this step '
-                                   'again') from None
-        except BaseException:
-            os.close(fd)
-            raise
-        try:
+                                   f'({self._holder()}); wait until it ends, then run this '
+                                   'step again') from None
+            except fileio.LockFileError as e:
+                raise RolloutError(f'rollout lock: {e}') from None
             os.ftruncate(fd, 0)
             os.pwrite(fd, f'pid {os.getpid()}, {step} of {self.category}\n'.encode(), 0)
             self._lock_fd, self._lock_depth = fd, 1
-            yield
-        finally:
-            self._lock_fd, self._lock_depth = None, 0
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            os.close(fd)
+            try:
+                yield
+            finally:
+                self._lock_fd, self._lock_depth = None, 0
+
+    def _holder(self) -> str:
+        """Who holds the lock, as its holder wrote it into the file."""
+        try:
+            with open(self.lock_path, 'rb') as f:
+                return f.read(200).decode(errors='replace').strip() or 'unknown'
+        except OSError:
+            return 'unknown'
 
     # --- config and history --------------------------------------------------------------------
 
