@@ -254,10 +254,12 @@ def test_a_stacked_batch_gives_each_frame_its_outputs_up_to_rounding(source, exp
             assert value.shape == got.shape and value.shape[0] == 1
             # oneDNN's kernels may round a few pixels of a stacked batch one level apart from
             # the frame alone (measured: EDM's outputs, 1 pixel in 49152); hence the default
-            # batch of 1, which gives the local runner's bytes.
+            # batch of 1, which gives the local runner's bytes. Float outputs (theta, grid)
+            # differ in their last bits on most entries on an AVX2-only CPU: bounded, not counted.
             difference = np.abs(got.astype(np.float64) - value)
             assert difference.max() <= (1 if value.dtype == np.uint8 else 1e-4), key
-            assert np.mean(difference > 0) < 1e-3, key
+            if value.dtype == np.uint8:  # float outputs differ in the last bits on some CPUs
+                assert np.mean(difference > 0) < 1e-3, key
 
 
 def test_the_command_reports_its_jobs(source, tmp_path):
