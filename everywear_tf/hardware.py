@@ -17,6 +17,8 @@ import sys
 from everywear_tf import errors
 
 CPUINFO = '/proc/cpuinfo'
+# Read instead of CPUINFO when set: a host whose /proc is elsewhere, or a test's fake CPU.
+CPUINFO_ENV = 'EVERYWEAR_CPUINFO'
 
 # The flags that make bfloat16 native: AVX512_BF16's dot products, or AMX's bfloat16 tiles.
 BFLOAT16_FLAGS = ('avx512_bf16', 'amx_bf16')
@@ -75,9 +77,10 @@ def parse_cpuinfo(text, source=CPUINFO):
                flags or frozenset(), max(cores, 1))
 
 
-def cpu(path=CPUINFO):
-    """This machine's Cpu (from ``path``; on a system without it: the platform's name, no
-    flags, so bfloat16 counts as not native)."""
+def cpu(path=None):
+    """This machine's Cpu (from ``path``, default $EVERYWEAR_CPUINFO or /proc/cpuinfo; on a
+    system without it: the platform's name, no flags, so bfloat16 counts as not native)."""
+    path = path or os.environ.get(CPUINFO_ENV) or CPUINFO
     try:
         with open(path) as f:
             text = f.read()
@@ -87,7 +90,7 @@ def cpu(path=CPUINFO):
     return parse_cpuinfo(text, path)
 
 
-def native_bfloat16(path=CPUINFO):
+def native_bfloat16(path=None):
     """True when this machine's CPU computes bfloat16 natively (AVX512_BF16 or AMX-BF16)."""
     return cpu(path).native_bfloat16()
 

@@ -10,6 +10,8 @@ r"""Exports networks as TF Serving SavedModels: <base_dir>/<model_name>/<version
     # the bfloat16 variant as its own version (same signature), e.g. to canary it
     python export/export_saved_model.py --all --weights_root=checkpoints/demo --base_dir=exported \
         --precision=bfloat16
+    # (refused on a CPU without native bfloat16, AVX512_BF16 or AMX, where it is several times
+    # slower than float32; --force exports it anyway, with a warning)
     # the photo front end (pose and parse from the photo; needs the frontend extra), alone or
     # with --all
     python export/export_saved_model.py --frontend --base_dir=exported
@@ -26,6 +28,7 @@ from absl import flags  # noqa: E402
 
 from everywear_tf import configs  # noqa: E402
 from everywear_tf import errors  # noqa: E402
+from everywear_tf import hardware  # noqa: E402
 from everywear_tf import spec  # noqa: E402
 from everywear_tf import weights  # noqa: E402
 from everywear_tf.export import exporter  # noqa: E402
@@ -45,7 +48,11 @@ _BASE_DIR = flags.DEFINE_string('base_dir', 'exported', 'The serving tree to exp
 _VERSION = flags.DEFINE_string('version', exporter.AUTO, "An integer, or 'auto' (next free).")
 _OVERWRITE = flags.DEFINE_bool('overwrite', False, 'Replace an existing version.')
 _PRECISION = flags.DEFINE_enum('precision', factory.FLOAT32, list(factory.PRECISIONS),
-                               'What the convolutions compute in; the signature is the same.')
+                               'What the convolutions compute in; the signature is the same. '
+                               'bfloat16 is refused on a CPU without native bfloat16 '
+                               '(avx512_bf16 or amx_bf16) unless --force.')
+_FORCE = flags.DEFINE_bool('force', False, 'Export the bfloat16 variant even on a CPU without '
+                           'native bfloat16 (it is then several times slower than float32).')
 
 
 def _model_for(name):
@@ -72,6 +79,9 @@ def main(argv):
     names = (spec.all_model_names() if _ALL.value else
              (_MODEL_NAME.value,) if _MODEL_NAME.value else ())
     try:
+        if names and _PRECISION.value == factory.BFLOAT16:
+            hardware.check_bfloat16('export of the bfloat16 variant', _FORCE.value,
+                                    warn=lambda m: print(f'export: {m}', file=sys.stderr))
         if _FRONTEND.value:
             from everywear_tf.inference.frontend import estimator
             path = exporter.export_module(estimator.FrontEndModule.from_mediapipe(),

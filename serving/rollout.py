@@ -50,7 +50,11 @@ _VERSION = flags.DEFINE_string('version', None, "publish: a number or 'auto'; st
                                'promote: the version.')
 _TIMEOUT = flags.DEFINE_float('timeout', 300.0, 'Seconds each step waits for the replicas.')
 _PRECISION = flags.DEFINE_enum('precision', factory.FLOAT32, list(factory.PRECISIONS),
-                               'publish: float32, or the bfloat16 variant of the same weights.')
+                               'publish: float32, or the bfloat16 variant of the same weights '
+                               '(refused on a CPU without native bfloat16 unless --force).')
+_FORCE = flags.DEFINE_bool('force', False, 'publish: the bfloat16 variant even on a CPU without '
+                           'native bfloat16 (avx512_bf16 or amx_bf16), where it is several '
+                           'times slower than float32.')
 flags.mark_flag_as_required('category')
 
 
@@ -76,7 +80,7 @@ def main(argv):
             if not _WEIGHTS_ROOT.value:
                 raise rollout.RolloutError('publish needs --weights_root')
             print(steps.publish(_WEIGHTS_ROOT.value, _VERSION.value or 'auto',
-                                _PRECISION.value))
+                                _PRECISION.value, force=_FORCE.value))
         elif command == 'status':
             print(json.dumps(steps.status(), indent=1))
         elif command == 'rollback':

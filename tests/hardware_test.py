@@ -91,3 +91,28 @@ def test_onednn_verbose_line():
            'onednn_verbose,info,cpu,isa:Intel AVX2\n')
     assert hardware.parse_onednn_verbose(log) == 'Intel AVX2'
     assert hardware.parse_onednn_verbose('nothing here\n') is None
+
+
+@pytest.mark.slow
+def test_export_binary_refuses_bfloat16_on_a_cpu_without_it_unless_forced(tmp_path):
+    import os
+    import subprocess
+    import sys
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    fake = tmp_path / 'cpuinfo'
+    fake.write_text(_EPYC_AVX2)
+    env = {**os.environ, hardware.CPUINFO_ENV: str(fake)}
+    command = [sys.executable, 'export/export_saved_model.py', '--model_name=rm_men_tshirts',
+               '--random_weights', '--config=lite', f'--base_dir={tmp_path / "exported"}',
+               '--precision=bfloat16']
+    refused = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True,
+                             timeout=300)
+    assert refused.returncode == 1, refused.stderr[-2000:]
+    assert 'export: error: export of the bfloat16 variant: this CPU (AMD EPYC 7B12' in (
+            refused.stderr)
+    assert '--force' in refused.stderr and not (tmp_path / 'exported').exists()
+    forced = subprocess.run(command + ['--force'], cwd=root, env=env, capture_output=True,
+                            text=True, timeout=300)
+    assert forced.returncode == 0, forced.stderr[-2000:]
+    assert 'export: warning: export of the bfloat16 variant' in forced.stderr
+    assert (tmp_path / 'exported' / 'rm_men_tshirts' / '1' / 'saved_model.pb').exists()

@@ -54,6 +54,7 @@ from tensorflow_serving.config import model_server_config_pb2
 
 from everywear_tf import errors
 from everywear_tf import fileio
+from everywear_tf import hardware
 from everywear_tf import spec
 from everywear_tf import weights
 from everywear_tf.export import exporter
@@ -396,9 +397,15 @@ class Rollout:
 
     # --- the steps -----------------------------------------------------------------------------
 
-    def publish(self, weights_root, version=exporter.AUTO, precision=factory.FLOAT32):
+    def publish(self, weights_root, version=exporter.AUTO, precision=factory.FLOAT32,
+                force=False):
         """Exports <weights_root>/<model_name> for the three models as one new version
-        (``precision`` 'bfloat16': the reduced-precision variant of the same weights)."""
+        (``precision`` 'bfloat16': the reduced-precision variant of the same weights, refused
+        with hardware.NotNativeError on a CPU without native bfloat16 unless ``force``, which
+        logs a warning instead)."""
+        if precision == factory.BFLOAT16:
+            hardware.check_bfloat16(f'publish of the bfloat16 variant of {self.names}', force,
+                                    warn=self.log)
         if self.category == spec.FRONTEND:
             raise RolloutError('the front end has no weights directory: publish a ready '
                                'FrontEndModule with publish_module, or export one with '
