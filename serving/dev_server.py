@@ -3,7 +3,8 @@ runs the official tensorflow/serving image; see BUILD.md).
 
     python serving/dev_server.py --model_config_file=serving/models.config \
         --model_base_path_prefix=$PWD/exported --port=8500 --rest_api_port=8501 \
-        --allow_version_labels_for_unavailable_models
+        --allow_version_labels_for_unavailable_models \
+        --enable_batching --batching_parameters_file=serving/batching.config
 
 Flag names follow tensorflow_model_server's where they exist.
 """
@@ -20,6 +21,7 @@ command.quiet_tensorflow()
 from absl import flags  # noqa: E402
 
 from everywear_tf import errors  # noqa: E402
+from everywear_tf.serving import batching  # noqa: E402
 from everywear_tf.serving import config as serving_config  # noqa: E402
 from everywear_tf.serving import dev_server  # noqa: E402
 from everywear_tf.serving import manager  # noqa: E402
@@ -47,6 +49,16 @@ _MONITORING = flags.DEFINE_string('monitoring_config_file', None,
                                   'request metrics are served on the REST port at its path.')
 _HEALTH = flags.DEFINE_bool('enable_grpc_healthcheck_service', False,
                             'Serve grpc.health.v1 (SERVING once the server runs).')
+_BATCHING = flags.DEFINE_bool('enable_batching', False,
+                              'Merge concurrent Predict requests of one model version and '
+                              'signature into batches, as TF Serving does.')
+_BATCHING_FILE = flags.DEFINE_string('batching_parameters_file', None,
+                                     'BatchingParameters text proto (serving/batching.config); '
+                                     'needs --enable_batching; without it, TF Serving\'s '
+                                     'defaults.')
+_PER_MODEL = flags.DEFINE_bool('enable_per_model_batching_parameters', False,
+                               'With --enable_batching: batch a version only if its directory '
+                               'holds batching_params.pbtxt, with those parameters.')
 
 
 def main(argv):
@@ -55,6 +67,13 @@ def main(argv):
         config = serving_config.read_models(_CONFIG.value)
         monitoring = (serving_config.read(_MONITORING.value, serving_config.MonitoringConfig)
                       if _MONITORING.value else None)
+        if _BATCHING_FILE.value and not _BATCHING.value:  # TF Serving's main.cc refuses it
+            raise serving_config.ConfigError(_BATCHING_FILE.value, 'You supplied '
+                                             '--batching_parameters_file without '
+                                             '--enable_batching')
+        server_batching = batching.ServerBatching(
+                batching.read(_BATCHING_FILE.value) if _BATCHING_FILE.value else None,
+                _PER_MODEL.value) if _BATCHING.value else None
     except errors.EverywearError as e:
         print(f'dev_server: error: {e}', file=sys.stderr)
         return 1
@@ -66,7 +85,8 @@ def main(argv):
             config, _HOST.value, _PORT.value, _REST_PORT.value, _FS_POLL.value, _CONFIG.value,
             _CONFIG_POLL.value, _ALLOW_LABELS.value,
             log=lambda message: print(message, file=sys.stderr, flush=True),
-            monitoring_config=monitoring, enable_grpc_healthcheck_service=_HEALTH.value)
+            monitoring_config=monitoring, enable_grpc_healthcheck_service=_HEALTH.value,
+            batching=server_batching)
     # The prefix lives in the manager, so every config it is given is read the same way; the
     # configs themselves (and rollout.py's reloads) keep the server's /models paths.
     server.manager.base_path_prefix = _PREFIX.value

@@ -295,10 +295,11 @@ def _unexpected(exception):
 class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
     """TF Serving's gRPC PredictionService (Predict, GetModelMetadata) over a Manager."""
 
-    def __init__(self, manager, metrics=None, max_message_bytes=None):
+    def __init__(self, manager, metrics=None, max_message_bytes=None, batching=None):
         self.manager = manager
         self.metrics = metrics or Metrics()
         self.max_message_bytes = max_message_bytes
+        self.batching = batching
 
     def Predict(self, request, context):  # noqa: N802 (the API names it)
         """Runs the requested version's signature on the PredictRequest's inputs; returns a
@@ -308,7 +309,8 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
         started = time.monotonic()
         name = request.model_spec.name
         try:
-            response = self._predict(request)
+            remaining = context.time_remaining() if context is not None else None
+            response = self._predict(request, None if remaining is None else started + remaining)
         except ServingError as e:
             error = e
         except Exception as e:  # noqa: BLE001 (the server keeps serving)
@@ -320,7 +322,7 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
         self.metrics.count(name, error.code)
         context.abort(error.code, error.message)
 
-    def _predict(self, request):
+    def _predict(self, request, deadline=None):
         version, saved_model = self.manager.resolve(request.model_spec)
         signature_name = request.model_spec.signature_name or spec.SERVING_SIGNATURE
         function = manager_lib.signature(saved_model, signature_name)
@@ -343,7 +345,8 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
         check_response_size(function, _batch(s for s, _ in layouts.values()),
                             self.max_message_bytes, set(request.output_filter))
         inputs = decode_inputs(request.inputs, layouts, self.max_message_bytes)
-        outputs = _run(self.metrics, saved_model, signature_name, inputs, version.name)
+        outputs = _run(self.metrics, version, saved_model, signature_name, inputs,
+                       self.batching, request.output_filter or outputs, deadline)
         response = predict_pb2.PredictResponse()
         response.model_spec.name = version.name
         response.model_spec.version.value = version.number
@@ -380,12 +383,48 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
         return response
 
 
-def _run(metrics, saved_model, signature_name, inputs, name):
-    """manager.predict, its successful runs timed as TF Serving's runtime_latency ('TF1')."""
+def _batchable(saved_model, signature_name, inputs):
+    """Whether ``inputs`` are what the signature takes (names, dtypes, shapes), so a batch
+    they join cannot fail for another caller's sake; others run alone, for predict's message."""
+    expected = manager_lib.signature(saved_model, signature_name).structured_input_signature[1]
+    return set(inputs) == set(expected) and all(
+            inputs[k].dtype == s.dtype.as_numpy_dtype
+            and s.shape.is_compatible_with(inputs[k].shape) for k, s in expected.items())
+
+
+def _run(metrics, version, saved_model, signature_name, inputs, batching=None, outputs=(),
+         deadline=None):
+    """manager.predict, its successful runs timed as TF Serving's runtime_latency ('TF1').
+
+    With ``batching`` (a batching.ServerBatching) and the version batched, the request joins the
+    queue of its version, signature and requested ``outputs`` (BatchingSession's
+    TensorSignature) and waits for its batch; ``deadline`` (time.monotonic()) is the caller's.
+    """
     started = time.monotonic()
-    outputs = manager_lib.predict(saved_model, signature_name, inputs)
-    metrics.latency('runtime', (name, 'Predict', 'TF1'), time.monotonic() - started)
-    return outputs
+    signature_name = signature_name or spec.SERVING_SIGNATURE
+    parameters = batching.parameters_of(version) if batching else None
+    if parameters is None or not _batchable(saved_model, signature_name, inputs):
+        result = manager_lib.predict(saved_model, signature_name, inputs)
+    else:
+        result = batching.scheduler.submit(
+                (version, signature_name, tuple(sorted(outputs))), parameters,
+                lambda merged: manager_lib.predict(saved_model, signature_name, merged), inputs,
+                deadline)
+    metrics.latency('runtime', (version.name, 'Predict', 'TF1'), time.monotonic() - started)
+    return result
+
+
+class _BatchingManager(Manager):
+    """A Manager whose loads read each version's batching parameters before its warmup, as TF
+    Serving wraps a session for batching when it loads it (a bad per-model file fails the
+    load)."""
+
+    batching = None  # a batching.ServerBatching when --enable_batching
+
+    def _run_warmup(self, version):
+        if self.batching is not None:
+            self.batching.load(version)
+        super()._run_warmup(version)
 
 
 def _status_proto(manager, name, number):
@@ -500,6 +539,7 @@ class _RestHandler(http_server.BaseHTTPRequestHandler):
     metrics = None
     metrics_path = None  # MonitoringConfig's Prometheus path, None when off
     max_body = None
+    batching = None  # batching.ServerBatching when --enable_batching
 
     def log_message(self, *args):
         pass
@@ -736,7 +776,8 @@ class _RestHandler(http_server.BaseHTTPRequestHandler):
         # The answer is JSON text: at least 3 bytes a value ('0, ').
         check_response_size(function, _batch(v.shape for v in inputs.values()),
                             self.max_body and self.max_body // 3)
-        outputs = _run(self.metrics, saved_model, signature_name, inputs, version.name)
+        outputs = _run(self.metrics, version, saved_model, signature_name, inputs,
+                       self.batching, function.structured_outputs)
         if row:
             count = len(next(iter(outputs.values())))
             predictions = [{k: _json_value(v[i]) for k, v in outputs.items()}
@@ -858,7 +899,7 @@ class DevServer:
                  allow_labels_for_unavailable=False, max_message_bytes=64 * 1024 * 1024,
                  log=None, read_config=None, monitoring_config=None,
                  enable_grpc_healthcheck_service=False, grpc_threads=8,
-                 max_concurrent_rpcs=64, rest_threads=8, max_connections=64):
+                 max_concurrent_rpcs=64, rest_threads=8, max_connections=64, batching=None):
         """``read_config(path)`` reads the polled config file (default: as written).
 
         ``monitoring_config``: a MonitoringConfig (``serving.config``); with its
@@ -868,11 +909,14 @@ class DevServer:
         as TF Serving's flag of that name does. ``grpc_threads`` run RPCs, at most
         ``max_concurrent_rpcs`` at once (beyond: RESOURCE_EXHAUSTED); ``rest_threads`` serve
         REST connections, at most ``max_connections`` open at once (beyond: 503).
+        ``batching`` (a batching.ServerBatching) merges concurrent Predict requests as
+        ``--enable_batching`` does; the server closes its scheduler when it stops.
         """
         self.read_config = read_config or serving_config.read_models
         self.log = log or (lambda message: None)
-        self.manager = Manager(allow_labels_for_unavailable=allow_labels_for_unavailable,
-                               log=self.log)
+        self.manager = _BatchingManager(
+                allow_labels_for_unavailable=allow_labels_for_unavailable, log=self.log)
+        self.manager.batching = self.batching = batching
         self._initial_config = config
         self.config_file = config_file
         self.host = host
@@ -900,7 +944,8 @@ class DevServer:
         self._grpc = grpc.server(concurrent.futures.ThreadPoolExecutor(threads), options=options,
                                  maximum_concurrent_rpcs=concurrent_rpcs)
         prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
-                PredictionService(self.manager, self.metrics, self.max_message_bytes),
+                PredictionService(self.manager, self.metrics, self.max_message_bytes,
+                                  self.batching),
                 self._grpc)
         model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelService(self.manager),
                                                                   self._grpc)
@@ -910,7 +955,8 @@ class DevServer:
         self._grpc.start()
         handler = type('Handler', (_RestHandler,), {
                 'manager': self.manager, 'max_body': self.max_message_bytes,
-                'metrics': self.metrics, 'metrics_path': self.metrics_path})
+                'metrics': self.metrics, 'metrics_path': self.metrics_path,
+                'batching': self.batching})
         self._http = _PooledHTTPServer((self.host, self._ports[1]), handler, *self._rest_threads)
         self.rest_port = self._http.server_address[1]
         self._spawn(self._http.serve_forever)
@@ -950,6 +996,8 @@ class DevServer:
         self._http.shutdown()
         self._http.server_close()
         self._grpc.stop(None)
+        if self.batching is not None:
+            self.batching.close()
 
     def wait_until_available(self, name, version=None, timeout=60.0):
         """Returns True once version ``version`` (None: any) of ``name`` is AVAILABLE;
