@@ -19,9 +19,12 @@ preprocessing, paste-back and the files written are the local runner's own code.
 recorded in the report with its error; the pipeline goes on. A write that fails for a reason every
 job would share (a full disk, a read-only file system) fails the bundle, which Beam retries.
 
-The input directory and the workspace are file system paths every worker sees (local disks for
-the DirectRunner; a shared mount on a cluster). The jobs file may be on any Beam file system
-(``gs://...`` and the like, through ``apache_beam.io.filesystems``).
+The input directory, the jobs file and the workspace are local paths every worker sees (local
+disks for the DirectRunner; a shared mount on a cluster), read and written as everywear-batch does,
+or URLs of any Beam file system (``gs://...`` and the like, through ``apache_beam.io.filesystems``):
+then each job runs on a local copy of the files it reads and publishes what it wrote, each file
+atomically, the final image last (``files``). A URL workspace has no lock: one run at a time on it
+is the caller's to ensure.
 """
 
 import contextlib
@@ -39,6 +42,7 @@ from apache_beam.ml.inference import base
 from everywear_tf import errors
 from everywear_tf import fileio
 from everywear_tf import spec
+from everywear_tf.beam import files
 from everywear_tf.beam import handlers
 from everywear_tf.inference import batch as batch_lib
 from everywear_tf.inference import pipeline
@@ -103,14 +107,17 @@ def read_jobs(jobs_file: str | None, input_dir: str) -> list:
     ``<input_dir>/pairs.txt``, else every person with every garment (``batch.discover_jobs``)."""
     if jobs_file is None:
         pairs = workspace_lib.Workspace(None, input_dir).pairs()
-        return (batch_lib.read_jobs(pairs) if os.path.exists(pairs)
-                else batch_lib.discover_jobs(input_dir))
-    if filesystems.FileSystems.get_scheme(jobs_file) in (None, 'file'):
+        if files.is_local(input_dir):
+            return (batch_lib.read_jobs(pairs) if os.path.exists(pairs)
+                    else batch_lib.discover_jobs(input_dir))
+        if not files.exists(pairs):
+            return _discover(input_dir)
+        jobs_file = pairs
+    if files.is_local(jobs_file):
         return batch_lib.read_jobs(jobs_file)
     if not filesystems.FileSystems.exists(jobs_file):
         raise errors.InputNotFoundError(jobs_file, 'no such jobs file')
-    with filesystems.FileSystems.open(jobs_file) as f:
-        data = f.read()
+    data = files.read_bytes(jobs_file)
     with tempfile.TemporaryDirectory(prefix='everywear-jobs.') as directory:
         local = os.path.join(directory, os.path.basename(jobs_file.rstrip('/')) or 'jobs.txt')
         with open(local, 'wb') as f:
@@ -121,6 +128,50 @@ def read_jobs(jobs_file: str | None, input_dir: str) -> list:
             raise errors.DatasetError(jobs_file, str(e).replace(local, 'the file')) from None
     return [batch_lib.Job(job.person, job.top, job.bottom,
                           source=job.source.replace(local, jobs_file)) for job in jobs]
+
+
+def _ids(directory, suffix):
+    """Sorted ids of the images in the URL ``directory`` whose stem ends in ``suffix``."""
+    found = set()
+    for name in files.names_in(directory):
+        stem, extension = os.path.splitext(name)
+        if extension.lower() in workspace_lib.IMAGE_EXTENSIONS and stem.endswith(suffix):
+            found.add(stem)
+    return sorted(found)
+
+
+def _discover(input_dir):
+    """``batch.discover_jobs`` of a URL input directory: every person with every garment."""
+    names = workspace_lib.Workspace(None, input_dir)
+    persons = _ids(names.persons_dir(), workspace_lib.PERSON_ID_SUFFIX)
+    if not persons:
+        raise errors.InputNotFoundError(names.persons_dir(),
+                                        'no person photos (<id>_0.png or .jpg)')
+    jobs = []
+    for person in persons:
+        for category in spec.CATEGORIES:
+            upper = spec.frame_of(category) == spec.UPPER_FRAME
+            for garment in _ids(names.garments_dir(category), workspace_lib.GARMENT_ID_SUFFIX):
+                jobs.append(batch_lib.Job(person, garment if upper else batch_lib.NONE,
+                                          batch_lib.NONE if upper else garment,
+                                          source=names.persons_dir()))
+    jobs = list(dict.fromkeys(jobs))
+    batch_lib.check_names(jobs)
+    return jobs
+
+
+def _staged(input_dir, workspace):
+    """Whether jobs run on a local copy (``files.Stage``): the input or the workspace is a
+    URL."""
+    return not (files.is_local(input_dir) and files.is_local(workspace))
+
+
+def _done(names, jobs):
+    """The names of ``jobs`` whose final image is in the workspace."""
+    if files.is_local(names.root):
+        return {job.name for job in jobs if os.path.isfile(names.final(job.name))}
+    present = files.names_in(os.path.dirname(names.final('-')))
+    return {job.name for job in jobs if os.path.basename(names.final(job.name)) in present}
 
 
 # Write failures that are the workspace's, not a job's (every job would meet them).
@@ -142,6 +193,10 @@ class _Prepare(beam.DoFn):
     def setup(self):
         self.replay = _replay_for(self.backend_options)
         input_dir, workspace, options = self.settings
+        # URLs: each job on a local copy of what it reads, its files published after it.
+        self.stage = files.Stage(input_dir, workspace) if _staged(input_dir, workspace) else None
+        if self.stage is not None:
+            input_dir, workspace = self.stage.input_dir, self.stage.workspace
         self.batch = batch_lib.Batch(input_dir, workspace, self.replay,
                                      log=logging.getLogger(__name__).info, **options)
 
@@ -149,28 +204,40 @@ class _Prepare(beam.DoFn):
         close = getattr(self.replay, 'close', None)
         if close is not None:
             close()
+        if getattr(self, 'stage', None) is not None:
+            self.stage.close()
 
-    def process(self, state):
-        job, known = state
-        self.replay.start(known)
+    def _attempt(self, job):
+        """(the chain run the job needs next or None, its error or None)."""
         try:
             self.batch.run_job(job)
         except _NeedsInference as needed:
             if self.last:
-                yield beam.pvalue.TaggedOutput(_RESULT, (job.name, (
-                        f'EverywearError: the job needs more than {STAGES} try-ons')))
-                return
-            yield job.name, handlers.Request(job, known, needed.category, needed.inputs)
-            return
+                return None, f'EverywearError: the job needs more than {STAGES} try-ons'
+            return needed, None
         except OSError as e:
             if e.errno in _RUNNER_FAULTS:
                 raise  # the bundle fails (Beam retries it), the job is not to blame
-            yield beam.pvalue.TaggedOutput(_RESULT, (job.name, _problem(e)))
-            return
+            return None, _problem(e)
         except Exception as e:
-            yield beam.pvalue.TaggedOutput(_RESULT, (job.name, _problem(e)))
-            return
-        yield beam.pvalue.TaggedOutput(_RESULT, (job.name, None))
+            return None, _problem(e)
+        return None, None
+
+    def process(self, state):
+        job, known = state
+        self.replay.start(known)
+        if self.stage is not None:
+            self.stage.fetch(job)  # a file system's failure fails the bundle (retried)
+        needed, problem = self._attempt(job)
+        if self.stage is not None:
+            # What the job wrote, as a local run leaves it: the front end's estimates before
+            # a chain run, a failed job's files so far, the final image last.
+            self.stage.publish()
+            problem = problem and self.stage.in_remote_terms(problem)
+        if needed is not None:
+            yield job.name, handlers.Request(job, known, needed.category, needed.inputs)
+        else:
+            yield beam.pvalue.TaggedOutput(_RESULT, (job.name, problem))
 
 
 def _after(keyed):
@@ -228,29 +295,40 @@ class _WriteReport(beam.DoFn):
             else:
                 failed[name] = problem
         recorded = {job.name: [job.person, job.top, job.bottom] for job in earlier + jobs}
-        done = [job.name for job in jobs if os.path.isfile(names.final(job.name))]
-        finished = set(done)
+        finished = _done(names, jobs)
+        done = [job.name for job in jobs if job.name in finished]
         report = {'total': len(jobs), 'done': done,
                   'failed': {k: failed[k] for k in sorted(failed) if k not in finished},
                   'jobs': {k: recorded[k] for k in sorted(recorded)}}
-        path = names.journal()
-        state = batch_lib.Journal.read(path) if os.path.isfile(path) else {}
-        state.update(dict.fromkeys(done))
-        state.update(report['failed'])
-        journal = batch_lib.Journal(path)
-        try:
-            journal.rewrite(state)
-        finally:
-            journal.close()
-        fileio.atomic_write_bytes(names.report(), json.dumps(report, indent=1).encode())
+        if files.is_local(self.workspace):
+            _merge_journal(names.journal(), done, report['failed'])
+        else:  # the same, on a local copy of the journal
+            with tempfile.TemporaryDirectory(prefix='everywear-journal.') as directory:
+                local = os.path.join(directory, workspace_lib.JOURNAL)
+                if files.exists(names.journal()):
+                    files.download(names.journal(), local)
+                _merge_journal(local, done, report['failed'])
+                files.upload(local, names.journal(), self.workspace)
+        files.write_bytes(names.report(), json.dumps(report, indent=1).encode(), self.workspace)
         yield report
+
+
+def _merge_journal(path, done, failed):
+    """Rewrites the journal ``path`` with the run's ``done`` and ``failed`` jobs merged in."""
+    state = batch_lib.Journal.read(path) if os.path.isfile(path) else {}
+    state.update(dict.fromkeys(done))
+    state.update(failed)
+    journal = batch_lib.Journal(path)
+    try:
+        journal.rewrite(state)
+    finally:
+        journal.close()
 
 
 def _earlier(report_path):
     """(jobs, failed) an earlier run recorded in report.json (none if missing or unreadable)."""
     with contextlib.suppress(Exception):
-        with open(report_path, encoding='utf-8') as f:
-            report = json.load(f)
+        report = json.loads(files.read_bytes(report_path).decode('utf-8'))
         jobs = [batch_lib.Job(*fields) for fields in report.get('jobs', {}).values()
                 if isinstance(fields, list) and len(fields) == 3
                 and all(isinstance(v, str) for v in fields)]
@@ -267,9 +345,8 @@ def _categories(names, jobs):
               if garment != batch_lib.NONE}
     needed = []
     for category in spec.CATEGORIES:
-        directory = names.garments_dir(category)
-        present = ({os.path.splitext(name)[0] for name in os.listdir(directory)}
-                   if os.path.isdir(directory) else set())
+        present = {os.path.splitext(name)[0] for name in files.names_in(
+                names.garments_dir(category))}
         if present & wanted:
             needed.append(category)
     return needed
@@ -283,9 +360,10 @@ class _NotDone(beam.DoFn):
 
     def process(self, jobs):
         input_dir, workspace, _ = self.settings
-        probe = batch_lib.Batch(input_dir, workspace, _Replay(), log=lambda message: None)
-        for job in _listed(jobs):
-            if not os.path.isfile(probe.final_path(job)):
+        listed = _listed(jobs)
+        done = _done(workspace_lib.Workspace(workspace, input_dir), listed)
+        for job in listed:
+            if job.name not in done:
                 yield job, []
 
 
@@ -336,9 +414,19 @@ def run(input_dir: str, workspace: str, jobs, handler, options=None,
     categories the jobs need (``handler.check``, if it has one: pipeline.SetupError). Jobs whose
     final image exists are skipped."""
     log = log or logging.getLogger(__name__).info
-    if not os.path.isdir(input_dir):
-        raise WorkspaceError(f'{input_dir}: the input directory does not exist')
     names = workspace_lib.Workspace(workspace, input_dir)
+    if files.is_local(input_dir) and not os.path.isdir(input_dir):
+        raise WorkspaceError(f'{input_dir}: the input directory does not exist')
+    if not files.is_local(workspace):
+        # No lock on a URL (object stores have none): one run at a time is the caller's.
+        try:
+            removed = files.remove_temporaries(workspace)
+        except Exception as e:  # noqa: BLE001 (BeamIOError, ValueError for an unknown scheme)
+            raise WorkspaceError(f'{workspace}: cannot use the workspace there ({e})') from None
+        if removed:
+            log(f'removed {removed} temporary files of an interrupted run')
+        _start(names, jobs, handler, options, read_options)
+        return json.loads(files.read_bytes(names.report()).decode('utf-8'))
     if os.path.lexists(workspace) and not os.path.isdir(workspace):
         raise WorkspaceError(f'{workspace}: the workspace exists and is not a directory')
     try:
@@ -352,21 +440,26 @@ def run(input_dir: str, workspace: str, jobs, handler, options=None,
             removed = fileio.remove_stale_temporaries(workspace)
             if removed:
                 log(f'removed {removed} temporary files of an interrupted run')
-            listed = _listed(jobs)
-            batch_lib.check_names(listed, _earlier(names.report())[0])
-            check = getattr(handler, 'check', None)
-            if check is not None:
-                needed = _categories(names, [job for job in listed
-                                             if not os.path.isfile(names.final(job.name))])
-                if needed:
-                    check(needed)
-            del listed
-            with beam.Pipeline(options=options) as root:
-                build(root, input_dir, workspace, jobs, handler, read_options)
+            _start(names, jobs, handler, options, read_options)
     except fileio.LockBusyError:
         raise WorkspaceError(f'{workspace}: another batch run is using this workspace') from None
     except fileio.LockFileError as e:
         raise WorkspaceError(str(e)) from None
     with open(names.report(), encoding='utf-8') as f:
         return json.load(f)
+
+
+def _start(names, jobs, handler, options, read_options):
+    """The checks before the pipeline (names, networks), then the pipeline."""
+    listed = _listed(jobs)
+    batch_lib.check_names(listed, _earlier(names.report())[0])
+    check = getattr(handler, 'check', None)
+    if check is not None:
+        done = _done(names, listed)
+        needed = _categories(names, [job for job in listed if job.name not in done])
+        if needed:
+            check(needed)
+    del listed
+    with beam.Pipeline(options=options) as root:
+        build(root, names.input_dir, names.root, jobs, handler, read_options)
 

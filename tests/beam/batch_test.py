@@ -4,6 +4,7 @@ processes (exported SavedModels) and through the dev server; a rerun skips what 
 the networks refuse fails its jobs, not the pipeline."""
 
 import hashlib
+import io
 import json
 import os
 import shutil
@@ -12,6 +13,7 @@ import sys
 
 import numpy as np
 import pytest
+from apache_beam.io import filesystem
 from apache_beam.ml.inference import base
 from apache_beam.options import pipeline_options
 
@@ -20,6 +22,7 @@ from everywear_tf import demo_weights
 from everywear_tf import spec
 from everywear_tf import weights
 from everywear_tf.beam import batch as beam_batch
+from everywear_tf.beam import files
 from everywear_tf.beam import handlers
 from everywear_tf.data import images
 from everywear_tf.data import keypoints as keypoint_files
@@ -319,3 +322,128 @@ def test_a_person_without_a_pose_gets_the_front_end_everywear_batch_would(source
     problem = report['failed']['person_0_tshirt_1_-']
     assert 'no SavedModel versions of the front end' in problem
     assert local['failed']['person_0_tshirt_1_-'].startswith(problem)
+
+
+# evmem://...: a Beam file system of this process's memory, an object store's semantics (no
+# folders, an object appears when its writer closes, rename = copy + delete).
+_MEMORY = {}
+_WRITES = []  # every path written, in order
+
+
+class _MemoryFile(io.BytesIO):
+    def __init__(self, path):
+        super().__init__()
+        self.path = path
+
+    def close(self):
+        if not self.closed:
+            _MEMORY[self.path] = self.getvalue()
+            _WRITES.append(self.path)
+        super().close()
+
+
+class MemoryFileSystem(filesystem.FileSystem):
+    """Registered with Beam as the scheme ``evmem`` by being defined."""
+
+    @classmethod
+    def scheme(cls):
+        return 'evmem'
+
+    def join(self, basepath, *paths):
+        return '/'.join([basepath.rstrip('/'), *paths])
+
+    def split(self, path):
+        head, _, tail = path.rpartition('/')
+        return head, tail
+
+    def mkdirs(self, path):
+        pass
+
+    def has_dirs(self):
+        return False
+
+    def _list(self, dir_or_prefix):
+        for path in sorted(_MEMORY):
+            if path.startswith(dir_or_prefix):
+                yield self.metadata(path)
+
+    def create(self, path, mime_type=None, compression_type=None):
+        return _MemoryFile(path)
+
+    def open(self, path, mime_type=None, compression_type=None):
+        if path not in _MEMORY:
+            raise filesystem.BeamIOError('no such object', {path: FileNotFoundError(path)})
+        return io.BytesIO(_MEMORY[path])
+
+    def copy(self, source_file_names, destination_file_names):
+        for source, destination in zip(source_file_names, destination_file_names):
+            _MEMORY[destination] = _MEMORY[source]
+            _WRITES.append(destination)
+
+    def rename(self, source_file_names, destination_file_names):
+        self.copy(source_file_names, destination_file_names)
+        self.delete(source_file_names)
+
+    def exists(self, path):
+        return path in _MEMORY
+
+    def size(self, path):
+        return len(_MEMORY[path])
+
+    def last_updated(self, path):
+        return 0.0
+
+    def metadata(self, path):
+        return filesystem.FileMetadata(path, len(_MEMORY[path]), 0.0)
+
+    def delete(self, paths):
+        for path in paths:
+            del _MEMORY[path]
+
+
+def test_a_url_input_and_workspace_give_the_local_bytes_and_a_rerun_skips(source, exported,
+                                                                          local):
+    _MEMORY.clear()
+    for root, _, names in os.walk(source):
+        for name in names:
+            path = os.path.join(root, name)
+            with open(path, 'rb') as f:
+                _MEMORY['evmem://in/' + os.path.relpath(path, source)] = f.read()
+    # Two jobs to do (the outfit: the pants, then the top over them), two that fail.
+    subset = [GOOD[0], GOOD[2], ('notjson_0', '-', 'pants_1'), ('person_0', 'missing_1', '-')]
+    _MEMORY['evmem://in/pairs.txt'] = ''.join(f'{" ".join(job)}\n' for job in subset).encode()
+    handler = handlers.ChainModelHandler(saved_models=str(exported))
+    jobs = beam_batch.JobsFile(None, 'evmem://in')
+    report = beam_batch.run('evmem://in', 'evmem://ws', jobs, handler, _options())
+    assert report['done'] == [_name(GOOD[0]), _name(GOOD[2])]
+    local_work, local_report = local
+    for job in subset[2:]:
+        assert report['failed'][_name(job)] == local_report['failed'][_name(job)].replace(
+                str(source), 'evmem://in').split(' (inputs: ')[0]
+    assert 'evmem://in/persons/notjson_0_keypoints.json' in report['failed'][_name(subset[2])]
+    assert json.loads(_MEMORY['evmem://ws/output/report.json']) == report
+    theirs = _files(local_work)
+    mine = {path[len('evmem://ws/'):]: hashlib.sha256(data).hexdigest()
+            for path, data in _MEMORY.items() if path.startswith('evmem://ws/')
+            and not path.endswith(('report.json', 'journal.jsonl'))}
+    for expected in ('output/final_images/photo_0_tshirt_1_pants_1_final.png',
+                     'output/composed_images/photo_0_pants_1_tshirt_1_1_pkl.pkl',
+                     'stage/person_0_pants_1_mask.mat', 'input/upper_pickle/photo_0.pkl'):
+        assert expected in mine
+    assert len(mine) > 40 and [path for path in mine if mine[path] != theirs.get(path)] == []
+    # Every file was written to a temporary and renamed; none is left; final images last.
+    assert not [path for path in _MEMORY if files.TEMPORARIES in path]
+    written = [path for path in _WRITES if path.startswith('evmem://ws/')
+               and files.TEMPORARIES not in path]
+    outfit = written.index('evmem://ws/output/final_images/photo_0_tshirt_1_pants_1_final.png')
+    assert all('photo_0_pants_1_tshirt_1' not in path for path in written[outfit:])
+    # The journal everywear-batch trusts: this run's jobs merged in.
+    assert _MEMORY['evmem://ws/output/journal.jsonl'].count(b'"done": true') == 2
+    # A rerun writes nothing but the bookkeeping: the failed jobs fail again, the rest skip.
+    del _WRITES[:]
+    _MEMORY['evmem://ws/.everywear-tmp/0-left-by-a-killed-run.png'] = b'half'
+    again = beam_batch.run('evmem://in', 'evmem://ws', jobs, handler, _options())
+    assert again == report
+    assert not [path for path in _MEMORY if files.TEMPORARIES in path]
+    assert sorted({path for path in _WRITES if files.TEMPORARIES not in path}) == [
+            'evmem://ws/output/journal.jsonl', 'evmem://ws/output/report.json']
