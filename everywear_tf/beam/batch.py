@@ -376,6 +376,8 @@ def build(root: beam.Pipeline, input_dir: str, workspace: str, jobs, handler,
     settings = (input_dir, workspace, dict(read_options or {}))
     keyed = base.KeyedModelHandler(handler)
     backend_options = getattr(handler, 'backend_options', dict)()
+    # One tag for both chain steps: one copy of the networks (Beam's shared / multi_process_shared)
+    identifier = getattr(handler, 'model_identifier', lambda: None)()
     results = []
     # One element that lists the jobs where it runs; then spread over the workers.
     state = (root | 'jobs' >> beam.Create([jobs]) | 'not done' >> beam.ParDo(_NotDone(settings))
@@ -389,8 +391,8 @@ def build(root: beam.Pipeline, input_dir: str, workspace: str, jobs, handler,
         if last:
             break
         # Both steps share the networks loaded in a process (handlers._shared_backend).
-        inferred, dead = (stepped.needs | f'chain {stage}' >> base.RunInference(keyed)
-                          .with_exception_handling())
+        inferred, dead = (stepped.needs | f'chain {stage}' >> base.RunInference(
+                keyed, model_identifier=identifier).with_exception_handling())
         results.append(dead.failed_inferences | f'refused {stage}' >> beam.FlatMap(_refused))
         state = inferred | f'next {stage}' >> beam.Map(_after)
     return (results | 'results' >> beam.Flatten()

@@ -2,9 +2,9 @@ r"""everywear-beam: the batch of everywear-batch as an Apache Beam pipeline (Run
 
   everywear-beam --input_dir=shoot --workspace=ws --saved_models=exported
   everywear-beam --input_dir=shoot --workspace=ws --server=tf-serving:8500
-  everywear-beam --input_dir=/mnt/shoot --workspace=/mnt/ws --saved_models=/mnt/exported \
+  everywear-beam --input_dir=gs://B/shoot --workspace=gs://B/ws --saved_models=/models \
       --runner=DataflowRunner -- --project=P --region=R --temp_location=gs://B/tmp \
-      --sdk_container_image=IMAGE
+      --sdk_container_image=IMAGE --sdk_location=container
 
 The same inputs, workspace files and report.json as everywear-batch (BUILD.md §13). The
 networks run in each worker (--saved_models, or --weights_root) or on TF Serving (--server).
@@ -28,9 +28,11 @@ from everywear_tf import errors  # noqa: E402
 from everywear_tf.inference import workspace  # noqa: E402
 
 _INPUT_DIR = flags.DEFINE_string('input_dir', None, 'persons/, garments/<category>/, pairs.txt '
-                                 '(a path every worker sees)')
+                                 '(a path every worker sees, or a Beam file system URL: '
+                                 'gs://...)')
 _WORKSPACE = flags.DEFINE_string('workspace', 'workspace', 'Where input/, stage/, output/ go '
-                                 '(a path every worker sees).')
+                                 '(a path every worker sees, or a Beam file system URL: '
+                                 'gs://...; a URL workspace has no lock: one run at a time).')
 _JOBS = flags.DEFINE_string('jobs', None, 'Jobs file, a path or any Beam file system URL '
                             '(default: <input_dir>/pairs.txt, and without it every person '
                             'with every garment).')
@@ -56,6 +58,12 @@ _MAX_BATCH = flags.DEFINE_integer('max_batch_size', 1, 'RunInference: most frame
                                   '(one category per network call). 1 gives everywear-batch\'s '
                                   'bytes; above 1, a few pixels may round one level apart.',
                                   lower_bound=1)
+_SHARE = flags.DEFINE_boolean('share_model_across_processes', False, 'RunInference: one copy '
+                              'of the networks per worker machine (--model_copies of them), '
+                              'called by every worker process of it, instead of one copy per '
+                              'process. Not with --server.')
+_COPIES = flags.DEFINE_integer('model_copies', 1, '--share_model_across_processes: copies of '
+                               'the networks per worker machine.', lower_bound=1)
 _RETRIES = flags.DEFINE_integer('num_retries', 3, '--server: retries of a batch when no server '
                                 'answers (exponential back-off).', lower_bound=0)
 command.define_model_flags()  # --model_label, --model_version, --model_config_file
@@ -78,6 +86,11 @@ def main(argv):
     from everywear_tf.beam import handlers
     if _MIN_BATCH.value > _MAX_BATCH.value:
         raise app.UsageError('--min_batch_size must not exceed --max_batch_size')
+    if _SERVER.value and _SHARE.value:
+        raise app.UsageError('--share_model_across_processes is for networks in the workers, '
+                             'not with --server')
+    if _COPIES.value > 1 and not _SHARE.value:
+        raise app.UsageError('--model_copies needs --share_model_across_processes')
     selection = command.model_selection()
     photo = command.photo_options()
     read_options = {key: photo[key] for key in ('max_pixels', 'orientation', 'relit')}
@@ -90,7 +103,9 @@ def main(argv):
                                                    num_retries=_RETRIES.value, **batching)
         else:
             handler = handlers.ChainModelHandler(_WEIGHTS_ROOT.value, _SAVED_MODELS.value,
-                                                 selection, **batching)
+                                                 selection, **batching,
+                                                 share_across_processes=_SHARE.value,
+                                                 model_copies=_COPIES.value)
         report = beam_batch.run(_INPUT_DIR.value, _WORKSPACE.value, jobs, handler,
                                 _pipeline_options(argv[1:]), read_options)
     except errors.EverywearError as e:

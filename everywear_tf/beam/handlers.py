@@ -10,7 +10,10 @@ set: EDM's outputs, 1 pixel in 49152, on one frame of five).
 
 - ``ChainModelHandler``: the networks in each worker process, from exported SavedModels
   (``tf.saved_model.load``, the ``serving_default`` signature called with its named inputs) or
-  from weights directories. Both RunInference steps of the pipeline share one copy per process.
+  from weights directories. Both RunInference steps of the pipeline share one copy per process;
+  with ``share_across_processes`` (RunInference's ``share_model_across_processes``), one copy
+  (or ``model_copies``) per worker machine, which every process of the worker calls through
+  Beam's ``multi_process_shared`` (frames pickled over a local socket).
 - ``ServingModelHandler``: a ``RemoteModelHandler`` over the project's gRPC client (through
   ``pipeline.ServerBackend``) to TF Serving or the dev server; Beam adds retries with back-off
   (for an unreachable server only) and client-side throttling.
@@ -20,6 +23,7 @@ one stacked array, and these SavedModels are ``tf.Module``s with named, multi-in
 """
 
 import dataclasses
+import hashlib
 import os
 import threading
 from collections.abc import Iterable
@@ -109,15 +113,35 @@ class ChainModelHandler(_Batched, base.ModelHandler):
 
     def __init__(self, weights_root: str | None = None, saved_models: str | None = None,
                  selection: dict | None = None, min_batch_size: int = 1,
-                 max_batch_size: int = 1):
+                 max_batch_size: int = 1, share_across_processes: bool = False,
+                 model_copies: int = 1):
         """``selection``: ``pipeline.make_backend``'s label, version, label_fallback and
-        model_config (``cli.app.model_selection``); batch sizes: RunInference's batching."""
+        model_config (``cli.app.model_selection``); batch sizes: RunInference's batching.
+        ``share_across_processes``: one copy of the networks per worker machine (``model_copies``
+        of them), not one per process."""
         super().__init__()
         if not (weights_root or saved_models):
             raise ValueError('pass weights_root or saved_models')
+        if model_copies < 1 or (model_copies > 1 and not share_across_processes):
+            raise ValueError(f'model_copies must be 1, or at least 1 with share_across_processes'
+                             f', got {model_copies}')
         self.source = _frozen({'weights_root': weights_root, 'saved_models': saved_models,
                                **(selection or {})})
         self._batching = _batching(min_batch_size, max_batch_size)
+        self._share, self._copies = share_across_processes, model_copies
+
+    def share_model_across_processes(self) -> bool:
+        """Whether RunInference loads one copy per machine (Beam's multi_process_shared)."""
+        return self._share
+
+    def model_copies(self) -> int:
+        """Copies per machine when shared across processes."""
+        return self._copies
+
+    def model_identifier(self) -> str:
+        """RunInference's tag of these networks: the same in both chain steps, so that they
+        share one copy (per process, or per machine when shared across processes)."""
+        return 'everywear-chain-' + hashlib.sha256(repr(self.source).encode()).hexdigest()[:16]
 
     def backend_options(self) -> dict:
         """``pipeline.make_backend``'s keyword arguments for this handler's networks."""

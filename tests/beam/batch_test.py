@@ -447,3 +447,35 @@ def test_a_url_input_and_workspace_give_the_local_bytes_and_a_rerun_skips(source
     assert not [path for path in _MEMORY if files.TEMPORARIES in path]
     assert sorted({path for path in _WRITES if files.TEMPORARIES not in path}) == [
             'evmem://ws/output/journal.jsonl', 'evmem://ws/output/report.json']
+
+
+_MODELS_SEEN = []  # the type of the model each batch ran on (in_memory: this process)
+
+
+class _SharedConstantHandler(handlers.ChainModelHandler):
+    """ChainModelHandler's own batching, sharing and inference over _RefusingBackend."""
+
+    def load_model(self):
+        return _RefusingBackend()
+
+    def run_inference(self, batch, model, inference_args=None):
+        _MODELS_SEEN.append(type(model).__name__)
+        return super().run_inference(batch, model, inference_args)
+
+
+def test_networks_shared_across_processes_give_the_same_bytes(source, tmp_path):
+    jobs = [batch.Job('person_0', '-', 'pants_1'), batch.Job('photo_0', '-', 'pants_1')]
+    batch.Batch(str(source), str(tmp_path / 'local'), _RefusingBackend(),
+                log=lambda m: None).run(jobs)
+    with pytest.raises(ValueError, match='model_copies'):
+        handlers.ChainModelHandler(weights_root='w', model_copies=2)
+    handler = _SharedConstantHandler(weights_root=demo_weights.DIRECTORY,
+                                     share_across_processes=True)
+    assert handler.share_model_across_processes() and handler.model_copies() == 1
+    assert not handlers.ChainModelHandler(weights_root='w').share_model_across_processes()
+    del _MODELS_SEEN[:]
+    report = beam_batch.run(str(source), str(tmp_path / 'ws'), jobs, handler, _options())
+    assert report['done'] == [job.name for job in jobs]
+    # Every batch ran on Beam's multi_process_shared proxy of the one copy.
+    assert _MODELS_SEEN and set(_MODELS_SEEN) == {'_AutoProxyWrapper'}
+    assert _files(tmp_path / 'ws') == _files(tmp_path / 'local')
