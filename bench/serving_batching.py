@@ -22,8 +22,6 @@ server's interpreter lock.
 import concurrent.futures
 import json
 import os
-import re
-import subprocess
 import sys
 import tempfile
 import threading
@@ -46,11 +44,12 @@ from everywear_tf.serving import config as serving_config  # noqa: E402
 
 from bench import report  # noqa: E402
 from bench import timing  # noqa: E402
+from bench.server_process import COMMITTED_BATCHING  # noqa: E402
+from bench.server_process import Server  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FULL_OUTPUT = 'bench/results/serving_batching.json'
 COMMITTED_RESULTS = os.path.join(ROOT, 'bench', 'RESULTS.md')
-COMMITTED_BATCHING = os.path.join(ROOT, 'serving', serving_config.BATCHING_CONFIG)
 BLOCK = 'serving_batching'
 CATEGORY = spec.MEN_TSHIRTS
 OFF, ON = 'off', 'on'
@@ -80,47 +79,6 @@ _RESULTS_MD = flags.DEFINE_string(
         f'between its markers <!-- figures {BLOCK}: ... --> and <!-- end of figures {BLOCK} -->.')
 _INPUT = flags.DEFINE_string('input', None, 'Measure nothing: print (and write with '
                              '--results_md) the table of this JSON.')
-
-
-class Server:
-    """``serving/dev_server.py`` in a process of its own, on a free gRPC port."""
-
-    def __init__(self, models_config, batching_file=None, timeout=1800):
-        command = [sys.executable, os.path.join(ROOT, 'serving', 'dev_server.py'),
-                   f'--model_config_file={models_config}', '--port=0', '--rest_api_port=0',
-                   '--file_system_poll_wait_seconds=0']
-        if batching_file:
-            command += ['--enable_batching', f'--batching_parameters_file={batching_file}']
-        self.process = subprocess.Popen(command, cwd=ROOT, stderr=subprocess.PIPE, text=True,
-                                        stdout=subprocess.DEVNULL)
-        self.lines = []
-        deadline = time.monotonic() + timeout
-        self.port = None
-        while self.port is None:
-            line = self.process.stderr.readline()
-            if not line:
-                raise RuntimeError('the dev server exited: ' + ''.join(self.lines[-20:]))
-            self.lines.append(line)
-            match = re.search(r'serving gRPC on [\d.]+:(\d+)', line)
-            if match:
-                self.port = int(match[1])
-            if time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError('the dev server did not start in time')
-        threading.Thread(target=self._drain, daemon=True).start()
-
-    def _drain(self):
-        for line in self.process.stderr:
-            self.lines.append(line)
-
-    def stop(self):
-        """Ends the process (SIGTERM, then SIGKILL after 30 s)."""
-        self.process.terminate()
-        try:
-            self.process.wait(30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
 
 
 def export(work, modules, config_name):
