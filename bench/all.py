@@ -4,6 +4,7 @@ r"""Benchmarks every module and the whole try-on, prints the tables and writes t
     python -m bench.all --quick               # a smoke run of every path and table (~35 s)
     python -m bench.all --output=bench/results/all.json --markdown=bench/results/all.md
     python -m bench.all --paths=keras,grpc --nobfloat16 --nooutfit --nooptimisations
+    python -m bench.all --originals_dir=~/src   # also time ~/src/VITON's stage 2, in turn
 
 Run from the repository root. Figures are of this machine at this moment; the JSON records the
 machine, the load average and the measured peak beside them. The full run writes
@@ -44,6 +45,11 @@ _PATHS = flags.DEFINE_list('paths', list(paths.ALL), 'Paths to measure.')
 _BFLOAT16 = flags.DEFINE_bool('bfloat16', True, 'Measure the bfloat16 variant too.')
 _OUTFIT = flags.DEFINE_bool('outfit', True, "Measure a whole outfit's split.")
 _OPTIMISATIONS = flags.DEFINE_bool('optimisations', True, 'Time the replaced code beside the new.')
+_ORIGINALS_DIR = flags.DEFINE_string(
+        'originals_dir', None, 'A directory holding your checkouts of the originals '
+        '(VITON = xthan/VITON, cp-vton = sergeywong/cp-vton): their networks are timed in turn '
+        'with ours in the same run (random weights, ours loaded into theirs). Without it they '
+        'are skipped with a message. Nothing of theirs is copied.')
 _WORK_DIR = flags.DEFINE_string('work_dir', None, 'Keep the exported models here (default: a '
                                 'temporary directory, removed at the end).')
 
@@ -69,6 +75,16 @@ def main(argv):
                  'outfit': _OUTFIT.value, 'optimisations': _OPTIMISATIONS.value}
     if _RUNS.value:
         overrides['runs'] = _RUNS.value
+    if _ORIGINALS_DIR.value:
+        originals_dir = os.path.expanduser(_ORIGINALS_DIR.value)
+        if not os.path.isdir(originals_dir):
+            print(f'all: error: {originals_dir}: --originals_dir is not a directory',
+                  file=sys.stderr)
+            return 1
+        overrides['originals_dir'] = originals_dir
+    else:
+        print('bench: the originals are skipped: pass --originals_dir=<dir holding VITON/ and '
+              'cp-vton/> to time them in the same run', file=sys.stderr)
     settings = dataclasses.replace(settings, **overrides)
     results = suite.run(settings, log=lambda m: print(f'bench: {m}', file=sys.stderr, flush=True),
                         work_dir=_WORK_DIR.value)

@@ -28,10 +28,26 @@ def _ratio(a, b):
     return f'{a / b:.2f}'
 
 
+def cpu_line(results):
+    """The CPU, its ISA and whether bfloat16 is native, as the run recorded them (runs before
+    hardware.py: the model and the AVX512_BF16 flag only)."""
+    m = results['machine']
+    line = m.get('cpu_line') or (f"CPU: {m['cpu']}, {m['cores']} cores; AVX512_BF16: "
+                                 f"{m['avx512_bf16']} (ISA not recorded)")
+    if m.get('onednn_isa'):
+        line += f"; oneDNN dispatches to: {m['onednn_isa']}"
+    return line
+
+
+def native_bfloat16(results):
+    """Whether the run's CPU computes bfloat16 natively (older runs: their AVX512_BF16 flag)."""
+    m = results['machine']
+    return m.get('native_bfloat16', m.get('avx512_bf16', False))
+
+
 def machine(results, markdown=False):
     m, peak, settings = results['machine'], results['peak'], results['settings']
-    rows = [('date', m['date']), ('cpu', f"{m['cpu']} ({m['cores']} cores, AVX512_BF16: "
-                                         f"{m['avx512_bf16']})"),
+    rows = [('date', m['date']), ('cpu', cpu_line(results)),
             ('tensorflow', m['tensorflow']), ('oneDNN', m['onednn']),
             ('load average (1, 5, 15 min) at start', ', '.join(f'{v:.2f}'
                                                                for v in m['load_average'])),
@@ -148,10 +164,36 @@ def outfit(results, markdown=False):
     return text
 
 
+def bfloat16_slowdown(results, module, path=paths.KERAS):
+    """bfloat16's median batch-1 time over float32's for ``module`` on ``path``, or None."""
+    timings = results.get('bfloat16', {}).get('timings', {}).get(path)
+    f32 = results['paths'].get(path)
+    if not timings or not f32 or 'error' in f32 or module not in timings:
+        return None
+    return timings[module]['latency']['median'] / f32[module]['latency']['median']
+
+
+def not_native(results, module):
+    """'not native on this CPU: N× slower, not recommended' (N measured in the run), or None
+    where the run's CPU has native bfloat16 (or bfloat16 was not timed)."""
+    if native_bfloat16(results):
+        return None
+    slowdown = bfloat16_slowdown(results, module)
+    if slowdown is None:
+        return None
+    return f'not native on this CPU: {slowdown:.1f}× slower, not recommended'
+
+
 def bfloat16(results, markdown=False):
     b = results.get('bfloat16')
     if not b:
         return 'bfloat16 variant not measured'
+    if not native_bfloat16(results):
+        rows = [(module, not_native(results, module) or '-') for module in _ROWS]
+        text = ('No native bfloat16 on this CPU (no avx512_bf16 / amx_bf16): the variant is '
+                'not recommended here; its timings stay in the JSON.\n\n'
+                + _table(('module', 'bfloat16 in process, batch 1'), rows, markdown))
+        return text + _bfloat16_differences(b, markdown)
     rows = []
     for module in _ROWS:
         row = [module]
@@ -169,7 +211,10 @@ def bfloat16(results, markdown=False):
     for path in b['timings']:
         header += [f'{path} ms f32 → bf16', 'speed-up b1',
                    f"speed-up b{results['settings']['batch']}"]
-    text = _table(header, rows, markdown)
+    return _table(header, rows, markdown) + _bfloat16_differences(b, markdown)
+
+
+def _bfloat16_differences(b, markdown):
     diff_rows = []
     random = (f"random {b.get('random_config', 'full')} weights", b['random_weights'])
     for name, comparison in list(b['demo_set'].items()) + [random]:
@@ -181,10 +226,33 @@ def bfloat16(results, markdown=False):
                           f"{m[spec.GMM][spec.WARPED_CLOTH]['max_abs']:.0f}",
                           f"{m[spec.EDM][spec.COARSE]['max_abs']:.0f}",
                           f"{m[spec.RM][spec.TRYON]['max_abs']:.0f}"))
-    text += '\n\nbfloat16 against float32 (uint8 levels unless said)\n\n' + _table(
+    return '\n\nbfloat16 against float32 (uint8 levels unless said)\n\n' + _table(
             ('weights / inputs', 'try-on SSIM', 'try-on max abs', 'try-on mean abs',
              'GMM theta max abs', 'GMM warped max', 'EDM coarse max', 'RM tryon max'),
             diff_rows, markdown)
+
+
+def originals(results, markdown=False):
+    """The originals timed in turn with our SavedModels (--originals_dir), or why not."""
+    o = results.get('originals')
+    if not o:
+        return ('not measured: pass --originals_dir=<dir holding your VITON and cp-vton '
+                'checkouts> to time them in the same run')
+    rows = []
+    for name, entry in o.get('timed', {}).items():
+        for key in ('batch1', 'batch'):
+            pair = entry[key]
+            rows.append((name, pair['batch'], _ms(pair['ours']['median']),
+                         _ms(pair['theirs']['median']),
+                         _ratio(pair['ours']['median'], pair['theirs']['median']),
+                         _ratio(pair['ours']['min'], pair['theirs']['min'])))
+    text = _table(('module vs original', 'batch', 'ours ms (SavedModel)', 'original ms',
+                   'ours / original (median)', '(best)'), rows, markdown)
+    for name, entry in o.get('timed', {}).items():
+        text += (f"\n\n{name}: {entry['source']}; outputs against ours: tryon max "
+                 f"{entry['max_abs_tryon']:g} uint8 levels, alpha max {entry['max_abs_alpha']:g}")
+    for name, why in o.get('skipped', {}).items():
+        text += f'\n\n{name}: skipped: {why}'
     return text
 
 
@@ -243,13 +311,15 @@ def optimisations(results, markdown=False):
 SECTIONS = (('Machine', machine), ('Latency (batch 1) and throughput', latency),
             ('FLOPs and efficiency', efficiency), ('Serving overhead and payloads', serving),
             ('Outfit (top + pants on the demo photo), median split', outfit),
-            ('bfloat16 variant', bfloat16), ('Optimisations, before and after', optimisations))
+            ('bfloat16 variant', bfloat16), ('The originals, timed in turn', originals),
+            ('Optimisations, before and after', optimisations))
 
 
 def text(results, markdown=False):
-    """Every section, titled."""
+    """Every section, titled, each opening with the CPU line (what its figures hold on)."""
     heading = '### ' if markdown else '== '
-    return '\n\n'.join(f'{heading}{title}\n\n{section(results, markdown)}'
+    line = cpu_line(results)
+    return '\n\n'.join(f'{heading}{title}\n\n{line}\n\n{section(results, markdown)}'
                        for title, section in SECTIONS) + '\n'
 
 
@@ -276,15 +346,21 @@ def summary(results, markdown=True):
             ratio = grpc_path[module]['latency']['median'] / keras[module]['latency']['median']
             line += f'; serving overhead gRPC / in process {ratio:.2f}×'
         bf = results.get('bfloat16', {}).get('timings', {}).get(paths.KERAS)
-        if bf:
+        if bf and not native_bfloat16(results):
+            line += f'; bfloat16: {not_native(results, module)}'
+        elif bf:
             speed_up = keras[module]['latency']['median'] / bf[module]['latency']['median']
             line += f'; bfloat16 speed-up in process {speed_up:.2f}×'
         lines.append(line)
     for path, split in results.get('outfit', {}).items():
         if isinstance(split, dict) and 'total' in split:
             lines.append(f"whole outfit (pants + t-shirt) via {path}: {_ms(split['total'])} ms")
+    for name, entry in results.get('originals', {}).get('timed', {}).items():
+        lines.append(f"{name}: ours / original " + ', '.join(
+                f"{_ratio(entry[k]['ours']['median'], entry[k]['theirs']['median'])}× at batch "
+                f"{entry[k]['batch']}" for k in ('batch1', 'batch')) + ' (median, timed in turn)')
     bullet = '- ' if markdown else '  '
-    return '\n'.join(bullet + line for line in lines)
+    return '\n'.join([bullet + cpu_line(results)] + [bullet + line for line in lines])
 
 
 def begin_marker(block):

@@ -35,6 +35,7 @@ from everywear_tf.serving import dev_server
 
 from bench import flops
 from bench import inputs as bench_inputs
+from bench import originals as originals_lib
 from bench import outfit
 from bench import paths
 from bench import precision
@@ -73,6 +74,9 @@ class Settings:
     # whose JSON bodies trigger many collections, are then several times faster than in a
     # caller's process, so their figures are not comparable. A smoke run's setting only.
     freeze_heap: bool = False
+    # The user's checkouts of the originals (<dir>/VITON, <dir>/cp-vton), timed in turn with
+    # our SavedModels (bench.originals); None: skipped with a message.
+    originals_dir: str = None
 
 
 # A smoke run of every path and table (the test runs it), not figures to publish: one
@@ -470,6 +474,50 @@ def _response_codec(settings, gmm_outputs):
     return codec
 
 
+def _originals(settings, models, version_dirs, log):
+    """The originals found under ``settings.originals_dir`` timed in turn with our SavedModel
+    of the same network (the same weights, loaded into theirs) at batch 1 and the throughput
+    batch; {'timed': {name: ...}, 'skipped': {name: why}}."""
+    found, skipped = originals_lib.find(settings.originals_dir)
+    out = {'timed': {}, 'skipped': dict(skipped)}
+    if originals_lib.CPVTON in found:
+        out['skipped'][originals_lib.CPVTON] = ('found, but this version times only VITON '
+                                                'stage 2 against RM (CP-VTON needs torch)')
+    if originals_lib.VITON not in found:
+        return out
+    out['skipped']['VITON stage 1'] = 'not timed by this version (only stage 2 against RM)'
+    log('originals: VITON stage 2 against our RM SavedModel, in turn')
+    signature = tf.saved_model.load(version_dirs[spec.RM]).signatures[spec.SERVING_SIGNATURE]
+    entry = {}
+    for key, batch, runs in (('batch1', 1, settings.runs),
+                             ('batch', settings.batch, settings.batch_runs)):
+        floats, compact = originals_lib.rm_inputs(batch)
+        theirs, source = originals_lib.viton_stage2(
+                found[originals_lib.VITON], batch, weights=originals_lib.rm_weights(
+                        models[spec.RM]))
+        feed = {k: tf.constant(v) for k, v in compact.items()}
+
+        def ours(feed=feed):
+            return {k: v.numpy() for k, v in signature(**feed).items()}
+
+        if key == 'batch1':
+            got, expected = ours(), theirs(*floats)
+            entry['max_abs_tryon'] = float(np.abs(
+                    np.clip(np.floor((expected[0] + 1) / 2 * 255 + 0.5), 0, 255)
+                    - got[spec.TRYON]).max())
+            entry['max_abs_alpha'] = float(np.abs(
+                    np.clip(np.floor(expected[1][..., 0] * 255 + 0.5), 0, 255)
+                    - got[spec.ALPHA]).max())
+            entry['source'] = source
+        stats = timing.interleaved({'ours': ours,
+                                    'theirs': functools.partial(theirs, *floats)},
+                                   runs, max(settings.warmup, 1), batch)
+        entry[key] = {'batch': batch, **stats}
+        theirs.session.close()
+    out['timed']['RM vs VITON stage 2'] = entry
+    return out
+
+
 def _optimisations(settings, reference, models, server, module_inputs, chain_inputs, log):
     """Before/after of each change, measured now, in turn: the previous code is in
     tests/baselines.py, called beside the library's on the same inputs."""
@@ -555,6 +603,8 @@ def run(settings=None, log=None, work_dir=None):
                     settings, models, chain_inputs, in_process, log)}
         if settings.outfit:
             results['outfit'] = _outfits(settings, reference, models_by_category, server, log)
+        if settings.originals_dir:
+            results['originals'] = _originals(settings, models, version_dirs[CATEGORY], log)
         if settings.optimisations:
             results['optimisations'] = _optimisations(settings, reference, models, server,
                                                       module_inputs, chain_inputs, log)

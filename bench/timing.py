@@ -5,11 +5,12 @@ import datetime
 import gc
 import os
 import platform
-import subprocess
 import time
 
 import numpy as np
 import tensorflow as tf
+
+from everywear_tf import hardware
 
 
 @contextlib.contextmanager
@@ -68,34 +69,16 @@ def peak_gflops(size=2048, runs=5, dtype=tf.float32):
             'dtype': tf.as_dtype(dtype).name, 'seconds': stats}
 
 
-def _cpu_model():
-    try:
-        output = subprocess.run(['lscpu'], capture_output=True, text=True, timeout=10).stdout
-    except (OSError, subprocess.SubprocessError):
-        return platform.processor()
-    for line in output.splitlines():
-        if line.startswith('Model name:'):
-            return line.split(':', 1)[1].strip()
-    return platform.processor()
-
-
-def _cpu_flags():
-    try:
-        with open('/proc/cpuinfo') as f:
-            for line in f:
-                if line.startswith('flags'):
-                    return set(line.split(':', 1)[1].split())
-    except OSError:
-        pass
-    return set()
-
-
-def machine():
-    """What the figures were measured on: CPU, cores, TensorFlow, load, date."""
-    flags = _cpu_flags()
+def machine(onednn=True):
+    """What the figures were measured on: CPU (model, ISA flags, native bfloat16, and with
+    ``onednn`` the ISA oneDNN reports it dispatches to, hardware.onednn_isa), cores,
+    TensorFlow, load, date."""
+    cpu = hardware.cpu()
     return {'date': datetime.datetime.now(datetime.UTC).isoformat(timespec='seconds'),
-            'cpu': _cpu_model(), 'cores': os.cpu_count(),
-            'avx512_bf16': 'avx512_bf16' in flags, 'avx512f': 'avx512f' in flags,
+            'cpu': cpu.model, 'cores': os.cpu_count(), 'isa': cpu.isa(),
+            'native_bfloat16': cpu.native_bfloat16(), 'cpu_line': cpu.line(),
+            'onednn_isa': hardware.onednn_isa() if onednn else None,
+            'avx512_bf16': 'avx512_bf16' in cpu.flags, 'avx512f': 'avx512f' in cpu.flags,
             'tensorflow': tf.__version__, 'python': platform.python_version(),
             'onednn': os.environ.get('TF_ENABLE_ONEDNN_OPTS', 'default (on)'),
             'load_average': list(os.getloadavg())}

@@ -59,9 +59,12 @@ class InstanceLayerNorm(tf.keras.layers.Layer):
 
     def call(self, x):
         """[B,H,W,C] → [B,H,W,C]: each sample normalised over (H, W, C), then scaled by γ and
-        shifted by β per channel."""
+        shifted by β per channel: x·s + (β − mean·s) with s = γ/√(variance + ε) as
+        tf.nn.batch_normalization (slim's own) folds it, so the full-size tensor is passed
+        over twice after the moments, not four times."""
         mean, variance = tf.nn.moments(x, axes=[1, 2, 3], keepdims=True)
-        return (x - mean) * tf.math.rsqrt(variance + self.epsilon) * self.gamma + self.beta
+        scale = tf.math.rsqrt(variance + self.epsilon) * self.gamma
+        return x * scale + (self.beta - mean * scale)
 
     def get_config(self):
         """The layer's Keras config, with ``epsilon``."""

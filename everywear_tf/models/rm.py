@@ -45,8 +45,20 @@ class Rm(blocks.ConfiguredModel):
         self.final = tf.keras.layers.Conv2D(1, 1, 1, 'same', name='g_1024_final',
                                             dtype=blocks.FLOAT32)
 
-    def alpha(self, warped, coarse):
-        """The unmasked composition mask, sigmoid output [B,H,W,1]."""
+    def alpha(self, warped, coarse, per_sample=False):
+        """The unmasked composition mask, sigmoid output [B,H,W,1].
+
+        ``per_sample``: one sample at a time (tf.map_fn, in order), the same numbers: each
+        sample is normalised on its own anyway, and at full size a batch's activations
+        (B×256×192×64 floats, 100 MB at batch 8) do not stay in cache between the layers, so
+        batch 8 in one go took 1.4× the time of eight batch-1 passes on a 2-core AVX2 EPYC
+        (bench/RESULTS.md). Inference only: training keeps the batched graph.
+        """
+        if per_sample:
+            return tf.map_fn(lambda pair: self.alpha(pair[0][tf.newaxis],
+                                                     pair[1][tf.newaxis])[0],
+                             (warped, coarse), fn_output_signature=tf.float32,
+                             parallel_iterations=1)
         x = tf.concat([warped, coarse], axis=-1)
         for conv_layer, norm in zip(self.convs, self.norms):
             x = tf.nn.leaky_relu(norm(conv_layer(x)), alpha=0.2)
@@ -57,10 +69,11 @@ class Rm(blocks.ConfiguredModel):
         [B,H,W,1]).
 
         Returns {'alpha': α·clothing_mask [B,H,W,1], 'tryon': α·warped + (1 − α)·coarse
-        [B,H,W,3], 'tps_mask': [B,H,W]}. ``training`` is unused (no batch norm or dropout).
+        [B,H,W,3], 'tps_mask': [B,H,W]}. No batch norm or dropout: ``training`` only chooses
+        the batched graph (training) or one sample at a time (inference, see ``alpha``).
         """
         warped, coarse, clothing_mask = inputs
-        alpha = self.alpha(warped, coarse) * clothing_mask
+        alpha = self.alpha(warped, coarse, per_sample=not training) * clothing_mask
         return {
                 'alpha': alpha,
                 'tryon': alpha * warped + (1.0 - alpha) * coarse,

@@ -63,11 +63,14 @@ def test_signature_dtypes_unchanged_and_float32_kept_where_listed(module):
     for key, value in outputs.items():
         dtype, shape = spec.OUTPUT_SPECS[key]
         assert value.dtype.name == dtype and value.shape[1:] == shape[1:], key
-    graph = function.get_concrete_function().graph
-    convolutions = [op for op in graph.get_operations()
-                    if op.type in ('Conv2D', 'Conv2DBackpropInput')]
-    assert convolutions and all(op.get_attr('T') == tf.bfloat16 for op in convolutions
-                                if op.name.split('/')[-2] not in _PINNED[module])
+    # The graph's nodes and those of the functions it calls (RM's per-sample loop body).
+    graph_def = function.get_concrete_function().graph.as_graph_def()
+    nodes = list(graph_def.node) + [node for f in graph_def.library.function
+                                    for node in f.node_def]
+    convolutions = [node for node in nodes if node.op in ('Conv2D', 'Conv2DBackpropInput')]
+    assert convolutions and all(node.attr['T'].type == tf.bfloat16.as_datatype_enum
+                                for node in convolutions
+                                if node.name.split('/')[-2] not in _PINNED[module])
 
 
 def _demo_models(category):
