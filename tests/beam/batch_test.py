@@ -19,6 +19,7 @@ from apache_beam.options import pipeline_options
 
 from everywear_tf import demo
 from everywear_tf import demo_weights
+from everywear_tf import errors
 from everywear_tf import spec
 from everywear_tf import weights
 from everywear_tf.beam import batch as beam_batch
@@ -479,3 +480,16 @@ def test_networks_shared_across_processes_give_the_same_bytes(source, tmp_path):
     # Every batch ran on Beam's multi_process_shared proxy of the one copy.
     assert _MODELS_SEEN and set(_MODELS_SEEN) == {'_AutoProxyWrapper'}
     assert _files(tmp_path / 'ws') == _files(tmp_path / 'local')
+
+
+def test_urls_that_cannot_be_used_are_errors_before_the_pipeline():
+    job = batch.Job('person_0', '-', 'pants_1')
+    with pytest.raises(beam_batch.WorkspaceError, match='nosuch://ws'):
+        beam_batch.run('evmem://in', 'nosuch://ws', [job], _RefusingHandler(), _options())
+    _MEMORY.clear()
+    with pytest.raises(errors.InputNotFoundError, match='evmem://nowhere/persons'):
+        beam_batch.run('evmem://nowhere', 'evmem://ws', beam_batch.JobsFile(None, 'evmem://nowhere'),
+                       _RefusingHandler(), _options())
+    with pytest.raises(errors.InputNotFoundError, match='evmem://jobs.txt'):
+        beam_batch.read_jobs('evmem://jobs.txt', 'evmem://nowhere')
+    assert _MEMORY == {}
