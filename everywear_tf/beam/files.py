@@ -72,33 +72,23 @@ def write_bytes(path: str, data: bytes, workspace: str) -> None:
     if is_local(path):
         fileio.atomic_write_bytes(path, data)
         return
-    with open_temporary(workspace, path) as (f, _):
+    with open_temporary(workspace, path) as f:
         f.write(data)
 
 
-class open_temporary:  # noqa: N801 (a context manager used as a function)
-    """``with open_temporary(workspace, path) as (file, temporary)``: a write channel to a
-    temporary of the URL ``path``, renamed to ``path`` when the block ends without an error
-    (deleted when it does not)."""
-
-    def __init__(self, workspace, path):
-        self.path, self.temporary = path, _temporary(workspace, path)
-
-    def __enter__(self):
-        self.file = FileSystems.create(self.temporary, compression_type='uncompressed')
-        return self.file, self.temporary
-
-    def __exit__(self, kind, value, traceback):
-        try:
-            self.file.close()
-            if kind is None:
-                FileSystems.rename([self.temporary], [self.path])
-        except BaseException:
-            _delete_quietly(self.temporary)
-            raise
-        if kind is not None:
-            _delete_quietly(self.temporary)
-        return False
+@contextlib.contextmanager
+def open_temporary(workspace: str, path: str):
+    """``with open_temporary(workspace, path) as f``: a write channel to a temporary of the URL
+    ``path`` (in ``workspace``), renamed to ``path`` when the block ends without an error,
+    deleted when it does not."""
+    temporary = _temporary(workspace, path)
+    try:
+        with FileSystems.create(temporary, compression_type='uncompressed') as f:
+            yield f
+        FileSystems.rename([temporary], [path])
+    except BaseException:
+        _delete_quietly(temporary)
+        raise
 
 
 def _delete_quietly(path):
@@ -108,7 +98,7 @@ def _delete_quietly(path):
 
 def upload(local: str, path: str, workspace: str) -> None:
     """Copies the local file ``local`` to the URL ``path``, atomically."""
-    with open(local, 'rb') as source, open_temporary(workspace, path) as (f, _):
+    with open(local, 'rb') as source, open_temporary(workspace, path) as f:
         shutil.copyfileobj(source, f, _CHUNK)
 
 
