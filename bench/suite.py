@@ -474,10 +474,12 @@ def _response_codec(settings, gmm_outputs):
     return codec
 
 
-def _originals(settings, models, version_dirs, log):
+def _originals(settings, models, version_dirs, work, log):
     """The originals found under ``settings.originals_dir`` timed in turn with our SavedModel
     of the same network (the same weights, loaded into theirs) at batch 1 and the throughput
-    batch; {'timed': {name: ...}, 'skipped': {name: why}}."""
+    batch (at the full config's size, the original's: a full RM exported as version 3 into
+    ``work`` when the run's networks are smaller); {'timed': {name: ...}, 'skipped': {name:
+    why}}."""
     found, skipped = originals_lib.find(settings.originals_dir)
     out = {'timed': {}, 'skipped': dict(skipped)}
     if originals_lib.CPVTON in found:
@@ -487,14 +489,18 @@ def _originals(settings, models, version_dirs, log):
         return out
     out['skipped']['VITON stage 1'] = 'not timed by this version (only stage 2 against RM)'
     log('originals: VITON stage 2 against our RM SavedModel, in turn')
-    signature = tf.saved_model.load(version_dirs[spec.RM]).signatures[spec.SERVING_SIGNATURE]
+    model, rm_dir = models[spec.RM], version_dirs[spec.RM]
+    if settings.config != configs.FULL:  # the original's refiner has 64 filters, hard-coded
+        tf.keras.utils.set_random_seed(0)
+        model = factory.build(configs.get(spec.RM, configs.FULL))
+        rm_dir = paths.export_all({CATEGORY: {spec.RM: model}}, work, 3)[CATEGORY][spec.RM]
+    signature = tf.saved_model.load(rm_dir).signatures[spec.SERVING_SIGNATURE]
     entry = {}
     for key, batch, runs in (('batch1', 1, settings.runs),
                              ('batch', settings.batch, settings.batch_runs)):
         floats, compact = originals_lib.rm_inputs(batch)
         theirs, source = originals_lib.viton_stage2(
-                found[originals_lib.VITON], batch, weights=originals_lib.rm_weights(
-                        models[spec.RM]))
+                found[originals_lib.VITON], batch, weights=originals_lib.rm_weights(model))
         feed = {k: tf.constant(v) for k, v in compact.items()}
 
         def ours(feed=feed):
@@ -604,7 +610,8 @@ def run(settings=None, log=None, work_dir=None):
         if settings.outfit:
             results['outfit'] = _outfits(settings, reference, models_by_category, server, log)
         if settings.originals_dir:
-            results['originals'] = _originals(settings, models, version_dirs[CATEGORY], log)
+            results['originals'] = _originals(settings, models, version_dirs[CATEGORY],
+                                              work, log)
         if settings.optimisations:
             results['optimisations'] = _optimisations(settings, reference, models, server,
                                                       module_inputs, chain_inputs, log)
