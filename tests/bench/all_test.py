@@ -25,6 +25,11 @@ def test_quick_benchmark(tmp_path):
                   'Optimisations'):
         assert title in result.stdout
     results = json.loads(output.read_text())
+    # The CPU line opens every section; bfloat16's speed-up only where it is native.
+    assert result.stdout.count(results['machine']['cpu_line']) >= 8
+    assert ('not native on this CPU' in result.stdout) != results['machine']['native_bfloat16']
+    assert 'not measured: pass --originals_dir' in result.stdout
+    assert 'originals are skipped' in result.stderr
     assert set(results['paths']) == set(paths.ALL)
     for path, modules in results['paths'].items():
         assert 'error' not in modules, (path, modules)
