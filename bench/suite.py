@@ -46,6 +46,7 @@ TRYON = 'tryon'  # the whole GMM → EDM → RM chain, beside the modules
 CATEGORY = spec.MEN_TSHIRTS  # the module benchmarks' category; the outfit adds pants
 OUTFIT_CATEGORIES = (spec.MEN_TSHIRTS, spec.MEN_PANTS)
 BFLOAT16_PATHS = (paths.KERAS, paths.SAVED_MODEL, paths.GRPC)
+ORIGINALS_BATCH = 8  # the originals' second batch size, whatever the run's throughput batch
 
 
 @dataclasses.dataclass(frozen=True)
@@ -476,10 +477,9 @@ def _response_codec(settings, gmm_outputs):
 
 def _originals(settings, models, version_dirs, work, log):
     """The originals found under ``settings.originals_dir`` timed in turn with our SavedModel
-    of the same network (the same weights, loaded into theirs) at batch 1 and the throughput
-    batch (at the full config's size, the original's: a full RM exported as version 3 into
-    ``work`` when the run's networks are smaller); {'timed': {name: ...}, 'skipped': {name:
-    why}}."""
+    of the same network (the same weights, loaded into theirs) at batch 1 and ORIGINALS_BATCH,
+    at the full config's size, the original's (a full RM exported as version 3 into ``work``
+    when the run's networks are smaller); {'timed': {name: ...}, 'skipped': {name: why}}."""
     found, skipped = originals_lib.find(settings.originals_dir)
     out = {'timed': {}, 'skipped': dict(skipped)}
     if originals_lib.CPVTON in found:
@@ -497,7 +497,7 @@ def _originals(settings, models, version_dirs, work, log):
     signature = tf.saved_model.load(rm_dir).signatures[spec.SERVING_SIGNATURE]
     entry = {}
     for key, batch, runs in (('batch1', 1, settings.runs),
-                             ('batch', settings.batch, settings.batch_runs)):
+                             ('batch', ORIGINALS_BATCH, max(settings.batch_runs, 2))):
         floats, compact = originals_lib.rm_inputs(batch)
         theirs, source = originals_lib.viton_stage2(
                 found[originals_lib.VITON], batch, weights=originals_lib.rm_weights(model))
