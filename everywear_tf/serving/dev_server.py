@@ -384,11 +384,13 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
 
 
 def _batchable(saved_model, signature_name, inputs):
-    """Whether ``inputs`` are what the signature takes (names, dtypes, shapes), so a batch
-    they join cannot fail for another caller's sake; others run alone, for predict's message."""
+    """Whether ``inputs`` are what the signature takes (names, dtypes, shapes) and it takes any
+    batch size, so a batch they join cannot fail for another caller's sake; others run alone
+    (predict's message for a bad request; a signature of a fixed batch, such as the front
+    end's, could never run a merged batch)."""
     expected = manager_lib.signature(saved_model, signature_name).structured_input_signature[1]
     return set(inputs) == set(expected) and all(
-            inputs[k].dtype == s.dtype.as_numpy_dtype
+            s.shape.rank and s.shape[0] is None and inputs[k].dtype == s.dtype.as_numpy_dtype
             and s.shape.is_compatible_with(inputs[k].shape) for k, s in expected.items())
 
 

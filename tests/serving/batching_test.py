@@ -270,7 +270,7 @@ def test_per_model_parameters_come_from_the_version_directory(tmp_path):
 def test_dev_server_merges_concurrent_grpc_requests(tmp_path):
     """Eight concurrent gRPC Predicts of one version run as few batches, each caller its own
     rows; with per-model parameters on, a version whose directory has no batching_params.pbtxt
-    runs unbatched."""
+    runs unbatched, and so does a signature of a fixed batch size."""
     from tensorflow_serving.apis import predict_pb2
     from tensorflow_serving.apis import prediction_service_pb2_grpc
 
@@ -281,15 +281,20 @@ def test_dev_server_merges_concurrent_grpc_requests(tmp_path):
         def serve(self, x):
             return {'y': x * 2.0 + 1.0, 'rows': tf.fill(tf.shape(x)[:1], tf.shape(x)[0])}
 
-    for name, params in (('batched', 'max_batch_size { value: 8 }\nbatch_timeout_micros '
-                                     '{ value: 300000 }\n'),
-                         ('alone', None)):
-        module = Affine()
+    class Fixed(Affine):  # a batch of one only, as the front end's signature
+        @tf.function(input_signature=[tf.TensorSpec([1, 3], tf.float32, name='x')])
+        def serve(self, x):
+            return {'y': x * 2.0 + 1.0, 'rows': tf.fill(tf.shape(x)[:1], tf.shape(x)[0])}
+
+    batched = 'max_batch_size { value: 8 }\nbatch_timeout_micros { value: 300000 }\n'
+    for name, params, kind in (('batched', batched, Affine), ('alone', None, Affine),
+                               ('fixed', batched, Fixed)):
+        module = kind()
         path = tmp_path / name / '1'
         tf.saved_model.save(module, str(path), signatures={'serving_default': module.serve})
         if params:
             (path / batching.PER_MODEL_FILE).write_text(params)
-    config = serving_config.serving_config(str(tmp_path), ['batched', 'alone'])
+    config = serving_config.serving_config(str(tmp_path), ['batched', 'alone', 'fixed'])
     server_batching = batching.ServerBatching(batching.Parameters(num_batch_threads=1),
                                               per_model=True)
     server = dev_server.DevServer(config, file_system_poll_seconds=0, batching=server_batching)
@@ -309,9 +314,10 @@ def test_dev_server_merges_concurrent_grpc_requests(tmp_path):
         with concurrent.futures.ThreadPoolExecutor(8) as pool:
             results = list(pool.map(lambda n: call('batched', n), [1] * 6 + [2]))
             alone = list(pool.map(lambda n: call('alone', n), [1] * 4))
+            fixed = list(pool.map(lambda n: call('fixed', n), [1] * 4))  # never merged
         for x, outputs in results:
             np.testing.assert_allclose(outputs['y'], x * 2 + 1, rtol=1e-6)
         rows = [int(outputs['rows'][0]) for _, outputs in results]
         assert max(rows) >= 4  # the model saw merged batches, never more than max_batch_size
         assert max(rows) <= 8
-        assert all(int(outputs['rows'][0]) == 1 for _, outputs in alone)
+        assert all(int(outputs['rows'][0]) == 1 for _, outputs in alone + fixed)
