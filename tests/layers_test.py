@@ -14,7 +14,7 @@ _PACKAGE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__
 
 # Each layer: the top-level names under everywear_tf/ (subpackages or modules) it holds.
 LAYERS = (
-        ('base', {'__init__', 'spec', 'errors', 'fileio', 'configs'}),
+        ('base', {'__init__', 'spec', 'errors', 'fileio', 'configs', 'hardware'}),
         ('ops', {'ops'}),
         ('data', {'data'}),
         ('models', {'models', 'losses'}),
