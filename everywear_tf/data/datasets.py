@@ -31,6 +31,7 @@ cloth_mask [256,192], float32 keypoints [18,2], missing = -1) plus 'person_id' a
 
 import os
 
+import cv2
 import numpy as np
 import tensorflow as tf
 
@@ -142,18 +143,20 @@ class CpVtonDataset(_Dataset):
       max_label: the largest label accepted in the parses.
       targets: (image dir, parse dir) of ground truths for the listed pairs, read into
         TARGET_PERSON / TARGET_PARSE (the synthetic test split's 'image-swap', 'image-parse-swap').
+      pose_dir: the OpenPose JSON directory ('pose' in CP-VTON's layout).
       estimated_inputs: the pose and parse are the photo front end's estimates
         (ESTIMATED_POSE, ESTIMATED_PARSE), and the split's own parse is spec.TRUE_PARSE, for the
         targets (training on what the pipeline will be given).
     """
 
     def __init__(self, root, mode='train', pairs=None, parse_dir='image-parse',
-                 max_label=lip.MAX_LABEL, targets=None, estimated_inputs=False):
+                 max_label=lip.MAX_LABEL, targets=None, estimated_inputs=False, pose_dir='pose'):
         self.root = _require_dir(os.fspath(root))
+        self.pose_dir = pose_dir
         self.split = _require_dir(os.path.join(self.root, mode))
         self.estimated_inputs = bool(estimated_inputs)
         extra = (ESTIMATED_POSE, ESTIMATED_PARSE) if self.estimated_inputs else ()
-        for directory in ('image', parse_dir, 'pose', 'cloth', 'cloth-mask') + extra:
+        for directory in ('image', parse_dir, pose_dir, 'cloth', 'cloth-mask') + extra:
             _require_dir(os.path.join(self.split, directory))
         self.parse_dir, self.max_label = parse_dir, max_label
         self.targets = tuple(targets) if targets is not None else None
@@ -193,7 +196,7 @@ class CpVtonDataset(_Dataset):
         person_name, cloth_name = self.pairs[i]
         stem = _stem(person_name)
         pose_dir, parse_dir = ((ESTIMATED_POSE, ESTIMATED_PARSE) if self.estimated_inputs
-                               else ('pose', self.parse_dir))
+                               else (self.pose_dir, self.parse_dir))
         points = keypoint_files.read_keypoints(self._path(pose_dir, stem + '_keypoints.json'))
         item = {spec.PERSON: images.read_image(self._path('image', person_name),
                                                spec.FRAME_SHAPE),
@@ -210,6 +213,61 @@ class CpVtonDataset(_Dataset):
                                                     spec.FRAME_SHAPE)
             item[TARGET_PARSE] = self._parse(parse_dir, stem)
         return item
+
+
+def first_dir(split, names):
+    """The first of ``names`` that is a directory under ``split`` (datasets were published with
+    different spellings); a DatasetError listing them all if none is."""
+    for name in names:
+        if os.path.isdir(os.path.join(split, name)):
+            return os.path.join(split, name)
+    raise errors.DatasetError(os.path.join(split, names[0]),
+                              'missing directory (also looked for ' + ', '.join(names[1:]) + ')'
+                              if len(names) > 1 else 'missing directory')
+
+
+def check_aspect(path, shape, frame=spec.FRAME_SHAPE, error=errors.ImageError):
+    """Raises ``error`` naming ``path`` unless an [H,W,...] of ``shape`` has the frame's aspect."""
+    height, width = shape[:2]
+    if height * frame[1] != width * frame[0]:
+        raise error(path, f'is {height}x{width} (HxW): not the {frame[0]}:{frame[1]} aspect '
+                          f'of the {frame[0]}x{frame[1]} frame')
+
+
+def reduce_image(image, path, frame=spec.FRAME_SHAPE):
+    """An image of the frame's aspect area-reduced to the frame (OpenCV's INTER_AREA: for
+    1024×768 → 256×192 the mean of each 4×4 block, rounded half to even)."""
+    check_aspect(path, image.shape, frame)
+    if image.shape[:2] == tuple(frame):
+        return image
+    return cv2.resize(image, (frame[1], frame[0]), interpolation=cv2.INTER_AREA)
+
+
+def reduce_labels(labels, path, photo_shape, frame=spec.FRAME_SHAPE):
+    """A label map of the photo's aspect nearest-resized to the frame (Pillow's NEAREST rule,
+    parsing.nearest_resize); ParseMapError naming ``path`` for another aspect."""
+    if labels.shape[0] * photo_shape[1] != labels.shape[1] * photo_shape[0]:
+        raise errors.ParseMapError(path, f'is {labels.shape[0]}x{labels.shape[1]} (HxW) but '
+                                         f'the photo is {photo_shape[0]}x{photo_shape[1]}: a '
+                                         "different aspect ratio (another photo's parse?)")
+    return np.ascontiguousarray(parsing.nearest_resize(labels, frame))
+
+
+def scale_keypoints(points, source_shape, frame=spec.FRAME_SHAPE):
+    """[18,3] keypoints in pixels of a ``source_shape`` (h, w) image → pixels of the frame, pixel
+    centres kept (x + 0.5)·s − 0.5 as frames.py maps a photo; missing points stay missing."""
+    points = np.asarray(points, np.float64).copy()
+    present = points[:, 2] > 0
+    for axis, (size, out) in enumerate(((source_shape[1], frame[1]),
+                                        (source_shape[0], frame[0]))):
+        scale = out / size
+        points[present, axis] = (points[present, axis] + 0.5) * scale - 0.5
+    return points.astype(np.float32)
+
+
+def binary_mask(mask):
+    """0/255 of a grey mask (≥ 128 is garment, as VITON-HD's loader thresholds it)."""
+    return np.where(mask >= 128, 255, 0).astype(np.uint8)
 
 
 class VitonDataset(_Dataset):
