@@ -124,6 +124,49 @@ FRONTEND_OUTPUT_SPECS = {
 MODULE_INPUTS[FRONTEND] = (IMAGE,)
 MODULE_OUTPUTS[FRONTEND] = tuple(FRONTEND_OUTPUT_SPECS)
 
+# The one-call model of a category, ``tryon_<category>``: GMM → EDM → category rule → RM in one
+# graph with the three modules' weights, served beside them. Its outputs are the chain's
+# (inference/chain.py) but GMM's grid, which the pipeline does not use.
+CATEGORY_MODEL = 'tryon'
+MODULE_INPUTS[CATEGORY_MODEL] = MODULE_INPUTS[GMM]
+MODULE_OUTPUTS[CATEGORY_MODEL] = (WARPED_CLOTH, WARPED_MASK, THETA, COARSE, EDM_MASK,
+                                  CLOTHING_MASK, TRYON, ALPHA, TPS_MASK)
+OUTPUT_SPECS[EDM_MASK] = ('uint8', _FRAME)
+OUTPUT_SPECS[CLOTHING_MASK] = ('uint8', _FRAME)
+
+# Every module's and category model's second signature, ``encoded`` (ENCODED_SIGNATURE), takes
+# each uint8 image or mask input as a PNG or JPEG file (``<key>_bytes``, string [B]; label maps
+# and masks must be sent as PNG: a JPEG decodes, but changes label ids and mask edges) and
+# answers each uint8 output as a PNG file (``<key>_bytes``: TF Serving's REST API writes string
+# outputs named ``*_bytes`` as ``{"b64": ...}``); float32 tensors stay as they are and GMM's
+# grid is left out. A caller over REST (no output filter there) pays for a few tens of
+# kilobytes instead of megabytes of JSON.
+BYTES_SUFFIX = '_bytes'
+LOSSLESS_INPUTS = (PARSE, CLOTH_MASK, MASK)  # decoded as PNG (TF's decode_png also reads JPEG)
+
+
+def encoded_key(key: str) -> str:
+    """The ``encoded`` signature's name of a uint8 image tensor (``person`` → ``person_bytes``);
+    other tensors keep their name."""
+    dtype, shape = (INPUT_SPECS.get(key) or OUTPUT_SPECS[key])
+    return key + BYTES_SUFFIX if dtype == 'uint8' and len(shape) in (3, 4) else key
+
+
+def decoded_key(key: str) -> str:
+    """The tensor an ``encoded`` signature name stands for (``person_bytes`` → ``person``)."""
+    return key[:-len(BYTES_SUFFIX)] if key.endswith(BYTES_SUFFIX) else key
+
+
+def encoded_inputs(module: str) -> tuple:
+    """The ``encoded`` signature's input names of a module or category model, in order."""
+    return tuple(encoded_key(key) for key in MODULE_INPUTS[module])
+
+
+def encoded_outputs(module: str) -> tuple:
+    """The ``encoded`` signature's output names (GMM's grid left out)."""
+    return tuple(encoded_key(key) for key in MODULE_OUTPUTS[module] if key != GRID)
+
+
 # Version labels the rollout tooling moves.
 STABLE = 'stable'
 CANARY = 'canary'
@@ -137,10 +180,13 @@ MISSING_KEYPOINT = -1.0
 
 def module_of(model_name_: str) -> tuple:
     """(module, category) of a serving model name such as ``gmm_men_tshirts``; the front end's
-    ``frontend`` is (FRONTEND, None)."""
+    ``frontend`` is (FRONTEND, None), a category model's ``tryon_men_tshirts`` (CATEGORY_MODEL,
+    its category)."""
     if model_name_ == FRONTEND_MODEL:
         return FRONTEND, None
     module, _, category = model_name_.partition('_')
+    if module == CATEGORY_MODEL:
+        return module, check_category(category)
     model_name(module, category)  # validates both
     return module, category
 
@@ -149,6 +195,16 @@ def all_model_names():
     """The nine try-on model names, ``<module>_<category>``: category by category, GMM, EDM,
     RM within each."""
     return tuple(model_name(m, c) for c in CATEGORIES for m in MODULES)
+
+
+def category_model_name(category: str) -> str:
+    """Serving name of a category's one-call model, e.g. ``tryon_men_tshirts``."""
+    return f'{CATEGORY_MODEL}_{check_category(category)}'
+
+
+def category_model_names():
+    """The three one-call models, ``tryon_<category>``, in category order."""
+    return tuple(category_model_name(c) for c in CATEGORIES)
 
 
 def served_model_names():

@@ -69,6 +69,46 @@ def export(model, base_dir, model_name, version=AUTO, overwrite=False, source=No
                                           'precision': precision, 'source': source})
 
 
+def export_category(category, gmm, edm, rm, base_dir, version=AUTO, overwrite=False, source=None,
+                    log=None, precision=factory.FLOAT32):
+    """Exports a category's one-call model, ``tryon_<category>``: its built GMM, EDM and RM
+    (the weights its three module exports serve) in one graph (modules.CategoryModule), as a
+    version beside theirs; returns the version directory. Arguments as ``export``'s."""
+    if precision not in factory.PRECISIONS:
+        raise ExportError(f'precision must be one of {factory.PRECISIONS}, got {precision!r}')
+    networks = {}
+    for module, model in ((spec.GMM, gmm), (spec.EDM, edm), (spec.RM, rm)):
+        if factory.module_for(model) != module:
+            raise ExportError(f'{spec.category_model_name(category)} needs a {module.upper()} '
+                              f'there, got a {type(model).__name__}')
+        networks[module] = factory.with_precision(model, precision)
+    return export_module(
+            modules.CategoryModule(category, networks[spec.GMM], networks[spec.EDM],
+                                   networks[spec.RM]),
+            base_dir, spec.category_model_name(category), version, overwrite, log,
+            {'config': {module: configs.to_dict(model.config)
+                        for module, model in networks.items()},
+             'precision': precision, 'source': source})
+
+
+def export_all(networks, base_dir, version=AUTO, overwrite=False, source=None, log=None,
+               precision=factory.FLOAT32):
+    """Exports ``networks`` ({model name: built network}, any of the nine) and, for every
+    category whose three networks are all there, its one-call model beside them (so a deployment
+    gets both by default). Returns {model name: version directory}."""
+    written = {}
+    for name, model in networks.items():
+        written[name] = export(model, base_dir, name, version, overwrite, source, log, precision)
+    for category in spec.CATEGORIES:
+        names = [spec.model_name(module, category) for module in spec.MODULES]
+        if all(name in networks for name in names):
+            written[spec.category_model_name(category)] = export_category(
+                    category, *(networks[name] for name in names), base_dir=base_dir,
+                    version=version, overwrite=overwrite, source=source, log=log,
+                    precision=precision)
+    return written
+
+
 def export_module(serving, base_dir, model_name, version=AUTO, overwrite=False, log=None,
                   manifest=None):
     """Exports a ready ``tf.Module`` whose ``signatures()`` are its serving signatures (the

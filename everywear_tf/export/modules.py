@@ -2,7 +2,13 @@
 
 Each wrapper owns one network, builds that network's representation in the graph, runs it with
 ``training=False`` and returns uint8 images and masks (plus GMM's theta and grid) under the keys of
-``spec.py``. The batch dimension is dynamic; the frame is 256×192.
+``spec.py``. The batch dimension is dynamic; the frame is 256×192. A second signature,
+``encoded``, takes the uint8 images as PNG/JPEG files and answers them as PNG files (spec.py's
+``encoded_key``); it runs the same function between the decode and the encode.
+
+``CategoryModule`` is a category's one-call model: GMM → EDM → category rule → RM in one graph,
+uint8 between the stages exactly as between three served modules, so its outputs equal the
+three-call chain's.
 """
 
 import functools
@@ -67,6 +73,82 @@ def rm_outputs(model, warped_cloth, coarse, mask):
 _OUTPUTS = {spec.GMM: gmm_outputs, spec.EDM: edm_outputs, spec.RM: rm_outputs}
 
 
+def clothing_mask(category, edm_mask, warped_mask):
+    """The category rule in the graph (inference/categories.py's ``clothing_mask``): for t-shirts
+    EDM's mask united with GMM's warped mask ≥ 100/255, else EDM's mask; uint8 [B,256,192]."""
+    if spec.check_category(category) != spec.MEN_TSHIRTS:
+        return edm_mask
+    gmm_mask = tf.where(warped_mask >= spec.GMM_MASK_THRESHOLD, tf.constant(255, tf.uint8),
+                        tf.constant(0, tf.uint8))
+    return tf.maximum(edm_mask, gmm_mask)
+
+
+def chain_outputs(category, gmm, edm, rm, person, parse, keypoints, cloth, cloth_mask):
+    """The category model's outputs (spec.MODULE_OUTPUTS[CATEGORY_MODEL]): each stage's
+    signature function on the uint8 outputs of the one before, as the three-call chain runs."""
+    warped = gmm_outputs(gmm, person, parse, keypoints, cloth, cloth_mask)
+    coarse = edm_outputs(edm, person, parse, keypoints, cloth)
+    mask = clothing_mask(category, coarse[spec.MASK], warped[spec.WARPED_MASK])
+    final = rm_outputs(rm, warped[spec.WARPED_CLOTH], coarse[spec.COARSE], mask)
+    return {**{key: warped[key] for key in (spec.WARPED_CLOTH, spec.WARPED_MASK, spec.THETA)},
+            spec.COARSE: coarse[spec.COARSE],
+            spec.EDM_MASK: coarse[spec.MASK], spec.CLOTHING_MASK: mask, **final}
+
+
+def encoded_input_signature(module):
+    """TensorSpecs of the ``encoded`` signature: string [B] for each uint8 image input."""
+    return [tf.TensorSpec((None,), tf.string, name=spec.encoded_key(key))
+            if spec.encoded_key(key) != key else
+            tf.TensorSpec(spec.INPUT_SPECS[key][1], spec.INPUT_SPECS[key][0], name=key)
+            for key in spec.MODULE_INPUTS[module]]
+
+
+def decode_frames(key, files):
+    """string [B] PNG/JPEG files → uint8 [B,256,192,3] (images) or [B,256,192] (masks, label
+    maps: PNG only). A file of another size fails the call with the tensor's name."""
+    _, shape = spec.INPUT_SPECS[key]
+    channels = 3 if len(shape) == 4 else 1
+    lossless = key in spec.LOSSLESS_INPUTS
+
+    def decode(data):
+        if lossless:
+            return tf.io.decode_png(data, channels=channels)
+        return tf.io.decode_image(data, channels=channels, expand_animations=False)
+
+    images = tf.map_fn(decode, files, fn_output_signature=tf.TensorSpec(
+            (None, None, channels), tf.uint8))
+    check = tf.debugging.assert_equal(tf.shape(images)[1:3], tf.constant(spec.FRAME_SHAPE),
+                                      message=f'{spec.encoded_key(key)}: every file must be a '
+                                              f'{spec.IMAGE_HEIGHT}x{spec.IMAGE_WIDTH} image')
+    with tf.control_dependencies([check]):  # its message before EnsureShape's
+        images = tf.ensure_shape(tf.identity(images), (None,) + spec.FRAME_SHAPE + (channels,))
+    return images if channels == 3 else images[..., 0]
+
+
+def encode_frames(images):
+    """uint8 [B,H,W,3] or [B,H,W] → string [B] of PNG files (lossless; fastest compression)."""
+    if images.shape.rank == 3:
+        images = images[..., tf.newaxis]
+    return tf.map_fn(lambda image: tf.io.encode_png(image, compression=1), images,
+                     fn_output_signature=tf.TensorSpec((), tf.string))
+
+
+def encoded(outputs_of, module):
+    """The ``encoded`` signature's function around ``outputs_of`` (a function of the compact
+    inputs, in signature order): files decoded, run, uint8 outputs encoded, GMM's grid left out."""
+    keys = spec.MODULE_INPUTS[module]
+
+    def run(*args):
+        decoded = [decode_frames(key, value) if spec.encoded_key(key) != key else value
+                   for key, value in zip(keys, args)]
+        outputs = outputs_of(*decoded)
+        return {spec.encoded_key(key): encode_frames(outputs[key])
+                if spec.encoded_key(key) != key else outputs[key]
+                for key in spec.MODULE_OUTPUTS[module] if key != spec.GRID}
+
+    return tf.function(run, input_signature=encoded_input_signature(module))
+
+
 class ServingModule(tf.Module):
     """One network behind its serving signature."""
 
@@ -85,9 +167,31 @@ class ServingModule(tf.Module):
         # separate modules (each traced once) would add up to false "retracing" warnings.
         self.serving_default = tf.function(functools.partial(outputs, self.model),
                                            input_signature=input_signature(module))
+        self.encoded = encoded(functools.partial(outputs, self.model), module)
 
     def signatures(self):
-        """The signatures to save with: ``{'serving_default': the traced serving function}``."""
-        return {spec.SERVING_SIGNATURE: self.serving_default}
+        """The signatures to save with: ``serving_default`` (uint8 tensors) and ``encoded``
+        (PNG/JPEG files)."""
+        return {spec.SERVING_SIGNATURE: self.serving_default,
+                spec.ENCODED_SIGNATURE: self.encoded}
+
+
+class CategoryModule(tf.Module):
+    """A category's three networks behind one pair of signatures (``tryon_<category>``)."""
+
+    def __init__(self, category, gmm, edm, rm):
+        super().__init__(name=f'{spec.CATEGORY_MODEL}_{spec.check_category(category)}_serving')
+        for module, model in ((spec.GMM, gmm), (spec.EDM, edm), (spec.RM, rm)):
+            ServingModule(module, model)  # the same checks as the modules' own exports
+        self.category, self.gmm, self.edm, self.rm = category, gmm, edm, rm
+        outputs = functools.partial(chain_outputs, category, gmm, edm, rm)
+        self.serving_default = tf.function(outputs,
+                                           input_signature=input_signature(spec.CATEGORY_MODEL))
+        self.encoded = encoded(outputs, spec.CATEGORY_MODEL)
+
+    def signatures(self):
+        """``serving_default`` (uint8 tensors) and ``encoded`` (PNG/JPEG files)."""
+        return {spec.SERVING_SIGNATURE: self.serving_default,
+                spec.ENCODED_SIGNATURE: self.encoded}
 
 

@@ -80,3 +80,26 @@ class Chain:
     def __call__(self, inputs: dict) -> dict:
         """inputs: the GMM signature's keys (batch first). Returns every stage's outputs."""
         return run_chain(self.run_module, self.category, inputs)
+
+
+class CategoryModel:
+    """A category's one-call model (``tryon_<category>``, export/modules.py's CategoryModule)
+    in this process: the whole chain in one graph, the same outputs as ``run_chain`` over the
+    three modules (but GMM's grid)."""
+
+    def __init__(self, function):
+        """``function``: the model's serving signature (or CategoryModule.serving_default)."""
+        self.function = function
+
+    @classmethod
+    def from_saved_model(cls, directory: str) -> 'CategoryModel':
+        """The exported version directory of ``tryon_<category>``, loaded here."""
+        saved = tf.saved_model.load(directory)
+        model = cls(saved.signatures[spec.SERVING_SIGNATURE])
+        model.saved = saved  # the signature needs its SavedModel alive
+        return model
+
+    def __call__(self, inputs: dict) -> dict:
+        """inputs: the GMM signature's keys (batch first). Returns the chain's outputs."""
+        args = {key: tf.constant(inputs[key]) for key in spec.MODULE_INPUTS[spec.CATEGORY_MODEL]}
+        return {key: value.numpy() for key, value in self.function(**args).items()}

@@ -192,13 +192,21 @@ class ServerBackend:
 
     GMM and EDM of a try-on go out together (they are independent: the server runs them side by
     side, and one's transport overlaps the other's compute); the outputs are the same as one
-    after the other. ``client_options`` go to ``serving.client.Client``, among them the default
-    ``label`` (``stable``), ``version`` and ``label_fallback``.
+    after the other. Each call asks only for what the chain uses (GMM's float32 grid stays on
+    the server). ``one_call``: the whole try-on in one call on the category's one-call model
+    (``tryon_<category>``), the same outputs. ``client_options`` go to
+    ``serving.client.Client``, among them the default ``label`` (``stable``), ``version``,
+    ``label_fallback`` and ``encoded`` (PNG files on the wire; the default over REST).
     """
 
-    def __init__(self, address: str, log=None, **client_options):
+    # What the chain needs of each module: everything but GMM's grid.
+    OUTPUTS = {module: tuple(key for key in spec.MODULE_OUTPUTS[module] if key != spec.GRID)
+               for module in spec.MODULES}
+
+    def __init__(self, address: str, log=None, one_call: bool = False, **client_options):
         from everywear_tf.serving import client
         self.address = address
+        self.one_call = one_call
         self.log = log or _stderr
         self.client = client.Client(address, **client_options)
         self._stages = concurrent.futures.ThreadPoolExecutor(
@@ -210,8 +218,9 @@ class ServerBackend:
         from everywear_tf.serving import client
         for category in categories:
             served, asked = [], set()
-            for module in spec.MODULES:
-                name = spec.model_name(module, category)
+            names = ([spec.category_model_name(category)] if self.one_call else
+                     [spec.model_name(module, category) for module in spec.MODULES])
+            for name in names:
                 try:
                     number, where = self.client.served_version(name)
                 except client.ServerError as e:
@@ -233,10 +242,12 @@ class ServerBackend:
         out as a unit); by default the client's canary split chooses one per call, and without
         a split the client's default (``stable`` unless the server has no labels)."""
         label = label if label is not None else self.client.route()
+        if self.one_call:
+            return self.client.tryon(category, inputs, label=label)
 
         def run_module(module, module_inputs):
             return self.client.predict(spec.model_name(module, category), module_inputs,
-                                       label=label)
+                                       label=label, outputs=self.OUTPUTS[module])
 
         return chain_lib.run_chain(run_module, category, inputs, submit=self._stages.submit)
 

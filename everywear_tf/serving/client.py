@@ -1,11 +1,20 @@
 """The thin client for the served modules: TF Serving's gRPC API by default, REST optional.
 
 One call per module (the whole try-on, GMM → EDM → category rule → RM, is
-``everywear_tf.inference.pipeline.ServerBackend``), a version or label per call, deadlines,
+``everywear_tf.inference.pipeline.ServerBackend``), or one call per try-on on the category's
+one-call model (``tryon``), a version or label per call, deadlines,
 retries with back-off on UNAVAILABLE only (never on INVALID_ARGUMENT: a bad request stays bad),
 message limits raised for images, one connection reused across calls, bounded concurrency for
 batches, and an optional stable/canary split by percentage. Inputs are checked against the
 signature before they are sent.
+
+Payloads: gRPC sends uint8 tensors packed (1 byte a value) and asks only for the outputs the
+caller needs (``output_filter``; GMM's float32 grid is not among the chain's). REST has no
+output filter in TF Serving, and JSON numbers cost megabytes a frame, so with ``encoded`` (to
+become REST's default once the dev server writes ``*_bytes`` outputs as ``{"b64": ...}``, as
+TF Serving does) images go as PNG files through each model's ``encoded`` signature (base64 in
+``{"b64": ...}`` both ways); the caller still gives and gets uint8 arrays, the same values (PNG is
+lossless), and the outputs it did not ask for are dropped on arrival.
 
 Which version answers a call that names none: the client's own choice, by default the ``stable``
 label (TF Serving resolves a call without label or version to the highest AVAILABLE version,
@@ -15,10 +24,12 @@ chose, the call is sent again without a label, and that model's calls go without
 ``label_recheck_seconds`` before ``stable`` is tried again.
 """
 
+import base64
 import concurrent.futures
 import contextlib
 import dataclasses
 import gc
+import io
 import json
 import random
 import threading
@@ -34,6 +45,7 @@ from typing import Self
 
 import grpc
 import numpy as np
+from PIL import Image
 from tensorflow_serving.apis import get_model_metadata_pb2
 from tensorflow_serving.apis import model_pb2
 from tensorflow_serving.apis import predict_pb2
@@ -120,22 +132,56 @@ class Where:
 
 
 def _tensor_proto(array: np.ndarray):
-    """A TensorProto with packed content (uint8 images stay 1 byte per value on the wire)."""
+    """A TensorProto with packed content (uint8 images stay 1 byte per value on the wire);
+    strings (files) in string_val."""
     from tensorflow.core.framework import tensor_pb2
     from tensorflow.core.framework import tensor_shape_pb2
-    dtype, _ = _NUMPY_TO_PROTO[array.dtype]
     shape = tensor_shape_pb2.TensorShapeProto(
             dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=d) for d in array.shape])
+    if array.dtype == object:
+        return tensor_pb2.TensorProto(dtype=7, tensor_shape=shape,
+                                      string_val=list(array.ravel()))
+    dtype, _ = _NUMPY_TO_PROTO[array.dtype]
     return tensor_pb2.TensorProto(dtype=dtype, tensor_shape=shape,
                                   tensor_content=np.ascontiguousarray(array).tobytes())
 
 
+def encode_png(image: np.ndarray) -> bytes:
+    """A uint8 [H,W,3] image or [H,W] mask as a PNG file (lossless; fastest compression)."""
+    buffer = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(image)).save(buffer, 'PNG', compress_level=1)
+    return buffer.getvalue()
+
+
+def decode_png(data: bytes) -> np.ndarray:
+    """A PNG file's pixels, uint8 [H,W,3] or [H,W]."""
+    with Image.open(io.BytesIO(data)) as image:
+        return np.asarray(image)
+
+
+def encode_inputs(module: str, inputs: Mapping[str, np.ndarray]) -> dict:
+    """uint8 images of a module's signature → its ``encoded`` signature's inputs (PNG files)."""
+    return {spec.encoded_key(key): (np.array([encode_png(item) for item in value], dtype=object)
+                                    if spec.encoded_key(key) != key else value)
+            for key, value in inputs.items()}
+
+
+def decode_outputs(outputs: Mapping[str, np.ndarray]) -> dict:
+    """An ``encoded`` signature's outputs → uint8 arrays under the ``serving_default`` names."""
+    return {spec.decoded_key(key): (np.stack([decode_png(item) for item in value])
+                                    if key != spec.decoded_key(key) else value)
+            for key, value in outputs.items()}
+
+
 # DataType enum values of the outputs the models answer with (the front end's int32 and bool too).
-_PROTO_DTYPES = {4: np.uint8, 1: np.float32, 3: np.int32, 10: np.bool_}
+_PROTO_DTYPES = {4: np.uint8, 1: np.float32, 3: np.int32, 10: np.bool_, 7: object}
 
 
 def _from_proto(proto) -> np.ndarray:
     dtype = _PROTO_DTYPES.get(proto.dtype)
+    if dtype is object:
+        return np.array(list(proto.string_val), dtype=object).reshape(
+                [d.size for d in proto.tensor_shape.dim])
     if dtype is None:
         raise ValueError(f'unexpected output dtype {proto.dtype}')
     shape = [d.size for d in proto.tensor_shape.dim]
@@ -148,6 +194,20 @@ def _from_proto(proto) -> np.ndarray:
     return values.reshape(shape)
 
 
+def _json_input(value: np.ndarray):
+    """A tensor as TF Serving's REST API takes it: files as ``{"b64": ...}``, else numbers."""
+    if value.dtype == object:
+        return [{'b64': base64.b64encode(item).decode('ascii')} for item in value]
+    return value.tolist()
+
+
+def _json_output(value, dtype_shape, key):
+    """An answered tensor: ``*_bytes`` outputs ``{"b64": ...}`` → bytes, else typed numbers."""
+    if key.endswith(spec.BYTES_SUFFIX):
+        return np.array([base64.b64decode(item['b64']) for item in value], dtype=object)
+    return np.asarray(value, dtype_shape[0])
+
+
 class Client:
     """A connection to one TF Serving (or the dev server) and the calls made through it."""
 
@@ -156,7 +216,8 @@ class Client:
                  max_message_bytes: int = MAX_MESSAGE_BYTES, concurrency: int = 4,
                  canary_percent: float = 0.0, seed: int | None = None,
                  label: str | None = spec.STABLE, version: int | None = None,
-                 label_fallback: bool = True, label_recheck_seconds: float = 30.0):
+                 label_fallback: bool = True, label_recheck_seconds: float = 30.0,
+                 encoded: bool | None = None):
         """Opens the connection (gRPC; REST opens one per call).
 
         Args:
@@ -177,6 +238,8 @@ class Client:
             False when the user asked for the label.
           label_recheck_seconds: how long a model found without the label is called without
             one before the label is tried again (a rollout may add labels to a config).
+          encoded: send images as PNG files through the models' ``encoded`` signature and get
+            PNG files back (None: not yet; see the module's note on payloads).
         """
         if transport not in (GRPC, REST):
             raise ValueError(f'transport must be {GRPC!r} or {REST!r}, got {transport!r}')
@@ -188,6 +251,7 @@ class Client:
         self.label = label or None
         self.version = None if version is None else int(version)
         self.label_fallback, self.label_recheck_seconds = label_fallback, label_recheck_seconds
+        self.encoded = bool(encoded)
         self._unlabelled = {}  # model name → time.monotonic() of its "no such label" answer
         self._random = random.Random(seed)
         self._random_lock = threading.Lock()
@@ -260,23 +324,44 @@ class Client:
 
     def predict(self, model_name: str, inputs: Mapping[str, np.ndarray],
                 version: int | str | None = None, label: str | None = None,
-                with_version: bool = False
+                with_version: bool = False, outputs: Iterable[str] | None = None
                 ) -> dict[str, np.ndarray] | tuple[dict[str, np.ndarray], int | None]:
-        """Runs a model's serving_default on numpy ``inputs``; returns numpy outputs.
+        """Runs a model on numpy ``inputs``; returns numpy outputs.
 
         ``version`` (a number) or else ``label`` (such as 'stable', 'canary'; ``NO_LABEL``:
         none) picks the model version; neither: the client's default (``where``). With
         ``with_version`` returns (outputs, the version that answered; None over REST, which
-        does not say). Retries UNAVAILABLE answers with back-off; raises ServerError for any
+        does not say). ``outputs``: the output names wanted (gRPC's ``output_filter``; over
+        REST the others are dropped on arrival); None: all of them. With the client's
+        ``encoded``, the uint8 images travel as PNG files (the ``encoded`` signature, which has
+        no GMM grid). Retries UNAVAILABLE answers with back-off; raises ServerError for any
         other, or when the retries run out.
         """
         module, _ = spec.module_of(model_name)
         inputs = signature_inputs.check_inputs(module, inputs)
+        wanted = None if outputs is None else tuple(outputs)
+        if wanted is not None:
+            unknown = sorted(set(wanted) - set(spec.MODULE_OUTPUTS[module]))
+            if unknown:
+                raise ValueError(f'{model_name} has no outputs {unknown}; it has '
+                                 f'{list(spec.MODULE_OUTPUTS[module])}')
+        signature = spec.SERVING_SIGNATURE
+        if self.encoded and module != spec.FRONTEND:
+            if wanted is not None and spec.GRID in wanted:
+                raise ValueError(f'{model_name}: the encoded signature has no {spec.GRID}; '
+                                 f'make the client with encoded=False for it')
+            inputs = encode_inputs(module, inputs)
+            signature = spec.ENCODED_SIGNATURE
+            wanted = (None if wanted is None else tuple(spec.encoded_key(k) for k in wanted))
         call = self._predict_grpc if self.transport == GRPC else self._predict_rest
-        outputs, served = self._call(
-                lambda where: call(model_name, inputs, where.version, where.label),
+        answer, served = self._call(
+                lambda where: call(model_name, inputs, where.version, where.label, signature,
+                                   wanted),
                 model_name, self.where(model_name, version, label))
-        return (outputs, served) if with_version else outputs
+        if signature == spec.ENCODED_SIGNATURE:
+            with _collector_paused():
+                answer = decode_outputs(answer)
+        return (answer, served) if with_version else answer
 
     def served_version(self, model_name: str, version: int | str | None = None,
                        label: str | None = None) -> tuple[int, Where]:
@@ -339,9 +424,11 @@ class Client:
         except (urllib.error.URLError, ConnectionError) as e:
             raise ServerError(grpc.StatusCode.UNAVAILABLE, str(e), model_name) from None
 
-    def _predict_grpc(self, model_name, inputs, version, label):
+    def _predict_grpc(self, model_name, inputs, version, label,
+                      signature=spec.SERVING_SIGNATURE, outputs=None):
         request = predict_pb2.PredictRequest(model_spec=model_pb2.ModelSpec(
-                name=model_name, signature_name=spec.SERVING_SIGNATURE))
+                name=model_name, signature_name=signature))
+        request.output_filter.extend(outputs or ())
         if version is not None:
             request.model_spec.version.value = int(version)
         elif label is not None:
@@ -355,21 +442,38 @@ class Client:
         return ({key: _from_proto(value) for key, value in response.outputs.items()},
                 response.model_spec.version.value)
 
-    def _predict_rest(self, model_name, inputs, version, label):
+    def _predict_rest(self, model_name, inputs, version, label,
+                      signature=spec.SERVING_SIGNATURE, outputs=None):
+        module, _ = spec.module_of(model_name)
         with _collector_paused():
-            body = json.dumps({'signature_name': spec.SERVING_SIGNATURE,
-                               'inputs': {k: v.tolist() for k, v in inputs.items()}}).encode()
+            body = json.dumps({'signature_name': signature,
+                               'inputs': {k: _json_input(v) for k, v in inputs.items()}}).encode()
         answer = self._rest(self._rest_path(model_name, version, label) + ':predict', body,
                             model_name)
         with _collector_paused():
-            outputs = json.loads(answer)['outputs']
-        module, _ = spec.module_of(model_name)
-        with _collector_paused():
+            answered = json.loads(answer)['outputs']
+            if signature == spec.ENCODED_SIGNATURE:
+                keys = spec.encoded_outputs(module)
+            else:
+                keys = spec.MODULE_OUTPUTS[module]
+            if outputs is not None:
+                keys = [key for key in keys if key in outputs]
             specs = spec.FRONTEND_OUTPUT_SPECS if module == spec.FRONTEND else spec.OUTPUT_SPECS
-            return ({key: np.asarray(outputs[key], specs[key][0])
-                     for key in spec.MODULE_OUTPUTS[module]}, None)
+            return ({key: _json_output(answered[key], specs.get(spec.decoded_key(key)), key)
+                     for key in keys}, None)
 
     # --- the modules ----------------------------------------------------------------------------
+
+    def tryon(self, category: str, inputs: Mapping[str, np.ndarray],
+              outputs: Iterable[str] | None = None, **where: Any
+              ) -> dict[str, np.ndarray] | tuple[dict[str, np.ndarray], int | None]:
+        """The whole try-on in one call on ``category``'s one-call model (``tryon_<category>``):
+        the GMM signature's keys of ``inputs`` in, the chain's outputs out (every stage's but
+        GMM's grid; ``outputs`` to ask for fewer). ``where``: ``predict``'s version, label,
+        with_version."""
+        return self.predict(spec.category_model_name(category),
+                            self._module_inputs(spec.CATEGORY_MODEL, inputs), outputs=outputs,
+                            **where)
 
     def _module_inputs(self, module: str, inputs: Mapping[str, np.ndarray]
                        ) -> dict[str, np.ndarray]:

@@ -49,3 +49,42 @@ def check_inputs(module, inputs):
         batch = value.shape[0]
         arrays[key] = value
     return arrays
+
+
+def check_files(module, files):
+    """The ``encoded`` signature's inputs (spec.encoded_inputs): each ``*_bytes`` a list of
+    ``bytes`` (one file per item), the others checked as ``check_inputs`` checks them; returns
+    {key: numpy array (object arrays of bytes for the files)} or raises SignatureInputError."""
+    if module not in spec.MODULE_INPUTS:
+        raise SignatureInputError(f'unknown module {module!r}')
+    expected = spec.encoded_inputs(module)
+    missing = [k for k in expected if k not in files]
+    extra = sorted(set(files) - set(expected))
+    if missing or extra:
+        raise SignatureInputError(f'{module} (encoded) takes inputs {list(expected)}; missing '
+                                  f'{missing}, unexpected {extra}')
+    arrays = {}
+    for key in expected:
+        if key == spec.decoded_key(key):
+            arrays[key] = check_inputs_of(module, key, files[key])
+            continue
+        items = list(files[key])
+        if not all(isinstance(item, bytes) for item in items):
+            raise SignatureInputError(f'{module} input {key!r} must be a list of PNG/JPEG file '
+                                      f'contents (bytes)')
+        arrays[key] = np.array(items, dtype=object)
+    batches = {len(value) for value in arrays.values()}
+    if len(batches) > 1:
+        raise SignatureInputError(f'{module} inputs disagree on the batch size: {sorted(batches)}')
+    return arrays
+
+
+def check_inputs_of(module, key, value):
+    """One uint8/float32 input checked against its spec (dtype exact, shape but for the batch)."""
+    value = np.asarray(value)
+    dtype, shape = spec.INPUT_SPECS[key]
+    if value.dtype != np.dtype(dtype) or value.ndim != len(shape) or any(
+            want is not None and want != got for want, got in zip(shape, value.shape)):
+        raise SignatureInputError(f'{module} input {key!r} must be {_describe(dtype, shape)}, '
+                                  f'got {_describe(value.dtype, value.shape)}')
+    return value
