@@ -350,21 +350,32 @@ class Figure:
     front_arms: tuple = ()  # sides (-1 right, 1 left) whose bare forearm is over the garment
 
 
-def _arm_angles(rng, pose):
-    """(upper, lower) angles from hanging down, outward positive, degrees, for one arm."""
+def _arm_angles(rng, pose, clear=False):
+    """(upper, lower) angles from hanging down, outward positive, degrees, for one arm.
+
+    ``clear`` (long sleeves): a lowered arm is held off the torso, upper arm and forearm, so
+    the sleeve never has to lie over the garment's body (one backward warp cannot put a layer
+    in front of another); its elbow bends outwards by up to 30°. Same draws either way."""
     if pose == 'arm_raised':
+        if clear:  # a long sleeve's steeper product sleeve would fold turned much further
+            upper = rng.uniform(90, 125)
+            return upper, upper + rng.uniform(-20, 10)
         upper = rng.uniform(95, 150)
         return upper, upper + rng.uniform(-25, 15)
     if pose == 'arms_behind':
         upper = rng.uniform(9, 16)
         return upper, upper - rng.uniform(0, 10)
+    if clear:
+        upper = rng.uniform(18, 40)
+        return upper, upper + rng.uniform(-5, 30)
     upper = rng.uniform(8, 40)
     return upper, upper + rng.uniform(-15, 25)
 
 
 def sample_figure_skeleton(rng, height=spec.IMAGE_HEIGHT, width=spec.IMAGE_WIDTH,
-                           arm_poses=ARM_POSES):
-    """The photo look's skeleton: (keypoints [18,2], Figure), with poses from ``arm_poses``."""
+                           arm_poses=ARM_POSES, clear_arms=False):
+    """The photo look's skeleton: (keypoints [18,2], Figure), with poses from ``arm_poses``;
+    ``clear_arms`` keeps lowered arms off the torso (long sleeves, see ``_arm_angles``)."""
     sy, sx = height / 256.0, width / 192.0
     pose = arm_poses[int(rng.integers(len(arm_poses)))]
     turn = float(rng.uniform(-0.35, 0.35)) if rng.uniform() < 0.4 else 0.0
@@ -411,7 +422,7 @@ def sample_figure_skeleton(rng, height=spec.IMAGE_HEIGHT, width=spec.IMAGE_WIDTH
                                points[elb][1] - rng.uniform(2, 10) * sy)
             front.append(side)
         else:
-            upper, lower = (np.deg2rad(a) for a in _arm_angles(rng, arm))
+            upper, lower = (np.deg2rad(a) for a in _arm_angles(rng, arm, clear_arms))
             points[elb] = points[sho] + (side * np.sin(upper) * upper_len * sx,
                                          np.cos(upper) * upper_len * sy)
             points[wri] = points[elb] + (side * np.sin(lower) * lower_len * sx,
@@ -531,10 +542,21 @@ def top_geometry(cut, s, width):
         geometry[name] = {
             'neck': np.array((cx + side * half_neck, top_y)), 'shoulder': shoulder,
             'shoulder_top': shoulder + (0, -2 * s),
-            'sleeve_outer': shoulder + (side * reach, reach * 0.9),
-            'sleeve_inner': shoulder + (side * (reach - cuff), reach * 0.9 + cuff * 0.875),
+            **_sleeve_ends(shoulder, side, reach, cuff, cut.sleeve > 0.5),
             'underarm': shoulder + (0, 30 * s), 'waist': waist, 'hem': hem}
     return geometry
+
+
+def _sleeve_ends(shoulder, side, reach, cuff, long_sleeve):
+    """The cuff's outer and inner corners. A long sleeve hangs steeper (about 25° from the
+    side seam instead of 48°), so that its cuff stays inside the product photo."""
+    if not long_sleeve:
+        return {'sleeve_outer': shoulder + (side * reach, reach * 0.9),
+                'sleeve_inner': shoulder + (side * (reach - cuff), reach * 0.9 + cuff * 0.875)}
+    direction = np.array((side * 0.5, 1.1)) / np.hypot(0.5, 1.1)
+    outer = shoulder + direction * reach * np.hypot(1, 0.9)
+    return {'sleeve_outer': outer,
+            'sleeve_inner': outer + cuff * np.array((-side * direction[1], side * direction[0]))}
 
 
 def pants_geometry(cut, s, width):

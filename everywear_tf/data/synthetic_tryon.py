@@ -215,14 +215,16 @@ def sample_style(rng, height=spec.IMAGE_HEIGHT, width=spec.IMAGE_WIDTH, look=dra
     """A random Style (skeleton, colours, the other garment) for a [height, width] image.
 
     The photo look also samples a Figure (pose, body shape, hair); for long sleeves
-    (``category`` men_long) no pose puts a forearm in front of or behind the torso, since the
-    sleeve would have to be warped over the garment's body, which one backward grid cannot do
-    without folding.
+    (``category`` men_long) no pose puts a forearm in front of or behind the torso, or a
+    lowered arm against it, since the sleeve would have to be warped over the garment's body,
+    which one backward grid cannot do without folding.
     """
     if draw.check_look(look) == draw.PHOTO:
+        long_sleeves = category == spec.MEN_LONG
         poses = tuple(p for p in draw.ARM_POSES
-                      if category != spec.MEN_LONG or p not in draw.LONG_SLEEVE_EXCLUDED)
-        points, figure = draw.sample_figure_skeleton(rng, height, width, poses)
+                      if not long_sleeves or p not in draw.LONG_SLEEVE_EXCLUDED)
+        points, figure = draw.sample_figure_skeleton(rng, height, width, poses,
+                                                     clear_arms=long_sleeves)
         return Style(points=points, colour_seed=int(rng.integers(2 ** 31)),
                      top_colour=_colour(rng), bottom_colour=_colour(rng),
                      other_pattern=draw.PATTERNS[int(rng.integers(len(draw.PATTERNS)))],
@@ -314,15 +316,17 @@ def _top_body_points_photo(points, cut, figure, s, width):
         hip = points[hp] + (side * (7 + 1.5 * ease) * s, 0)
         waist = draw.waist_point(points, side, s,
                                  figure.belly + max(1.5, 1.5 + 0.5 * ease - 0.3 * cut.taper))
+        # The cuff lies across the forearm for a long sleeve, across shoulder→end otherwise.
+        across = _outer(end - points[elb] if cut.sleeve > 0.5 else end - points[sho], side)
         out += [neck + (side * 9 * s * cut.half_neck / 14, -3 * s), shoulder,
-                end + _outer(end - points[sho], side) * half,
-                end - _outer(end - points[sho], side) * half,
+                end + across * half, end - across * half,
                 draw._along(shoulder, points[hp] + (side * 7 * s, 0), 0.28) - (side * 3 * s, 0),
                 waist, (hip[0], hem_y)]
-        if cut.sleeve > 0.5:  # a long sleeve also follows the elbow (see _top_landmarks_photo)
-            upper = points[elb] - points[sho]
-            elbows += [points[elb] + _outer(upper, side) * half * 1.15,
-                       points[elb] - _outer(upper, side) * half * 1.15]
+        if cut.sleeve > 0.5:  # a long sleeve follows upper arm and forearm (_sleeve_seams)
+            outer, inner = _body_sleeve_seams(points, (sho, elb, wri), cut, side, s,
+                                              out[-6], out[-3], end, half)
+            elbows += _sleeve_points(outer, inner, points[elb] - points[sho],
+                                     end - points[elb], s)
     return np.array(out + elbows, np.float64)
 
 
@@ -330,6 +334,46 @@ def _outer(direction, side):
     """The unit normal of an arm's ``direction`` on the sleeve's outer edge (the product's
     upper one), the same side of the arm however it turns (a raised arm keeps it headwards)."""
     return side * np.array((direction[1], -direction[0])) / (np.linalg.norm(direction) + 1e-9)
+
+
+# A long sleeve is pinned along both seams and its axis, on the upper arm and on the forearm,
+# so the spline bends it at the elbow instead of curling it (two pairs of landmarks alone let
+# the sleeve's end swing around the wrist). Each seam is a polyline root → elbow → cuff, the
+# same on the product (straight) and on the body (bent at the elbow).
+SLEEVE_STATIONS = (1 / 3, 2 / 3)  # extra stations along each of the two segments
+BEYOND_CUFF = 10.0  # pixels (of a 192-wide image) past the cuff, pinned off the garment
+
+
+def _body_sleeve_seams(points, joints, cut, side, s, shoulder, underarm, end, half):
+    """(outer, inner) seams of a long sleeve on the body: root, elbow, cuff on each."""
+    sho, elb, _ = joints
+    upper = points[elb] - points[sho]
+    elbow_half = half * 1.15
+    # At the elbow the seams sit on the bisector of the two segments' normals, so that the
+    # seam does not cross itself on the inside of the bend.
+    normal = _outer(upper, side) + _outer(end - points[elb], side)
+    normal /= np.linalg.norm(normal) + 1e-9
+    outer = [shoulder, points[elb] + normal * elbow_half, end + _outer(end - points[elb], side)
+             * half]
+    inner = [underarm, points[elb] - normal * elbow_half, end - _outer(end - points[elb], side)
+             * half]
+    return outer, inner
+
+
+def _sleeve_points(outer, inner, upper, lower, s):
+    """Landmarks of a long sleeve: each seam and the axis between them at SLEEVE_STATIONS of
+    both segments, the elbow's axis point, and a point past the cuff (off the garment).
+    ``upper`` and ``lower`` are the directions of the two segments (the past-cuff point
+    continues ``lower``)."""
+    out = []
+    for a, b in ((0, 1), (1, 2)):
+        for t in SLEEVE_STATIONS:
+            o, i = draw._along(outer[a], outer[b], t), draw._along(inner[a], inner[b], t)
+            out += [o, i, (o + i) / 2]
+    out.append((outer[1] + inner[1]) / 2)
+    cuff = (outer[2] + inner[2]) / 2
+    out.append(cuff + lower / (np.linalg.norm(lower) + 1e-9) * BEYOND_CUFF * s)
+    return [np.asarray(p, np.float64) for p in out]
 
 
 def _top_landmarks_photo(cut, s, width, points=None):
@@ -349,8 +393,12 @@ def _top_landmarks_photo(cut, s, width, points=None):
             upper = np.linalg.norm(skeleton[elb] - skeleton[sho])
             lower = np.linalg.norm(_arm_point(skeleton, sho, elb, wri, cut.sleeve) - skeleton[elb])
             fraction = upper / (upper + lower + 1e-9)
-            points += [draw._along(part['shoulder_top'], part['sleeve_outer'], fraction),
-                       draw._along(part['underarm'], part['sleeve_inner'], fraction)]
+            outer = [part['shoulder_top'], draw._along(part['shoulder_top'], part['sleeve_outer'],
+                                                       fraction), part['sleeve_outer']]
+            inner = [part['underarm'], draw._along(part['underarm'], part['sleeve_inner'],
+                                                   fraction), part['sleeve_inner']]
+            direction = part['sleeve_outer'] - part['shoulder_top']
+            points += _sleeve_points(outer, inner, direction, direction, s)
     return np.array(points, np.float64)
 
 

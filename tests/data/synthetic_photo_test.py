@@ -167,3 +167,57 @@ def test_unknown_look_is_refused(tmp_path):
         synthetic_tryon.item(0, 0, spec.MEN_TSHIRTS, look='painted')
     with pytest.raises(ValueError, match='unknown look'):
         synthetic_tryon.write_split(str(tmp_path), 'train', spec.MEN_PANTS, 1, 0, look='x')
+
+
+def _bent_long_sleeves(count, bend=12.0):
+    """(style, sample) of photo-look men_long items whose elbow bends by ≥ ``bend``°."""
+    found = []
+    for i in range(40):
+        style, product = synthetic_tryon.item(0, i, spec.MEN_LONG, look=PHOTO)
+        p = style.points
+        angles = [np.degrees(np.arctan2(np.cross(p[e] - p[s], p[w] - p[e]),
+                                        np.dot(p[e] - p[s], p[w] - p[e])))
+                  for s, e, w in ((synthetic.R_SHOULDER, synthetic.R_ELBOW, synthetic.R_WRIST),
+                                  (synthetic.L_SHOULDER, synthetic.L_ELBOW, synthetic.L_WRIST))]
+        if max(abs(a) for a in angles) >= bend:
+            found.append((style, product, synthetic_tryon.dress(style, product, spec.MEN_LONG)))
+        if len(found) == count:
+            return found
+    raise AssertionError('too few bent elbows among 40 items')
+
+
+def _covered(mask, points):
+    ij = np.round(points).astype(int)
+    inside = ((ij[:, 0] >= 0) & (ij[:, 0] < mask.shape[1]) & (ij[:, 1] >= 0)
+              & (ij[:, 1] < mask.shape[0]))
+    out = np.zeros(len(points), bool)
+    out[inside] = mask[ij[inside, 1], ij[inside, 0]]
+    return out
+
+
+def test_a_bent_long_sleeve_follows_the_forearm_to_the_cuff_and_no_further():
+    for style, product, sample in _bent_long_sleeves(4):
+        mask = sample.parse == lip.UPPER_CLOTHES
+        p = style.points
+        for side, (sho, elb, wri) in (
+                (-1, (synthetic.R_SHOULDER, synthetic.R_ELBOW, synthetic.R_WRIST)),
+                (1, (synthetic.L_SHOULDER, synthetic.L_ELBOW, synthetic.L_WRIST))):
+            end = synthetic_tryon._arm_point(p, sho, elb, wri, product.sleeve)
+            forearm = end - p[elb]
+            unit = forearm / np.linalg.norm(forearm)
+            across = synthetic_tryon._outer(forearm, side)  # away from the torso
+            t = np.linspace(0.05, 0.9, 18)[:, None]
+            axis = p[elb] + t * forearm
+            # The warped product covers the forearm's axis from the elbow to the cuff ...
+            assert _covered(mask, axis).all()
+            # ... and not the hand past the cuff, nor beside the forearm on its outer side
+            # (2.5 cuff half-widths; the inner side may be the garment's body).
+            assert not _covered(mask, end + np.array([6.0, 9.0, 12.0])[:, None] * unit).any()
+            off = 2.5 * 6.5 * product.cut.cuff / 16
+            assert not _covered(mask, axis[6:] + off * across).any()
+        # The warp stays exact and unfolded where the garment lies.
+        grid = sample.grid.astype(np.float64)
+        dx = np.gradient(grid, axis=1)
+        dy = np.gradient(grid, axis=0)
+        det = dx[..., 0] * dy[..., 1] - dx[..., 1] * dy[..., 0]
+        assert (det[mask] <= 0).mean() < 0.01
