@@ -40,8 +40,10 @@ def served(tmp_path_factory):
         randomize(model, seed=4)
         models[module] = model
         exporter.export(model, base, spec.model_name(module, CATEGORY))
+    exporter.export_category(CATEGORY, models[spec.GMM], models[spec.EDM], models[spec.RM], base)
     config = serving_config.serving_config(
-            str(base), [spec.model_name(m, CATEGORY) for m in spec.MODULES])
+            str(base), [spec.model_name(m, CATEGORY) for m in spec.MODULES]
+            + [spec.category_model_name(CATEGORY)])
     server = dev_server.DevServer(config, file_system_poll_seconds=0).start()
     yield server, models
     server.stop()
@@ -61,6 +63,24 @@ def test_tryon_through_the_server_equals_in_process(served):
     assert sorted(remote) == sorted(set(local) - {spec.GRID})
     for key in remote:
         np.testing.assert_array_equal(remote[key], local[key], err_msg=key)
+
+
+def test_the_one_call_model_through_the_server_equals_the_three_calls(served):
+    server, _ = served
+    inputs = warmup.realistic_inputs(spec.GMM, batch=2, seed=3)
+    address = f'127.0.0.1:{server.grpc_port}'
+    three, one = pipeline.ServerBackend(address), pipeline.ServerBackend(address, one_call=True)
+    try:
+        expected, got = three(CATEGORY, inputs), one(CATEGORY, inputs)
+        with client_lib.Client(address, encoded=True) as encoded:
+            files = encoded.tryon(CATEGORY, inputs)
+    finally:
+        three.close()
+        one.close()
+    assert sorted(got) == sorted(expected) == sorted(spec.MODULE_OUTPUTS[spec.CATEGORY_MODEL])
+    for key in expected:
+        np.testing.assert_array_equal(got[key], expected[key], err_msg=key)
+        np.testing.assert_array_equal(files[key], expected[key], err_msg=key)
 
 
 def test_encoded_calls_over_grpc_give_the_same_outputs(served):
