@@ -28,7 +28,10 @@ from everywear_tf import errors  # noqa: E402
 from everywear_tf import spec  # noqa: E402
 from everywear_tf import weights  # noqa: E402
 from everywear_tf.data import datasets  # noqa: E402
+from everywear_tf.data import dress_code  # noqa: E402
 from everywear_tf.data import synthetic_tryon  # noqa: E402
+from everywear_tf.data import tfrecords  # noqa: E402
+from everywear_tf.data import viton_hd  # noqa: E402
 from everywear_tf.models import vgg  # noqa: E402
 from everywear_tf.train import loop  # noqa: E402
 from everywear_tf.train import runs  # noqa: E402
@@ -38,7 +41,12 @@ _MODULE = flags.DEFINE_enum('module', None, list(spec.MODULES), 'The network to 
 _CATEGORY = flags.DEFINE_enum('category', None, list(spec.CATEGORIES),
                               'Garment category (chooses the garment labels of the targets).')
 _DATASET_ROOT = flags.DEFINE_string('dataset_root', None, 'The dataset directory.')
-_LAYOUT = flags.DEFINE_enum('layout', 'cpvton', ['cpvton', 'viton'], 'The dataset layout.')
+_LAYOUT = flags.DEFINE_enum('layout', 'cpvton', ['cpvton', 'viton', 'viton_hd', 'dress_code'],
+                            'The dataset layout (viton_hd: <dataset_root>/<mode>/...; '
+                            'dress_code: the --category\'s subset, lower_body for men_pants, '
+                            'upper_body for the tops).')
+_DATASET = flags.DEFINE_string('dataset', None, 'tfrecord:<glob>: train on TFRecord shards '
+                               '(train/make_tfrecords.py) instead of --dataset_root.')
 _MODE = flags.DEFINE_string('mode', 'train', 'CP-VTON layout: the split directory to read.')
 _PAIRS = flags.DEFINE_string('pairs', None, 'Pairs file (default: <mode>_pairs.txt for the '
                              'CP-VTON layout, viton_train_images.txt for VITON).')
@@ -77,7 +85,7 @@ _GRID_WEIGHT = flags.DEFINE_float('grid_weight', 0.0, 'GMM on the synthetic layo
                                   lower_bound=0.0)
 _GRID_ON = flags.DEFINE_enum('grid_on', 'frame', list(trainers.GRID_REGIONS), 'Where the grid '
                              'term counts: the whole frame, or only where the garment is.')
-flags.mark_flags_as_required(['module', 'category', 'dataset_root', 'output_dir'])
+flags.mark_flags_as_required(['module', 'category', 'output_dir'])
 _ESTIMATED_INPUTS = flags.DEFINE_bool(
         'estimated_inputs', False, 'CP-VTON layout: the pose and parse the networks are given are '
         'the photo front end\'s estimates (<mode>/pose-estimated/, <mode>/image-parse-estimated/, '
@@ -90,6 +98,19 @@ _INIT_WEIGHTS = flags.DEFINE_string(
 
 
 def _dataset():
+    if _DATASET.value:
+        kind, _, pattern = _DATASET.value.partition(':')
+        if kind != 'tfrecord' or not pattern:
+            raise errors.DatasetError(_DATASET.value, '--dataset must be tfrecord:<glob>')
+        return tfrecords.TfRecordDataset(pattern)
+    if not _DATASET_ROOT.value:
+        raise errors.DatasetError('--dataset_root', 'missing: pass it (or '
+                                                    '--dataset=tfrecord:<glob>)')
+    if _LAYOUT.value == 'viton_hd':
+        return viton_hd.VitonHdDataset(_DATASET_ROOT.value, _MODE.value, _PAIRS.value)
+    if _LAYOUT.value == 'dress_code':
+        return dress_code.DressCodeDataset(_DATASET_ROOT.value, _CATEGORY.value,
+                                           _PAIRS.value or 'train_pairs.txt')
     if _LAYOUT.value == 'viton':
         return datasets.VitonDataset(_DATASET_ROOT.value, _PAIRS.value or 'viton_train_images.txt')
     dataset = datasets.CpVtonDataset(_DATASET_ROOT.value, _MODE.value, _PAIRS.value,
@@ -158,7 +179,8 @@ def main(argv):
                              seed=_SEED.value, save_every=_SAVE_EVERY.value,
                              log_every=_LOG_EVERY.value, image_every=_IMAGE_EVERY.value)
     print(f'training {module.upper()} ({_CONFIG.value}) on {len(dataset)} items of '
-          f'{_DATASET_ROOT.value} for {config.steps} steps, batch {config.batch_size}',
+          f'{_DATASET.value or _DATASET_ROOT.value} for {config.steps} steps, '
+          f'batch {config.batch_size}',
           file=sys.stderr)
     state = runs.state_dir(_OUTPUT_DIR.value, module, _CATEGORY.value)
     terms = trainers.train(trainer, dataset, state, config)
@@ -167,7 +189,8 @@ def main(argv):
                 dataset, config.batch_size, _RECALIBRATE.value, seed=config.seed + 1))
     directory = weights.save(trainer.model,
                              runs.weights_dir(_OUTPUT_DIR.value, module, _CATEGORY.value),
-                             source=os.path.abspath(_DATASET_ROOT.value), overwrite=True,
+                             source=_DATASET.value or os.path.abspath(_DATASET_ROOT.value),
+                             overwrite=True,
                              trained={'category': _CATEGORY.value, 'steps': config.steps,
                                       'batch_size': config.batch_size, 'seed': config.seed,
                                       'final_losses': terms})
