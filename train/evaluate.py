@@ -27,13 +27,19 @@ from everywear_tf import evaluate  # noqa: E402
 from everywear_tf import spec  # noqa: E402
 from everywear_tf import weights  # noqa: E402
 from everywear_tf.data import datasets  # noqa: E402
+from everywear_tf.data import dress_code  # noqa: E402
+from everywear_tf.data import tfrecords  # noqa: E402
+from everywear_tf.data import viton_hd  # noqa: E402
 from everywear_tf.inference import chain as chain_lib  # noqa: E402
 
 _CATEGORY = flags.DEFINE_enum('category', None, list(spec.CATEGORIES), 'Garment category.')
 _WEIGHTS_ROOT = flags.DEFINE_string('weights_root', None,
                                     'Directory with <module>_<category>/ weights directories.')
 _DATASET_ROOT = flags.DEFINE_string('dataset_root', None, 'Dataset (CP-VTON or VITON layout).')
-_LAYOUT = flags.DEFINE_enum('layout', 'cpvton', ['cpvton', 'viton'], 'Dataset layout.')
+_LAYOUT = flags.DEFINE_enum('layout', 'cpvton', ['cpvton', 'viton', 'viton_hd', 'dress_code'],
+                            'Dataset layout (dress_code: the --category\'s subset).')
+_DATASET = flags.DEFINE_string('dataset', None, 'tfrecord:<glob>: evaluate TFRecord shards '
+                               '(train/make_tfrecords.py) instead of --dataset_root.')
 _MODE = flags.DEFINE_string('mode', 'test', 'CP-VTON layout split.')
 _PAIRS = flags.DEFINE_string('pairs', None, 'Pairs file (default: <mode>_pairs.txt, or '
                              'viton_test_pairs.txt).')
@@ -46,7 +52,7 @@ _MEAN_WARP_MODE = flags.DEFINE_string('mean_warp_mode', 'train', 'CP-VTON layout
                                       'average GMM grid makes the mean-warp baseline.')
 _MEAN_WARP_ITEMS = flags.DEFINE_integer('mean_warp_items', 200, 'Items of that split averaged '
                                         '(0: no mean-warp baseline).', lower_bound=0)
-flags.mark_flags_as_required(['category', 'weights_root', 'dataset_root'])
+flags.mark_flags_as_required(['category', 'weights_root'])
 _ESTIMATED = flags.DEFINE_bool('estimated_inputs', False, 'CP-VTON layout: the networks are given '
                                "the photo front end's pose and parse (<mode>/pose-estimated/, "
                                '<mode>/image-parse-estimated/, from train/estimate_synthetic.py), '
@@ -59,7 +65,20 @@ def main(argv):
         models = [weights.load(os.path.join(_WEIGHTS_ROOT.value,
                                             spec.model_name(module, _CATEGORY.value)), module)
                   for module in spec.MODULES]
-        if _LAYOUT.value == 'viton':
+        if _DATASET.value:
+            kind, _, pattern = _DATASET.value.partition(':')
+            if kind != 'tfrecord' or not pattern:
+                raise errors.DatasetError(_DATASET.value, '--dataset must be tfrecord:<glob>')
+            dataset = tfrecords.TfRecordDataset(pattern)
+        elif not _DATASET_ROOT.value:
+            raise errors.DatasetError('--dataset_root', 'missing: pass it (or '
+                                                        '--dataset=tfrecord:<glob>)')
+        elif _LAYOUT.value == 'viton_hd':
+            dataset = viton_hd.VitonHdDataset(_DATASET_ROOT.value, _MODE.value, _PAIRS.value)
+        elif _LAYOUT.value == 'dress_code':
+            dataset = dress_code.DressCodeDataset(_DATASET_ROOT.value, _CATEGORY.value,
+                                                  _PAIRS.value or 'test_pairs_paired.txt')
+        elif _LAYOUT.value == 'viton':
             dataset = datasets.VitonDataset(_DATASET_ROOT.value,
                                             _PAIRS.value or 'viton_test_pairs.txt')
         else:
@@ -68,7 +87,7 @@ def main(argv):
                                              else None, estimated_inputs=_ESTIMATED.value)
         chain = chain_lib.Chain.from_models(_CATEGORY.value, *models)
         average = None
-        if _MEAN_WARP_ITEMS.value and _LAYOUT.value == 'cpvton':
+        if _MEAN_WARP_ITEMS.value and _LAYOUT.value == 'cpvton' and not _DATASET.value:
             average = evaluate.mean_grid(
                     chain, datasets.CpVtonDataset(_DATASET_ROOT.value, _MEAN_WARP_MODE.value,
                                                   estimated_inputs=_ESTIMATED.value),
