@@ -7,9 +7,13 @@ r"""Converts a dataset in any supported layout to sharded TFRecords of the signa
 
 Shards are <output_prefix>-NNNNN-of-MMMMM.tfrecord, items in the dataset's order, each written
 under a temporary name and renamed when complete; rerun with the same flags, it skips the shards
-already written (resumable). Progress is printed per shard.
+already written (resumable). <output_prefix>.json records what the shards were made from (layout,
+root, category, split, pairs, shard and item counts); a rerun that differs from it, or shards
+under the prefix without it, are refused rather than mixed. Progress is printed per shard.
 """
 
+import glob
+import json
 import os
 import sys
 import time
@@ -21,6 +25,7 @@ command.quiet_tensorflow()
 from absl import flags  # noqa: E402
 
 from everywear_tf import errors  # noqa: E402
+from everywear_tf import fileio  # noqa: E402
 from everywear_tf import spec  # noqa: E402
 from everywear_tf.data import datasets  # noqa: E402
 from everywear_tf.data import dress_code  # noqa: E402
@@ -55,11 +60,42 @@ def _dataset():
     return datasets.CpVtonDataset(_ROOT.value, _MODE.value, _PAIRS.value)
 
 
+def _check_manifest(count, shards):
+    """Writes <prefix>.json, or checks the shards under the prefix came from these flags."""
+    manifest = _PREFIX.value + '.json'
+    wanted = {'layout': _LAYOUT.value, 'dataset_root': os.path.abspath(_ROOT.value),
+              'category': _CATEGORY.value, 'mode': _MODE.value, 'pairs': _PAIRS.value,
+              'num_shards': shards, 'items': count}
+    if os.path.isfile(manifest):
+        try:
+            with open(manifest) as f:
+                found = json.load(f)
+        except (OSError, ValueError) as e:
+            raise errors.DatasetError(manifest, f'unreadable ({e}); remove it and the shards '
+                                                'to start again') from None
+        differ = sorted(k for k in wanted if found.get(k) != wanted[k])
+        if differ:
+            raise errors.DatasetError(manifest, 'the shards under this prefix were made from '
+                                      'something else: ' + ', '.join(
+                                          f'{k} {found.get(k)!r} (now {wanted[k]!r})'
+                                          for k in differ)
+                                      + '; use another --output_prefix or remove them')
+        return
+    existing = glob.glob(glob.escape(_PREFIX.value) + '-*-of-*.tfrecord')
+    if existing:
+        raise errors.DatasetError(existing[0], f'{len(existing)} shard(s) under this prefix and no '
+                                  f'{os.path.basename(manifest)} saying what they hold; use '
+                                  'another --output_prefix or remove them')
+    os.makedirs(os.path.dirname(os.path.abspath(manifest)), exist_ok=True)
+    fileio.atomic_write_bytes(manifest, json.dumps(wanted, indent=1).encode() + b'\n')
+
+
 def main(argv):
     del argv
     try:
         dataset = _dataset()
         count, shards = len(dataset), min(_SHARDS.value, len(dataset))
+        _check_manifest(count, shards)
         started = time.monotonic()
         for k in range(shards):
             path = tfrecords.shard_name(_PREFIX.value, k, shards)
