@@ -488,8 +488,22 @@ _DRAIN_LIMIT = 256 << 20  # a refused body is read and dropped up to this, beyon
 _QUOTED = 200  # characters of a JSON value quoted back in an error
 
 
-def _json_value(array):
-    return array.tolist()
+def _json_value(array, key=''):
+    """An output as JSON: numbers as they are; strings as json_tensor.cc writes them, binary
+    ones (the alias ends in ``_bytes``, TF Serving's convention) as ``{"b64": ...}``, others as
+    text."""
+    array = np.asarray(array)
+    if array.dtype.kind not in 'OSU':
+        return array.tolist()
+
+    def one(value):
+        if isinstance(value, str):
+            value = value.encode()
+        if key.endswith('_bytes'):
+            return {'b64': base64.b64encode(value).decode('ascii')}
+        return value.decode('utf-8', errors='replace')
+
+    return np.vectorize(one, otypes=[object])(array).tolist() if array.ndim else one(array.item())
 
 
 class _HttpError(Exception):
@@ -782,12 +796,12 @@ class _RestHandler(http_server.BaseHTTPRequestHandler):
                        self.batching, function.structured_outputs)
         if row:
             count = len(next(iter(outputs.values())))
-            predictions = [{k: _json_value(v[i]) for k, v in outputs.items()}
+            predictions = [{k: _json_value(v[i], k) for k, v in outputs.items()}
                            for i in range(count)]
             if len(outputs) == 1:
                 predictions = [next(iter(p.values())) for p in predictions]
             return {'predictions': predictions}
-        out = {k: _json_value(v) for k, v in outputs.items()}
+        out = {k: _json_value(v, k) for k, v in outputs.items()}
         return {'outputs': next(iter(out.values())) if len(out) == 1 else out}
 
 

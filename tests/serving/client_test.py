@@ -253,3 +253,19 @@ def test_the_default_label_falls_back_once_and_is_tried_again_later():
         assert raised.value.unknown_label and servicer.labels == [spec.STABLE]
     finally:
         server.stop(None)
+
+
+def test_encoded_calls_over_rest_give_the_same_outputs(served):
+    # PNG files travel as {"b64": ...} both ways (outputs whose alias ends in _bytes), as TF
+    # Serving's json_tensor.cc writes them.
+    server, _ = served
+    inputs = warmup.realistic_inputs(spec.GMM, batch=2, seed=4)
+    name = spec.model_name(spec.GMM, CATEGORY)
+    with client_lib.Client(f'127.0.0.1:{server.grpc_port}') as plain:
+        expected = plain.predict(name, inputs, outputs=[spec.WARPED_CLOTH, spec.THETA])
+    rest = client_lib.Client(f'127.0.0.1:{server.rest_port}', transport=client_lib.REST,
+                             encoded=True)
+    got = rest.predict(name, inputs)
+    assert spec.GRID not in got
+    for key in expected:
+        np.testing.assert_array_equal(got[key], expected[key], err_msg=key)
