@@ -196,7 +196,8 @@ class ServerBackend:
     the server). ``one_call``: the whole try-on in one call on the category's one-call model
     (``tryon_<category>``), the same outputs. ``client_options`` go to
     ``serving.client.Client``, among them the default ``label`` (``stable``), ``version``,
-    ``label_fallback`` and ``encoded`` (PNG files on the wire; the default over REST).
+    ``label_fallback`` and ``encoded`` (PNG files on the wire; off by default, since versions
+    exported before it have no ``encoded`` signature).
     """
 
     # What the chain needs of each module: everything but GMM's grid.

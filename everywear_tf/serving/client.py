@@ -239,7 +239,7 @@ class Client:
           label_recheck_seconds: how long a model found without the label is called without
             one before the label is tried again (a rollout may add labels to a config).
           encoded: send images as PNG files through the models' ``encoded`` signature and get
-            PNG files back (None: not yet; see the module's note on payloads).
+            PNG files back (off by default: versions exported before it have no such signature).
         """
         if transport not in (GRPC, REST):
             raise ValueError(f'transport must be {GRPC!r} or {REST!r}, got {transport!r}')
