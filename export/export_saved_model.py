@@ -35,7 +35,8 @@ from everywear_tf.export import exporter  # noqa: E402
 from everywear_tf.models import factory  # noqa: E402
 
 _MODEL_NAME = flags.DEFINE_string('model_name', None, 'One model, e.g. gmm_men_tshirts.')
-_ALL = flags.DEFINE_bool('all', False, 'Export all nine <module>_<category> models.')
+_ALL = flags.DEFINE_bool('all', False, 'Export all nine <module>_<category> models and each '
+                         "category's one-call tryon_<category> model.")
 _FRONTEND = flags.DEFINE_bool('frontend', False, 'Export the photo front end as the frontend '
                               'model (converted from the installed mediapipe wheel).')
 _WEIGHTS_DIR = flags.DEFINE_string('weights_dir', None, 'Weights directory of --model_name.')
@@ -89,12 +90,24 @@ def main(argv):
                                           overwrite=_OVERWRITE.value,
                                           manifest={'source': 'mediapipe==0.10.21 model files'})
             print(f'exported {spec.FRONTEND_MODEL} to {path}')
+        built = {}
         for name in names:
             model, source = _model_for(name)
             path = exporter.export(model, _BASE_DIR.value, name, _VERSION.value,
                                    overwrite=_OVERWRITE.value, source=source,
                                    precision=_PRECISION.value)
             print(f'exported {name} from {source} to {path}')
+            built[name] = model, source
+        if _ALL.value:  # each category's one-call model beside its three modules
+            for category in spec.CATEGORIES:
+                parts = [built[spec.model_name(module, category)] for module in spec.MODULES]
+                name = spec.category_model_name(category)
+                path = exporter.export_category(
+                        category, *(model for model, _ in parts), base_dir=_BASE_DIR.value,
+                        version=_VERSION.value, overwrite=_OVERWRITE.value,
+                        source=', '.join(source for _, source in parts),
+                        precision=_PRECISION.value)
+                print(f'exported {name} to {path}')
     except (errors.EverywearError, ValueError) as e:
         print(f'export: error: {e}', file=sys.stderr)
         return 1
