@@ -32,7 +32,6 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')  # keep TensorFlow's start-up
 from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 
-from everywear_tf import fileio  # noqa: E402
 from everywear_tf.inference import batch  # noqa: E402
 
 from bench import report  # noqa: E402
@@ -164,13 +163,8 @@ def main(argv):
     results['command'] = ' '.join(['python -m bench.batch_bookkeeping'] + sys.argv[1:])
     output = _OUTPUT.value or (FULL_OUTPUT if not _QUICK.value else os.path.join(
             tempfile.mkdtemp(prefix='everywear-bench-quick-'), 'batch_bookkeeping.json'))
-    os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
-    fileio.atomic_write_bytes(output, (json.dumps(results, indent=1) + '\n').encode())
-    print(text(results))
-    print(f'wrote {output}')
-    if _RESULTS_MD.value:
-        write_block(_RESULTS_MD.value, results, output)
-        print(f'wrote the table into block {BLOCK!r} of {_RESULTS_MD.value}')
+    report.save_run(results, output, text, write_block, _RESULTS_MD.value, BLOCK,
+                    markdown=False)
     return 0
 
 

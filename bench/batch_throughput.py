@@ -40,7 +40,6 @@ from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 
 from everywear_tf import demo  # noqa: E402
-from everywear_tf import fileio  # noqa: E402
 from everywear_tf import spec  # noqa: E402
 from everywear_tf import weights  # noqa: E402
 from everywear_tf.data import images  # noqa: E402
@@ -300,15 +299,7 @@ def main(argv):
     results['command'] = ' '.join(['python -m bench.batch_throughput'] + sys.argv[1:])
     output = _OUTPUT.value or (FULL_OUTPUT if not quick else os.path.join(
             tempfile.mkdtemp(prefix='everywear-bench-quick-'), 'batch_throughput.json'))
-    os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
-    fileio.atomic_write_bytes(output, (json.dumps(results, indent=1) + '\n').encode())
-    fileio.atomic_write_bytes(os.path.splitext(output)[0] + '.md',
-                              text(results, markdown=True).encode())
-    print(text(results))
-    print(f'wrote {output}')
-    if _RESULTS_MD.value:
-        write_block(_RESULTS_MD.value, results, output)
-        print(f'wrote the table into block {BLOCK!r} of {_RESULTS_MD.value}')
+    report.save_run(results, output, text, write_block, _RESULTS_MD.value, BLOCK)
     return 0
 
 

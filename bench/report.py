@@ -1,6 +1,10 @@
 """The benchmark results (suite.run's dict) as tables: plain text for the terminal, Markdown for
 bench/RESULTS.md. Every figure printed is read from the results, none is computed elsewhere."""
 
+import json
+import os
+
+from everywear_tf import fileio
 from everywear_tf import spec
 
 from bench import paths
@@ -406,3 +410,20 @@ def write_block(document_path, block, module, results, source, body):
     except ValueError as e:
         raise app.UsageError(f'{document_path}: {e}') from None
     fileio.atomic_write_bytes(document_path, document.encode())
+
+
+def save_run(results, output, text, write_block=None, results_md=None, block=None,
+             markdown=True):
+    """What every benchmark binary does with a finished run: its JSON at ``output`` (and, with
+    ``markdown``, the table beside it as .md), written atomically; the table printed; with
+    ``results_md``, its block of that document rewritten by ``write_block``."""
+    os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
+    fileio.atomic_write_bytes(output, (json.dumps(results, indent=1) + '\n').encode())
+    if markdown:
+        fileio.atomic_write_bytes(os.path.splitext(output)[0] + '.md',
+                                  text(results, markdown=True).encode())
+    print(text(results))
+    print(f'wrote {output}')
+    if results_md:
+        write_block(results_md, results, output)
+        print(f'wrote the table into block {block!r} of {results_md}')

@@ -35,7 +35,6 @@ from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 
 from everywear_tf import configs  # noqa: E402
-from everywear_tf import fileio  # noqa: E402
 from everywear_tf import spec  # noqa: E402
 from everywear_tf.export import exporter  # noqa: E402
 from everywear_tf.export import warmup  # noqa: E402
@@ -273,15 +272,7 @@ def main(argv):
     results['command'] = ' '.join(['python -m bench.serving_batching'] + sys.argv[1:])
     output = _OUTPUT.value or (FULL_OUTPUT if not quick else os.path.join(
             tempfile.mkdtemp(prefix='everywear-bench-quick-'), 'serving_batching.json'))
-    os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
-    fileio.atomic_write_bytes(output, (json.dumps(results, indent=1) + '\n').encode())
-    fileio.atomic_write_bytes(os.path.splitext(output)[0] + '.md',
-                              text(results, markdown=True).encode())
-    print(text(results))
-    print(f'wrote {output}')
-    if _RESULTS_MD.value:
-        write_block(_RESULTS_MD.value, results, output)
-        print(f'wrote the table into block {BLOCK!r} of {_RESULTS_MD.value}')
+    report.save_run(results, output, text, write_block, _RESULTS_MD.value, BLOCK)
     return 0
 
 

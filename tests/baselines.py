@@ -155,9 +155,11 @@ class Client(client_lib.Client):
     """serving.client.Client before: gRPC outputs read by ``from_typed_fields``, REST bodies
     built and read with the garbage collector running."""
 
-    def _predict_grpc(self, model_name, inputs, version, label):
+    def _predict_grpc(self, model_name, inputs, version, label,
+                      signature=spec.SERVING_SIGNATURE, outputs=None):
         request = predict_pb2.PredictRequest(model_spec=model_pb2.ModelSpec(
-                name=model_name, signature_name=spec.SERVING_SIGNATURE))
+                name=model_name, signature_name=signature))
+        request.output_filter.extend(outputs or ())
         if version is not None:
             request.model_spec.version.value = int(version)
         elif label is not None:
@@ -171,13 +173,14 @@ class Client(client_lib.Client):
         return ({key: from_typed_fields(value) for key, value in response.outputs.items()},
                 response.model_spec.version.value)
 
-    def _predict_rest(self, model_name, inputs, version, label):
+    def _predict_rest(self, model_name, inputs, version, label,
+                      signature=spec.SERVING_SIGNATURE, outputs=None):
         path = f'http://{self.address}/v1/models/{model_name}'
         if version is not None:
             path += f'/versions/{int(version)}'
         elif label is not None:
             path += f'/labels/{label}'
-        body = json.dumps({'signature_name': spec.SERVING_SIGNATURE,
+        body = json.dumps({'signature_name': signature,
                            'inputs': {k: v.tolist() for k, v in inputs.items()}}).encode()
         request = urllib.request.Request(path + ':predict', body,
                                          {'Content-Type': 'application/json'})
@@ -185,7 +188,7 @@ class Client(client_lib.Client):
             outputs = json.load(response)['outputs']
         module, _ = spec.module_of(model_name)
         return ({key: np.asarray(outputs[key], spec.OUTPUT_SPECS[key][0])
-                 for key in spec.MODULE_OUTPUTS[module]}, None)
+                 for key in outputs or spec.MODULE_OUTPUTS[module]}, None)
 
 
 class Batch(batch_lib.Batch):

@@ -49,7 +49,7 @@ def test_quick_benchmark(tmp_path):
     assert results['flops']['tryon']['total'] > 0 and results['peak']['gflops'] > 0
     assert markdown.read_text().startswith('### Machine')
     document = tmp_path / 'RESULTS.md'
-    document.write_text('# Results\n\nprose\n\n<!-- figures main: old -->\nold\n'
+    document.write_text('# Results\n\nprose\n\n<!-- figures main: stale-block -->\nstale-figures\n'
                         '<!-- end of figures main -->\nmore prose\n')
     written = subprocess.run([sys.executable, '-m', 'bench.results', f'--input={output}',
                               f'--results={document}'], cwd=_ROOT, capture_output=True,
@@ -57,4 +57,4 @@ def test_quick_benchmark(tmp_path):
     assert written.returncode == 0, written.stderr[-3000:]
     text = document.read_text()
     assert text.startswith('# Results\n\nprose') and text.endswith('more prose\n')
-    assert '#### Key figures' in text and 'old' not in text
+    assert '#### Key figures' in text and 'stale-' not in text
