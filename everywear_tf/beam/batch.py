@@ -142,22 +142,7 @@ def _ids(directory, suffix):
 
 def _discover(input_dir):
     """``batch.discover_jobs`` of a URL input directory: every person with every garment."""
-    names = workspace_lib.Workspace(None, input_dir)
-    persons = _ids(names.persons_dir(), workspace_lib.PERSON_ID_SUFFIX)
-    if not persons:
-        raise errors.InputNotFoundError(names.persons_dir(),
-                                        'no person photos (<id>_0.png or .jpg)')
-    jobs = []
-    for person in persons:
-        for category in spec.CATEGORIES:
-            upper = spec.frame_of(category) == spec.UPPER_FRAME
-            for garment in _ids(names.garments_dir(category), workspace_lib.GARMENT_ID_SUFFIX):
-                jobs.append(batch_lib.Job(person, garment if upper else batch_lib.NONE,
-                                          batch_lib.NONE if upper else garment,
-                                          source=names.persons_dir()))
-    jobs = list(dict.fromkeys(jobs))
-    batch_lib.check_names(jobs)
-    return jobs
+    return batch_lib.discover_jobs(input_dir, list_ids=_ids)
 
 
 def _staged(input_dir, workspace):

@@ -170,7 +170,7 @@ def check_names(jobs: list, earlier: list = ()) -> None:
                                f'ids collide; rename one')
 
 
-def _ids(directory, suffix_pattern):
+def _local_ids(directory, suffix_pattern):
     """Sorted ids of ``directory``'s images whose stem ends in ``suffix_pattern`` (e.g. '_0')."""
     if not os.path.isdir(directory):
         return []
@@ -182,8 +182,12 @@ def _ids(directory, suffix_pattern):
     return sorted(found)
 
 
-def discover_jobs(input_dir: str) -> list:
-    """Jobs when no pairs file is given: every person with every garment, one garment a job."""
+def discover_jobs(input_dir: str, list_ids=None) -> list:
+    """Jobs when no pairs file is given: every person with every garment, one garment a job.
+
+    ``list_ids(directory, suffix)``: the sorted ids of a directory's images whose stem ends in
+    ``suffix`` (default: a local directory's; the Beam pipeline lists URLs)."""
+    _ids = list_ids or _local_ids
     names = workspace_lib.Workspace(None, input_dir)
     persons = _ids(names.persons_dir(), workspace_lib.PERSON_ID_SUFFIX)
     if not persons:
