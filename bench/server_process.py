@@ -13,7 +13,8 @@ COMMITTED_BATCHING = os.path.join(ROOT, 'serving', 'batching.config')
 
 
 class Server:
-    """``serving/dev_server.py`` in a process of its own, on a free gRPC port."""
+    """``serving/dev_server.py`` in a process of its own, on free gRPC (``port``) and REST
+    (``rest_port``) ports."""
 
     def __init__(self, models_config, batching_file=None, timeout=1800):
         command = [sys.executable, os.path.join(ROOT, 'serving', 'dev_server.py'),
@@ -25,15 +26,15 @@ class Server:
                                         stdout=subprocess.DEVNULL)
         self.lines = []
         deadline = time.monotonic() + timeout
-        self.port = None
+        self.port = self.rest_port = None
         while self.port is None:
             line = self.process.stderr.readline()
             if not line:
                 raise RuntimeError('the dev server exited: ' + ''.join(self.lines[-20:]))
             self.lines.append(line)
-            match = re.search(r'serving gRPC on [\d.]+:(\d+)', line)
+            match = re.search(r'serving gRPC on [\d.]+:(\d+), REST on [\d.]+:(\d+)', line)
             if match:
-                self.port = int(match[1])
+                self.port, self.rest_port = int(match[1]), int(match[2])
             if time.monotonic() > deadline:
                 self.stop()
                 raise RuntimeError('the dev server did not start in time')

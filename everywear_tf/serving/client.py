@@ -29,7 +29,6 @@ import concurrent.futures
 import contextlib
 import dataclasses
 import gc
-import io
 import json
 import random
 import threading
@@ -43,9 +42,9 @@ from collections.abc import Mapping
 from typing import Any
 from typing import Self
 
+import cv2
 import grpc
 import numpy as np
-from PIL import Image
 from tensorflow_serving.apis import get_model_metadata_pb2
 from tensorflow_serving.apis import model_pb2
 from tensorflow_serving.apis import predict_pb2
@@ -53,6 +52,7 @@ from tensorflow_serving.apis import prediction_service_pb2_grpc
 
 from everywear_tf import errors
 from everywear_tf import spec
+from everywear_tf.data import images
 from everywear_tf.serving import signature_inputs
 from everywear_tf.serving import wire
 
@@ -148,15 +148,19 @@ def _tensor_proto(array: np.ndarray):
 
 def encode_png(image: np.ndarray) -> bytes:
     """A uint8 [H,W,3] image or [H,W] mask as a PNG file (lossless; fastest compression)."""
-    buffer = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(image)).save(buffer, 'PNG', compress_level=1)
-    return buffer.getvalue()
+    return images.encode_png(image, fast=True)
 
 
 def decode_png(data: bytes) -> np.ndarray:
-    """A PNG file's pixels, uint8 [H,W,3] or [H,W]."""
-    with Image.open(io.BytesIO(data)) as image:
-        return np.asarray(image)
+    """A PNG file's pixels, uint8 [H,W,3] (RGB) or [H,W]; the server writes no other kind."""
+    pixels = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    if pixels is None:
+        raise ValueError(f'the server answered a PNG output that does not decode '
+                         f'({len(data)} bytes)')
+    if pixels.dtype != np.uint8 or not (pixels.ndim == 2 or pixels.shape[2] == 3):
+        raise ValueError(f'the server answered a PNG output of {pixels.dtype} {pixels.shape}; '
+                         f'expected 8-bit grey or RGB')
+    return pixels if pixels.ndim == 2 else cv2.cvtColor(pixels, cv2.COLOR_BGR2RGB)
 
 
 def encode_inputs(module: str, inputs: Mapping[str, np.ndarray]) -> dict:
