@@ -1,8 +1,9 @@
 """``python -m bench.frontend --quick`` writes every table and finite figures; the front end meets
 the issue's bounds on drawn persons of the synthetic test split (computed here, from the library).
 
-The quick run (with a contact sheet of the demo photo) is a subprocess started by a module
-fixture, so that it works while the bounds are computed in this process (both are mostly
+The quick run (with a contact sheet of the demo photo) is a subprocess started as the session
+starts (tests/early.py; or by the module fixture when these tests run alone), so that it works
+while the rest of the suite and the bounds are computed in this process (both are mostly
 single-threaded tracing); the bounds' test comes first in the file.
 """
 
@@ -10,7 +11,6 @@ import json
 import math
 import os
 import platform
-import subprocess
 import sys
 
 import numpy as np
@@ -23,6 +23,8 @@ from everywear_tf.data import lip
 from everywear_tf.data import synthetic_tryon
 from everywear_tf.inference.frontend import estimator
 
+from tests import early
+
 _ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 pytestmark = pytest.mark.slow
@@ -33,29 +35,30 @@ _DOCUMENT = ('# Results\n\nprose\n\n<!-- figures frontend: old -->\nold\n'
              '<!-- end of figures frontend -->\nmore prose\n')
 
 
+# Started as the session starts (tests/early.py): it runs while the rest of the suite does.
+_QUICK = early.Command(
+        ('test_the_quick_run_writes_every_table', 'test_a_contact_sheet_of_the_demo_photo'),
+        [sys.executable, '-m', 'bench.frontend', '--quick', '--output={directory}/frontend.json',
+         '--markdown={directory}/frontend.md', '--results_md={directory}/RESULTS.md',
+         '--contact_sheet={directory}/sheets', '--bench'], cwd=_ROOT,
+        prepare=lambda directory: (directory / 'RESULTS.md').write_text(_DOCUMENT))
+
+
 @pytest.fixture(scope='module')
-def quick(tmp_path_factory):
+def quick():
     """(its directory, the running quick benchmark with a contact sheet of the demo photo)."""
-    directory = tmp_path_factory.mktemp('frontend')
-    (directory / 'RESULTS.md').write_text(_DOCUMENT)
-    process = subprocess.Popen(
-            [sys.executable, '-m', 'bench.frontend', '--quick',
-             f'--output={directory / "frontend.json"}', f'--markdown={directory / "frontend.md"}',
-             f'--results_md={directory / "RESULTS.md"}', f'--contact_sheet={directory / "sheets"}',
-             '--bench'], cwd=_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _QUICK.start()
     finished = {}
 
     def wait():
         if not finished:
-            stdout, stderr = process.communicate(timeout=600)
-            assert process.returncode == 0, stderr[-3000:]
-            finished['stdout'] = stdout
+            result = _QUICK.result(timeout=600)
+            assert result.returncode == 0, result.stderr[-3000:]
+            finished['stdout'] = result.stdout
         return finished['stdout']
 
-    yield directory, wait
-    if process.poll() is None:
-        process.kill()
-        process.communicate()
+    yield _QUICK.directory, wait
+    _QUICK.stop()
 
 
 # The issue's bounds (tests/inference/frontend/parse_test.py's on the truth's own pose and mask;

@@ -8,16 +8,21 @@ import sys
 
 import pytest
 
+from tests import early
+
 _ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 pytestmark = pytest.mark.slow  # subprocesses and servers
 
+# Started as the session starts (tests/early.py): it runs while the rest of the suite does.
+_QUICK = early.Command('test_quick_run_writes_the_json_and_the_table', [
+        sys.executable, '-m', 'bench.serving_batching', '--quick', '--clients=1,2',
+        '--seconds=0.5', '--output={directory}/sb.json'], cwd=_ROOT)
 
-def test_quick_run_writes_the_json_and_the_table(tmp_path):
-    output = tmp_path / 'sb.json'
-    run = subprocess.run([sys.executable, '-m', 'bench.serving_batching', '--quick',
-                          '--clients=1,2', '--seconds=0.5', f'--output={output}'], cwd=_ROOT,
-                         capture_output=True, text=True, timeout=900)
+
+def test_quick_run_writes_the_json_and_the_table():
+    run = _QUICK.result(timeout=900)
+    output = _QUICK.directory / 'sb.json'
     assert run.returncode == 0, run.stderr[-3000:]
     results = json.loads(output.read_text())
     cells = {(row['module'], row['clients'], row['mode']) for row in results['rows']}
@@ -26,7 +31,7 @@ def test_quick_run_writes_the_json_and_the_table(tmp_path):
         assert row['requests'] > 0 and row['errors'] == 0
         assert row['throughput'] > 0 and 0 < row['p50_ms'] <= row['p99_ms']
     assert 'max_batch_size' in results['settings']['batching']['on']
-    table = (tmp_path / 'sb.md').read_text()
+    table = (_QUICK.directory / 'sb.md').read_text()
     assert '| gmm | 2 |' in table and 'on / off' in table
     again = subprocess.run([sys.executable, '-m', 'bench.serving_batching', f'--input={output}'],
                            cwd=_ROOT, capture_output=True, text=True, timeout=300)

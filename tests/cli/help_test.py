@@ -5,10 +5,11 @@ with an environment as a shell gives it (without that variable), as a user start
 """
 
 import os
-import subprocess
 import sys
 
 import pytest
+
+from tests import early
 
 pytestmark = pytest.mark.slow
 
@@ -17,26 +18,14 @@ _BIN = os.path.dirname(sys.executable)
 _NOISE = ('cuDNN', 'cuFFT', 'cuBLAS', 'TensorRT', 'oneDNN')
 
 
-def _run(*command):
-    env = {k: v for k, v in os.environ.items() if k not in ('TF_CPP_MIN_LOG_LEVEL',
-                                                             'EVERYWEAR_TF_VERBOSE')}
-    return subprocess.run(command, cwd=_ROOT, capture_output=True, text=True, timeout=300,
-                          env=env)
-
-
-@pytest.mark.parametrize('command,flag', [
+_ENV = {k: v for k, v in os.environ.items() if k not in ('TF_CPP_MIN_LOG_LEVEL',
+                                                          'EVERYWEAR_TF_VERBOSE')}
+_CONSOLE_SCRIPTS = [
         ('everywear-tryon', '--person'),
         ('everywear-batch', '--input_dir'),
         ('everywear-representation', '--output_dir'),
-])
-def test_console_scripts_list_their_own_flags(command, flag):
-    result = _run(os.path.join(_BIN, command), '--help')  # absl's --help exits with 1
-    text = result.stdout + result.stderr
-    assert flag in text and f'{command} --' in text  # the flags and the docstring's examples
-    assert not [line for line in text.splitlines() if any(n in line for n in _NOISE)]
-
-
-@pytest.mark.parametrize('binary,flag', [
+]
+_BINARIES = [
         ('export/export_saved_model.py', '--base_dir'),
         ('serving/dev_server.py', '--model_config_file'),
         ('serving/rollout.py', '--category'),
@@ -45,18 +34,41 @@ def test_console_scripts_list_their_own_flags(command, flag):
         ('train/train.py', '--module'),
         ('train/evaluate.py', '--mean_warp_items'),
         ('train/make_synthetic.py', '--output_dir'),
-])
+]
+# The --help runs are started as the session starts (tests/early.py), one at a time.
+_HELP = {command: early.Command('test_console_scripts_list_their_own_flags',
+                                [os.path.join(_BIN, command), '--help'], cwd=_ROOT, env=_ENV,
+                                key=command)
+         for command, _ in _CONSOLE_SCRIPTS}
+_HELP.update({binary: early.Command('test_binaries_list_their_flags_with_their_docstring',
+                                    [sys.executable, binary, '--help'], cwd=_ROOT, env=_ENV,
+                                    key=binary.replace('/', '.'))
+              for binary, _ in _BINARIES})
+
+
+@pytest.mark.parametrize('command,flag', _CONSOLE_SCRIPTS)
+def test_console_scripts_list_their_own_flags(command, flag):
+    result = _HELP[command].result(timeout=300)  # absl's --help exits with 1
+    text = result.stdout + result.stderr
+    assert flag in text and f'{command} --' in text  # the flags and the docstring's examples
+    assert not [line for line in text.splitlines() if any(n in line for n in _NOISE)]
+
+
+@pytest.mark.parametrize('binary,flag', _BINARIES)
 def test_binaries_list_their_flags_with_their_docstring(binary, flag):
-    result = _run(sys.executable, binary, '--help')
+    result = _HELP[binary].result(timeout=300)
     text = result.stdout + result.stderr
     assert flag in text and 'python ' + binary in text  # the docstring's example, unbroken
     assert not [line for line in text.splitlines() if any(n in line for n in _NOISE)]
 
 
-def test_a_failing_command_prints_only_its_own_error(tmp_path):
-    result = _run(os.path.join(_BIN, 'everywear-tryon'), '--person=' + str(tmp_path / 'no.jpg'),
-                  '--pose=x.json', '--parse=x.png', '--top=x.png',
-                  '--output=' + str(tmp_path / 'out.png'))
+_FAILING = early.Command('test_a_failing_command_prints_only_its_own_error', [
+        os.path.join(_BIN, 'everywear-tryon'), '--person={directory}/no.jpg', '--pose=x.json',
+        '--parse=x.png', '--top=x.png', '--output={directory}/out.png'], cwd=_ROOT, env=_ENV)
+
+
+def test_a_failing_command_prints_only_its_own_error():
+    result = _FAILING.result(timeout=300)
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [
-            f'everywear-tryon: error: {tmp_path / "no.jpg"}: no such file']
+            f'everywear-tryon: error: {_FAILING.directory / "no.jpg"}: no such file']

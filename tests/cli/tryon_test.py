@@ -14,6 +14,8 @@ from everywear_tf.data import keypoints as keypoint_files
 from everywear_tf.data import lip
 from everywear_tf.data import parsing
 
+from tests import early
+
 # Servers, subprocesses, exports or training: not in the fast loop (pytest -m 'not slow').
 pytestmark = pytest.mark.slow
 
@@ -25,11 +27,21 @@ def _run(*flags):
                           capture_output=True, text=True, timeout=300, cwd=ROOT)
 
 
-def test_demo_dresses_the_photo_and_leaves_the_rest(tmp_path):
-    output = tmp_path / 'out' / 'tryon.png'
-    # The drawn truth as the pose and parse, so the untouched region is known exactly.
-    done = _run('--demo', f'--pose={demo.PHOTO_POSE}', f'--parse={demo.PHOTO_PARSE}',
-                f'--output={output}')
+def _early(test, *flags, key=None, prepare=None):
+    """The command ``_run(*flags)`` runs, started as the session starts (tests/early.py)."""
+    return early.Command(test, [sys.executable, '-m', 'everywear_tf.cli.tryon', *flags],
+                         cwd=ROOT, key=key, prepare=prepare)
+
+
+# The drawn truth as the pose and parse, so the untouched region is known exactly.
+_DEMO = _early('test_demo_dresses_the_photo_and_leaves_the_rest', '--demo',
+               f'--pose={demo.PHOTO_POSE}', f'--parse={demo.PHOTO_PARSE}',
+               '--output={directory}/out/tryon.png')
+
+
+def test_demo_dresses_the_photo_and_leaves_the_rest():
+    done = _DEMO.result(timeout=300)
+    output = _DEMO.directory / 'out' / 'tryon.png'
     assert done.returncode == 0, done.stderr
     assert f'wrote {output}' in done.stdout
     photo = images.read_image(demo.PHOTO)
@@ -45,34 +57,60 @@ def test_demo_dresses_the_photo_and_leaves_the_rest(tmp_path):
         assert np.abs(final[region].astype(int) - photo[region]).mean() > 20
 
 
-def test_bad_inputs_name_the_file_and_write_nothing(tmp_path):
-    output = tmp_path / 'tryon.png'
-    corrupt = tmp_path / 'photo.jpg'
-    corrupt.write_bytes(b'\xff\xd8\xff\xe0 not a jpeg')
-    cases = [
-            (['--pose', str(tmp_path / 'missing.json')], 'missing.json: no such file'),
-            (['--person', str(corrupt)], 'photo.jpg: not a decodable image'),
-            (['--max_photo_pixels', '100000'], 'above the limit of 100000 pixels'),
-    ]
-    for overrides, problem in cases:
-        flags = {'--person': demo.PHOTO, '--pose': demo.PHOTO_POSE, '--parse': demo.PHOTO_PARSE}
-        flags.update(dict(zip(overrides[::2], overrides[1::2])))
-        done = _run(*(f'{k}={v}' for k, v in flags.items()), f'--top={demo.TSHIRT}',
-                    f'--output={output}')
+def _corrupt_photo(directory):
+    (directory / 'photo.jpg').write_bytes(b'\xff\xd8\xff\xe0 not a jpeg')
+
+
+_BAD_CASES = [
+        (['--pose', '{directory}/missing.json'], 'missing.json: no such file'),
+        (['--person', '{directory}/photo.jpg'], 'photo.jpg: not a decodable image'),
+        (['--max_photo_pixels', '100000'], 'above the limit of 100000 pixels'),
+]
+
+
+def _bad_flags(overrides):
+    flags = {'--person': demo.PHOTO, '--pose': demo.PHOTO_POSE, '--parse': demo.PHOTO_PARSE}
+    flags.update(dict(zip(overrides[::2], overrides[1::2])))
+    return [*(f'{k}={v}' for k, v in flags.items()), f'--top={demo.TSHIRT}',
+            '--output={directory}/tryon.png']
+
+
+# Each case in a directory of its own holding the corrupt photo, as the test's tmp_path did.
+_BAD = [_early('test_bad_inputs_name_the_file_and_write_nothing', *_bad_flags(overrides),
+               key=str(i), prepare=_corrupt_photo) for i, (overrides, _) in enumerate(_BAD_CASES)]
+_USAGE = _early('test_bad_inputs_name_the_file_and_write_nothing', f'--person={demo.PHOTO}',
+                f'--pose={demo.PHOTO_POSE}', f'--parse={demo.PHOTO_PARSE}',
+                '--output={directory}/tryon.png', key='usage')
+_JPEG = _early('test_bad_inputs_name_the_file_and_write_nothing', '--demo',
+               '--output={directory}/tryon.jpg', key='jpeg')
+
+
+def test_bad_inputs_name_the_file_and_write_nothing():
+    for command, (_, problem) in zip(_BAD, _BAD_CASES):
+        done = command.result(timeout=300)
+        output = command.directory / 'tryon.png'
         assert done.returncode == 1, done.stderr
         assert 'everywear-tryon: error: ' in done.stderr and problem in done.stderr, done.stderr
-        assert not os.listdir(tmp_path / '.') or not output.exists()
-    usage = _run(f'--person={demo.PHOTO}', f'--pose={demo.PHOTO_POSE}',
-                 f'--parse={demo.PHOTO_PARSE}', f'--output={output}')
+        assert not os.listdir(command.directory) or not output.exists()
+        assert not output.exists()
+    usage = _USAGE.result(timeout=300)
     assert usage.returncode == 1 and 'pass --top and/or --bottom' in usage.stderr
-    jpeg = _run('--demo', f'--output={tmp_path / "tryon.jpg"}')
+    jpeg = _JPEG.result(timeout=300)
     assert jpeg.returncode == 1 and '--output must name a .png file' in jpeg.stderr
-    assert not output.exists() and not (tmp_path / 'tryon.jpg').exists()
+    assert not (_USAGE.directory / 'tryon.png').exists()
+    assert not (_JPEG.directory / 'tryon.png').exists()
+    assert not (_JPEG.directory / 'tryon.jpg').exists()
+
+
+_FROM_PHOTO = _early('test_the_demo_from_the_photo_alone_saves_what_it_estimated', '--demo',
+                     '--output={directory}/tryon.png', '--save_pose={directory}/me.json',
+                     '--save_parse={directory}/me.png')
 
 
 def test_the_demo_from_the_photo_alone_saves_what_it_estimated(tmp_path):
-    output, pose, parse = tmp_path / 'tryon.png', tmp_path / 'me.json', tmp_path / 'me.png'
-    done = _run('--demo', f'--output={output}', f'--save_pose={pose}', f'--save_parse={parse}')
+    done = _FROM_PHOTO.result(timeout=300)
+    directory = _FROM_PHOTO.directory
+    output, pose, parse = directory / 'tryon.png', directory / 'me.json', directory / 'me.png'
     assert done.returncode == 0, done.stderr
     photo = images.read_image(demo.PHOTO)
     assert images.read_image(str(output)).shape == photo.shape
