@@ -208,8 +208,9 @@ def category_model_names():
 
 
 def served_model_names():
-    """Every model a deployment serves: the nine try-on models, then the front end."""
-    return all_model_names() + (FRONTEND_MODEL,)
+    """Every model a deployment serves: the nine try-on models, the three one-call models, then
+    the front end."""
+    return all_model_names() + category_model_names() + (FRONTEND_MODEL,)
 
 
 def check_category(category: str) -> str:

@@ -30,7 +30,8 @@ from everywear_tf.serving import rollout  # noqa: E402
 
 COMMANDS = ('publish', 'stage', 'canary', 'promote', 'rollback', 'status')
 _CATEGORY = flags.DEFINE_enum('category', None, list(spec.CATEGORIES) + [spec.FRONTEND],
-                              'The category to roll (its three models), or the front end.')
+                              'The category to roll (its three models and, if the config '
+                              'lists it, its one-call model), or the front end.')
 _CONFIG = flags.DEFINE_string('model_config_file', 'serving/models.config',
                               'The ModelServerConfig the server reads.')
 _EXPORT_BASE = flags.DEFINE_string('export_base', 'exported', 'The exported SavedModel tree.')

@@ -44,8 +44,8 @@ def check_model(stub, model_name, timeout=30.0, label=None):
 
 def check(address, model_names=None, timeout=30.0, label=None):
     """Checks every model at ``address`` (host:port); returns the results. Default: every served
-    model, ``spec.served_model_names()`` (the nine try-on models and the front end, whose
-    request is the drawn person as a photo)."""
+    model, ``spec.served_model_names()`` (the nine try-on models, the three one-call models
+    and the front end, whose request is the drawn person as a photo)."""
     with channel(address) as open_channel:
         stub = prediction_service_pb2_grpc.PredictionServiceStub(open_channel)
         return [check_model(stub, name, timeout, label)

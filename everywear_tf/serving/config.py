@@ -97,7 +97,8 @@ def model_config(name, base_path, versions=None, labels=None):
 
 def serving_config(base_path, model_names=None, versions=None, labels=None):
     """A ModelServerConfig for ``model_names`` under ``base_path/<name>`` (default: every served
-    model, ``spec.served_model_names()``: the nine try-on models and the front end)."""
+    model, ``spec.served_model_names()``: the nine try-on models, the three one-call
+    models and the front end)."""
     config = model_server_config_pb2.ModelServerConfig()
     for name in model_names or spec.served_model_names():
         config.model_config_list.config.append(
@@ -172,8 +173,8 @@ def validate(config, source='<memory>'):
 
 
 def initial_models_config(base_path=CONTAINER_BASE_PATH):
-    """Every served model (the nine try-on models and the front end) at version 1, labelled both
-    stable and canary (rollouts move them)."""
+    """Every served model (the nine try-on models, the three one-call models and the front
+    end) at version 1, labelled both stable and canary (rollouts move them)."""
     return serving_config(base_path, versions=[1], labels={spec.STABLE: 1, spec.CANARY: 1})
 
 

@@ -1,10 +1,14 @@
 """Rolling a category's three models (or the front end) to a new version without dropping
-requests, on one server or a fleet of replicas.
+requests, on one server or a fleet of replicas. A category whose one-call model
+(``tryon_<category>``) the config lists moves it with the three, as one unit: same version,
+same steps, same labels (a caller of the one-call model and a caller of the three modules get
+the same weights at every moment a label points at).
 
 Steps, each safe to run twice (a step whose result already holds changes nothing):
 
-- ``publish``: export weights as the next version of all three models (one version number for
-  the category; if any export fails, the others are removed).
+- ``publish``: export weights as the next version of all three models, and of the one-call
+  model built from the same weights if the config lists it (one version number for the
+  category; if any export fails, the others are removed).
 - ``stage``: add the version to the models' ``specific`` version policy and wait until every
   replica serves it beside what it served before. If one fails to load, or a version that was
   serving stops, the config goes back and the step fails: all or nothing.
@@ -146,8 +150,9 @@ class Rollout:
         self.category, self.timeout = category, timeout
         self.rollback_targets, self.reload = int(rollback_targets), reload
         self.poll_seconds, self.progress_seconds = poll_seconds, progress_seconds
-        self.names = ([spec.FRONTEND_MODEL] if category == spec.FRONTEND else
-                      [spec.model_name(module, category) for module in spec.MODULES])
+        self.module_names = ([spec.FRONTEND_MODEL] if category == spec.FRONTEND else
+                             [spec.model_name(module, category) for module in spec.MODULES])
+        self._names = None
         self.log = log or (lambda message: None)
         self.servers = server_addresses(server)
         self._channels = {s: grpc.insecure_channel(s) for s in self.servers}
@@ -207,6 +212,25 @@ class Rollout:
 
     def _config(self):
         return serving_config.read_models(self.config_path)
+
+    @property
+    def names(self):
+        """The models every step moves: the target's modules and, for a category whose one-call
+        model ``tryon_<category>`` the config lists, that model too (read once, from the config
+        file)."""
+        if self._names is None:
+            names = list(self.module_names)
+            if self.category != spec.FRONTEND:
+                one_call = spec.category_model_name(self.category)
+                if any(m.name == one_call for m in self._config().model_config_list.config):
+                    names.append(one_call)
+            self._names = names
+        return self._names
+
+    @property
+    def one_call(self):
+        """Whether the category's one-call model moves with its modules."""
+        return len(self.names) > len(self.module_names)
 
     def _entries(self, config):
         entries = {m.name: m for m in config.model_config_list.config}
@@ -399,10 +423,11 @@ class Rollout:
 
     def publish(self, weights_root, version=exporter.AUTO, precision=factory.FLOAT32,
                 force=False):
-        """Exports <weights_root>/<model_name> for the three models as one new version
-        (``precision`` 'bfloat16': the reduced-precision variant of the same weights, refused
-        with hardware.NotNativeError on a CPU without native bfloat16 unless ``force``, which
-        logs a warning instead)."""
+        """Exports <weights_root>/<model_name> for the three models as one new version, and the
+        one-call model of the same three networks when it moves with them (``precision``
+        'bfloat16': the reduced-precision variant of the same weights, refused with
+        hardware.NotNativeError on a CPU without native bfloat16 unless ``force``, which logs a
+        warning instead)."""
         if precision == factory.BFLOAT16:
             hardware.check_bfloat16(f'publish of the bfloat16 variant of {self.names}', force,
                                     warn=self.log)
@@ -416,13 +441,17 @@ class Rollout:
                 version = max(exporter.next_version(os.path.join(self.export_base, n))
                               for n in self.names)
             models = [weights.load(os.path.join(weights_root, n), module=m)
-                      for n, m in zip(self.names, spec.MODULES)]
+                      for n, m in zip(self.module_names, spec.MODULES)]
+            sources = [os.path.join(weights_root, name) for name in self.module_names]
             done = []
             try:
-                for name, model in zip(self.names, models):
+                for name, model, source in zip(self.module_names, models, sources):
                     done.append(exporter.export(model, self.export_base, name, version,
-                                                source=os.path.join(weights_root, name),
-                                                precision=precision))
+                                                source=source, precision=precision))
+                if self.one_call:
+                    done.append(exporter.export_category(
+                            self.category, *models, base_dir=self.export_base, version=version,
+                            source=', '.join(sources), precision=precision))
             except BaseException:
                 for path in done:
                     shutil.rmtree(path, ignore_errors=True)

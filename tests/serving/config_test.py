@@ -25,9 +25,11 @@ def test_committed_configs_are_the_generator_output(tmp_path):
 def test_models_config_lists_every_served_model_with_labels():
     parsed = config.validate(config.read_models(os.path.join(SERVING, config.MODELS_CONFIG)))
     models = parsed.model_config_list.config
-    # The nine try-on models, then the front end, with the same policy and labels.
+    # The nine try-on models, the three one-call models, then the front end, with the same
+    # policy and labels.
     assert [m.name for m in models] == list(spec.served_model_names())
-    assert [m.name for m in models] == list(spec.all_model_names()) + [spec.FRONTEND_MODEL]
+    assert [m.name for m in models] == (list(spec.all_model_names()) + [
+            'tryon_men_tshirts', 'tryon_men_long', 'tryon_men_pants', spec.FRONTEND_MODEL])
     for model in models:
         assert model.base_path == f'/models/{model.name}'
         assert list(model.model_version_policy.specific.versions) == [1]
