@@ -17,6 +17,11 @@ each mode gets a window of ``--seconds`` in turn, the order alternating from rou
 one mode are then pooled: requests answered per second, and the median and p99 of their
 latencies. The servers are separate processes, so the clients' Python does not share the
 server's interpreter lock.
+
+Beside it, the ceiling: each module's SavedModel called in this process at batch 1, 2, 4 and 8
+(in turn, the same realistic item repeated), its time per item at each. Merging requests can at
+best buy the ratio of the batch-1 time per item to the lowest one (``ceiling``): where that is
+near 1, the machine already runs a single item at full speed and batching has nothing to gain.
 """
 
 import concurrent.futures
@@ -136,7 +141,28 @@ def _read(path):
         return f.read()
 
 
-def run(modules, clients, seconds, rounds, config_name, batched, log):
+CEILING_BATCHES = (1, 2, 4, 8)
+
+
+def ceiling(work, module, runs):
+    """{'module', 'batches', 'ms_per_item' (one per batch), 'ceiling'} of ``module``'s
+    SavedModel under ``work``, called in this process at each of CEILING_BATCHES in turn."""
+    import tensorflow as tf
+    name = spec.model_name(module, CATEGORY)
+    function = tf.saved_model.load(os.path.join(work, name, '1')).signatures[
+            spec.SERVING_SIGNATURE]
+    calls = {}
+    for batch in CEILING_BATCHES:
+        inputs = {k: tf.constant(np.repeat(v, batch, axis=0))
+                  for k, v in warmup.realistic_inputs(module, batch=1).items()}
+        calls[batch] = (lambda inputs=inputs: function(**inputs))
+    timed = timing.interleaved(calls, runs, warmup=1)
+    per_item = [timed[batch]['median'] * 1e3 / batch for batch in CEILING_BATCHES]
+    return {'module': module, 'batches': list(CEILING_BATCHES), 'ms_per_item': per_item,
+            'ceiling': per_item[0] / min(per_item)}
+
+
+def run(modules, clients, seconds, rounds, config_name, batched, log, ceiling_runs=5):
     """The results dict. ``batched``: {mode name: BatchingParameters file}; mode OFF is added."""
     results = {'machine': timing.machine(), 'rows': [],
                'settings': {'modules': list(modules), 'clients': list(clients),
@@ -182,6 +208,10 @@ def run(modules, clients, seconds, rounds, config_name, batched, log):
                             else None,
                             'p99_ms': float(np.percentile(values, 99) * 1e3) if values.size
                             else None})
+            for module in modules:
+                log(f'{module}: the SavedModel in process at batch {CEILING_BATCHES}')
+                results.setdefault('ceiling', []).append(
+                        ceiling(work, module, ceiling_runs))
         finally:
             for server in servers.values():
                 server.stop()
@@ -215,9 +245,17 @@ def text(results, markdown=False):
     load = ', '.join(f'{v:.2f}' for v in m['load_average'])
     load_end = ', '.join(f'{v:.2f}' for v in m.get('load_average_end', []))
     errors = sum(r['errors'] for r in results['rows'])
-    return (f"{table}\n\n{m['date']}, {m['cpu']} ({m['cores']} cores); load average {load} at "
-            f"the start, {load_end} at the end. {s['config']} networks (random weights), "
-            f"{s['category']}, batch-1 gRPC Predicts in closed loops, {s['rounds']} window(s) of "
+    limits = [f"{c['module']} {' / '.join(f'{v:.0f}' for v in c['ms_per_item'])} (ceiling "
+              f"{c['ceiling']:.2f}×)" for c in results.get('ceiling', [])]
+    ceiling_line = '' if not limits else (
+            '\n\nThe SavedModel in process, ms per item at batch '
+            f"{' / '.join(str(b) for b in results['ceiling'][0]['batches'])}: "
+            f"{'; '.join(limits)}. The ceiling (batch 1's time per item over the lowest) bounds "
+            'what merging requests can buy on this machine.')
+    return (f"{table}{ceiling_line}\n\n{m['date']}, {report.cpu_line(results)}; load "
+            f"average {load} at the start, {load_end} at the end. {s['config']} networks "
+            f"(random weights), {s['category']}, batch-1 gRPC Predicts in closed loops, "
+            f"{s['rounds']} window(s) of "
             f"{s['seconds']:g} s per mode and client count, modes alternating; "
             f"{errors} failed calls.\n")
 
@@ -268,7 +306,8 @@ def main(argv):
     results = run(modules, clients, _SECONDS.value or (1.0 if quick else 6.0),
                   _ROUNDS.value or (1 if quick else 2),
                   _CONFIG.value or (configs.LITE if quick else configs.FULL), batched,
-                  lambda m: print(f'bench.serving_batching: {m}', file=sys.stderr, flush=True))
+                  lambda m: print(f'bench.serving_batching: {m}', file=sys.stderr, flush=True),
+                  ceiling_runs=2 if quick else 5)
     results['command'] = ' '.join(['python -m bench.serving_batching'] + sys.argv[1:])
     output = _OUTPUT.value or (FULL_OUTPUT if not quick else os.path.join(
             tempfile.mkdtemp(prefix='everywear-bench-quick-'), 'serving_batching.json'))

@@ -31,8 +31,14 @@ def test_quick_run_writes_the_json_and_the_table():
         assert row['requests'] > 0 and row['errors'] == 0
         assert row['throughput'] > 0 and 0 < row['p50_ms'] <= row['p99_ms']
     assert 'max_batch_size' in results['settings']['batching']['on']
+    # the ceiling: the SavedModel in process at each batch size, in the same run
+    [limit] = results['ceiling']
+    assert limit['module'] == 'gmm' and limit['batches'] == [1, 2, 4, 8]
+    assert all(v > 0 for v in limit['ms_per_item'])
+    assert limit['ceiling'] == pytest.approx(limit['ms_per_item'][0] / min(limit['ms_per_item']))
     table = (_QUICK.directory / 'sb.md').read_text()
     assert '| gmm | 2 |' in table and 'on / off' in table
+    assert 'bounds what merging requests can buy' in table and 'CPU:' in table
     again = subprocess.run([sys.executable, '-m', 'bench.serving_batching', f'--input={output}'],
                            cwd=_ROOT, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0 and 'on / off' in again.stdout
