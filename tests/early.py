@@ -42,27 +42,37 @@ class Command:
         self.directory = None
         self._process = None
         self._files = None
+        self._failed = None  # what went wrong starting it
         _DECLARED.append(self)
 
     def start(self, niceness=0):
         """Starts the command unless it was; returns the Popen."""
         with _LOCK:
+            if self._failed is not None:
+                raise self._failed
             if self._process is None:
-                base = _STATE['base']
-                if base is None:  # no session fixture (tests/conftest.py not loaded)
-                    base = _STATE['base'] = tempfile.mkdtemp(prefix='everywear-early-')
-                self.directory = _new_directory(base, self.name)
-                if self.prepare is not None:
-                    self.prepare(self.directory)
-                argv = [arg.replace('{directory}', str(self.directory)) for arg in self.argv]
-                self._files = (open(f'{self.directory}.stdout', 'w+'),  # beside, not in it
-                               open(f'{self.directory}.stderr', 'w+'))
-                self._process = subprocess.Popen(argv, cwd=self.cwd, env=self.env,
-                                                 stdin=subprocess.DEVNULL, stdout=self._files[0],
-                                                 stderr=self._files[1], text=True)
-                if niceness:
-                    _renice(self._process.pid, niceness)
+                try:
+                    self._start(niceness)
+                except BaseException as e:
+                    self._failed = e
+                    raise
             return self._process
+
+    def _start(self, niceness):
+        base = _STATE['base']
+        if base is None:  # no session fixture (tests/conftest.py not loaded)
+            base = _STATE['base'] = tempfile.mkdtemp(prefix='everywear-early-')
+        self.directory = _new_directory(base, self.name)
+        if self.prepare is not None:
+            self.prepare(self.directory)
+        argv = [arg.replace('{directory}', str(self.directory)) for arg in self.argv]
+        self._files = (open(f'{self.directory}.stdout', 'w+'),  # beside, not in it
+                       open(f'{self.directory}.stderr', 'w+'))
+        self._process = subprocess.Popen(argv, cwd=self.cwd, env=self.env,
+                                         stdin=subprocess.DEVNULL, stdout=self._files[0],
+                                         stderr=self._files[1], text=True)
+        if niceness:
+            _renice(self._process.pid, niceness)
 
     def result(self, timeout=600):
         """Waits for the command (started now if it was not); returns a CompletedProcess.
@@ -132,7 +142,10 @@ def start_session(items, base):
         for command in queue:
             if _STATE['stopping']:
                 return
-            command.start(niceness=NICENESS).wait()
+            try:
+                command.start(niceness=NICENESS).wait()
+            except Exception:  # the test's result() raises it again
+                continue
 
     if queue:
         _STATE['scheduler'] = threading.Thread(target=run, name='early-commands', daemon=True)

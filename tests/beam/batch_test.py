@@ -8,7 +8,6 @@ import io
 import json
 import os
 import shutil
-import subprocess
 import sys
 
 import numpy as np
@@ -21,23 +20,24 @@ from everywear_tf import demo
 from everywear_tf import demo_weights
 from everywear_tf import errors
 from everywear_tf import spec
-from everywear_tf import weights
 from everywear_tf.beam import batch as beam_batch
 from everywear_tf.beam import files
 from everywear_tf.beam import handlers
 from everywear_tf.data import images
 from everywear_tf.data import keypoints as keypoint_files
 from everywear_tf.data import parsing
-from everywear_tf.export import exporter
 from everywear_tf.inference import batch
 from everywear_tf.inference import pipeline
 from everywear_tf.inference import preprocess
 from everywear_tf.serving import config as serving_config
 from everywear_tf.serving import dev_server
 
+from tests import early
+
 # Subprocesses and servers: not in the fast loop (pytest -m 'not slow').
 pytestmark = pytest.mark.slow
 
+_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CATEGORIES = (spec.MEN_TSHIRTS, spec.MEN_PANTS)
 GOOD = [('photo_0', 'tshirt_1', 'pants_1'), ('person_0', 'tshirt_1', '-'),
         ('person_0', '-', 'pants_1'), ('photo_0', '-', 'pants_1')]
@@ -63,7 +63,11 @@ def _demo_person(persons, person_id, photo=demo.PERSON, pose=demo.PERSON_POSE,
 
 @pytest.fixture(scope='module')
 def source(tmp_path_factory):
-    root = tmp_path_factory.mktemp('in')
+    return _write_source(tmp_path_factory.mktemp('in'))
+
+
+def _write_source(root):
+    """The demo inputs and the bad ones under ``root``, with pairs.txt of GOOD and BAD."""
     persons = root / 'persons'
     persons.mkdir()
     _demo_person(persons, 'photo_0', demo.PHOTO, demo.PHOTO_POSE, demo.PHOTO_PARSE)
@@ -88,15 +92,34 @@ def source(tmp_path_factory):
     return root
 
 
+_EXPORT = """
+import os
+import sys
+from everywear_tf import demo_weights
+from everywear_tf import weights
+from everywear_tf.export import exporter
+for name in sys.argv[2:]:
+    exporter.export(weights.load(os.path.join(demo_weights.DIRECTORY, name)), sys.argv[1], name)
+"""
+# The demo weights exported in a subprocess started as the session starts (tests/early.py), so
+# that it works while the local runner's fixture does.
+_EXPORTING = early.Command(
+        ('test_two_worker_processes_equal_the_local_runner_and_a_rerun_skips',
+         'test_the_remote_handler_through_the_dev_server_equals_the_local_runner',
+         'test_a_stacked_batch_gives_each_frame_its_outputs_up_to_rounding',
+         'test_a_person_without_a_pose_gets_the_front_end_everywear_batch_would',
+         'test_a_url_input_and_workspace_give_the_local_bytes_and_a_rerun_skips'),
+        [sys.executable, '-c', _EXPORT, '{directory}',
+         *(spec.model_name(module, category) for category in CATEGORIES
+           for module in spec.MODULES)], cwd=_ROOT)
+
+
 @pytest.fixture(scope='module')
-def exported(tmp_path_factory):
-    base_path = tmp_path_factory.mktemp('exported')
-    for category in CATEGORIES:
-        for module in spec.MODULES:
-            name = spec.model_name(module, category)
-            exporter.export(weights.load(os.path.join(demo_weights.DIRECTORY, name)),
-                            base_path, name)
-    return base_path
+def exported(local):  # after the local runner's fixture: the export runs meanwhile
+    del local
+    done = _EXPORTING.result(timeout=1200)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return _EXPORTING.directory
 
 
 @pytest.fixture(scope='module')
@@ -266,17 +289,25 @@ def test_a_stacked_batch_gives_each_frame_its_outputs_up_to_rounding(source, exp
                 assert np.mean(difference > 0) < 1e-3, key
 
 
-def test_the_command_reports_its_jobs(source, tmp_path):
-    jobs = tmp_path / 'jobs.txt'
-    jobs.write_text('person_0 tshirt_1 -\ncorrupt_0 tshirt_1 -\n')
-    done = subprocess.run([sys.executable, '-m', 'everywear_tf.beam.command',
-                           f'--input_dir={source}', f'--workspace={tmp_path / "ws"}',
-                           f'--jobs={jobs}', '--direct_running_mode=in_memory', '--',
-                           '--direct_num_workers=1'],
-                          capture_output=True, text=True, timeout=300)
+def _command_inputs(directory):
+    (directory / 'in').mkdir()
+    _write_source(directory / 'in')
+    (directory / 'jobs.txt').write_text('person_0 tshirt_1 -\ncorrupt_0 tshirt_1 -\n')
+
+
+# Over its own copy of the inputs, started as the session starts (tests/early.py).
+_COMMAND = early.Command('test_the_command_reports_its_jobs', [
+        sys.executable, '-m', 'everywear_tf.beam.command', '--input_dir={directory}/in',
+        '--workspace={directory}/ws', '--jobs={directory}/jobs.txt',
+        '--direct_running_mode=in_memory', '--', '--direct_num_workers=1'],
+        prepare=_command_inputs)
+
+
+def test_the_command_reports_its_jobs():
+    done = _COMMAND.result(timeout=300)
     assert done.returncode == 1, done.stderr
     assert '1 of 2 jobs done; 1 failed' in done.stdout
-    report = json.loads((tmp_path / 'ws' / 'output' / 'report.json').read_text())
+    report = json.loads((_COMMAND.directory / 'ws' / 'output' / 'report.json').read_text())
     assert report['done'] == ['person_0_tshirt_1_-']
     assert 'not a decodable image' in report['failed']['corrupt_0_tshirt_1_-']
 
