@@ -33,14 +33,12 @@ def _model(module, seed=0, **overrides):
 
 
 @pytest.fixture(scope='module')
-def exported(tmp_path_factory):
-    """One lite export per module, shared by the read-only tests below."""
+def exported(tmp_path_factory, lite_exports):
+    """One lite export per module, shared by the read-only tests below (the session's export of
+    these weights, tests/conftest.py)."""
     base = tmp_path_factory.mktemp('serving')
-    out = {}
-    for module in spec.MODULES:
-        model = _model(module)
-        out[module] = (model, exporter.export(model, base, spec.model_name(module, CATEGORY)))
-    return out
+    return {module: (_model(module), lite_exports(base, module, CATEGORY, seed=0))
+            for module in spec.MODULES}
 
 
 def _quantize_signed(x):

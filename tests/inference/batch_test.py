@@ -261,9 +261,9 @@ def test_a_killed_run_resumes_to_the_same_bytes(weights_root, tmp_path):
         _person(source, f'p{i}_0', (420 + 20 * i, 320), seed=i)
     command = [sys.executable, '-m', 'everywear_tf.cli.batch', f'--input_dir={source}',
                f'--weights_root={weights_root}']
-    straight = subprocess.run(command + [f'--workspace={tmp_path / "straight"}'],
-                              capture_output=True, text=True, timeout=600, cwd=ROOT)
-    assert straight.returncode == 0, straight.stderr
+    # The uninterrupted run and the one to kill are independent: started together.
+    straight = subprocess.Popen(command + [f'--workspace={tmp_path / "straight"}'], cwd=ROOT,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     killed = subprocess.Popen(command + [f'--workspace={tmp_path / "killed"}'], cwd=ROOT,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     finals = tmp_path / 'killed' / 'output' / 'final_images'
@@ -274,6 +274,8 @@ def test_a_killed_run_resumes_to_the_same_bytes(weights_root, tmp_path):
         time.sleep(0.05)
     killed.send_signal(signal.SIGKILL)
     killed.wait()
+    _, straight_stderr = straight.communicate(timeout=600)
+    assert straight.returncode == 0, straight_stderr
     # Done: a final image with its journal record (temporaries of the killed write do not count;
     # an image whose record the kill cut off is redone).
     journal = tmp_path / 'killed' / 'output' / workspace.JOURNAL

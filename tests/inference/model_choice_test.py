@@ -9,18 +9,13 @@ import shutil
 import grpc
 import pytest
 
-from everywear_tf import configs
 from everywear_tf import errors
 from everywear_tf import spec
-from everywear_tf.export import exporter
 from everywear_tf.export import warmup
 from everywear_tf.inference import pipeline
-from everywear_tf.models import factory
 from everywear_tf.serving import client as client_lib
 from everywear_tf.serving import config as serving_config
 from everywear_tf.serving import dev_server
-
-from tests.models.randomize import randomize
 
 # Servers and exports: not in the fast loop (pytest -m 'not slow').
 pytestmark = pytest.mark.slow
@@ -31,14 +26,12 @@ RM = spec.model_name(spec.RM, CATEGORY)
 
 
 @pytest.fixture(scope='module')
-def exported(tmp_path_factory):
+def exported(tmp_path_factory, lite_exports):
     """A category's three models exported once as version 1 (the other versions of these tests
     are copies of it: which version answers is what is tested, not what it computes)."""
     base = tmp_path_factory.mktemp('exported')
-    for module, name in zip(spec.MODULES, NAMES):
-        model = factory.build(configs.get(module, configs.LITE))
-        randomize(model, seed=3)
-        exporter.export(model, base, name, version=1)
+    for module, name in zip(spec.MODULES, NAMES):  # the weights of tests/export/exporter_test.py
+        lite_exports(base, module, CATEGORY, seed=0, version=1, name=name)
     return base
 
 
