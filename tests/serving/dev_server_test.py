@@ -16,15 +16,10 @@ from tensorflow_serving.apis import model_management_pb2
 from tensorflow_serving.apis import model_service_pb2_grpc
 from tensorflow_serving.apis import prediction_service_pb2_grpc
 
-from everywear_tf import configs
 from everywear_tf import spec
-from everywear_tf.export import exporter
 from everywear_tf.export import warmup
-from everywear_tf.models import factory
 from everywear_tf.serving import config as serving_config
 from everywear_tf.serving import dev_server
-
-from tests.models.randomize import randomize
 
 # Servers, subprocesses, exports or training: not in the fast loop (pytest -m 'not slow').
 pytestmark = pytest.mark.slow
@@ -33,16 +28,12 @@ RM = spec.model_name(spec.RM, spec.MEN_PANTS)
 
 
 @pytest.fixture(scope='module')
-def exports(tmp_path_factory):
+def exports(tmp_path_factory, lite_exports):
     """One lite export per module (rm with two versions of different weights)."""
     base = tmp_path_factory.mktemp('exports')
     for module in spec.MODULES:
-        model = factory.build(configs.get(module, configs.LITE))
-        randomize(model, seed=1)
-        exporter.export(model, base, spec.model_name(module, spec.MEN_PANTS))
-    model = factory.build(configs.get(spec.RM, configs.LITE))
-    randomize(model, seed=2)
-    exporter.export(model, base, RM, version=2)
+        lite_exports(base, module, spec.MEN_PANTS, seed=1)
+    lite_exports(base, spec.RM, spec.MEN_PANTS, seed=2, version=2)
     return base
 
 

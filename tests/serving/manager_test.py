@@ -4,14 +4,9 @@ serving model nothing to serve."""
 import grpc
 import pytest
 
-from everywear_tf import configs
 from everywear_tf import spec
-from everywear_tf.export import exporter
-from everywear_tf.models import factory
 from everywear_tf.serving import config as serving_config
 from everywear_tf.serving import manager
-
-from tests.models.randomize import randomize
 
 RM = spec.model_name(spec.RM, spec.MEN_PANTS)
 OTHER = spec.model_name(spec.RM, spec.MEN_LONG)
@@ -26,12 +21,10 @@ def test_the_prefix_maps_only_the_container_path():
 
 
 @pytest.fixture(scope='module')
-def exported(tmp_path_factory):
+def exported(tmp_path_factory, lite_exports):
     base = tmp_path_factory.mktemp('exported')
-    model = factory.build(configs.get(spec.RM, configs.LITE))
-    randomize(model, seed=1)
     for name in (RM, OTHER):
-        exporter.export(model, base, name, version=1)
+        lite_exports(base, spec.RM, None, seed=1, version=1, name=name)
     return base
 
 

@@ -16,14 +16,9 @@ import grpc
 import pytest
 import yaml
 
-from everywear_tf import configs
 from everywear_tf import spec
-from everywear_tf.export import exporter
-from everywear_tf.models import factory
 from everywear_tf.serving import config as serving_config
 from everywear_tf.serving import dev_server
-
-from tests.models.randomize import randomize
 
 # Servers, subprocesses, exports or training: not in the fast loop (pytest -m 'not slow').
 pytestmark = pytest.mark.slow
@@ -59,13 +54,11 @@ def _exit_codes(port):
 
 
 @pytest.fixture(scope='module')
-def tree(tmp_path_factory):
+def tree(tmp_path_factory, lite_exports):
     """Every served model name, each a copy of one small SavedModel (the probes read status
     only)."""
     exports = tmp_path_factory.mktemp('exports')
-    model = factory.build(configs.get(spec.RM, configs.LITE))
-    randomize(model, seed=1)
-    exporter.export(model, exports, RM)
+    lite_exports(exports, spec.RM, None, seed=1, name=RM)
     root = tmp_path_factory.mktemp('models')
     for name in spec.served_model_names():
         shutil.copytree(exports / RM / '1', root / name / '1')

@@ -16,15 +16,10 @@ import tensorflow as tf
 from tensorflow.core.framework import types_pb2
 from tensorflow_serving.apis import prediction_service_pb2_grpc
 
-from everywear_tf import configs
 from everywear_tf import spec
-from everywear_tf.export import exporter
 from everywear_tf.export import warmup
-from everywear_tf.models import factory
 from everywear_tf.serving import config as serving_config
 from everywear_tf.serving import dev_server
-
-from tests.models.randomize import randomize
 
 # Servers, subprocesses, exports or training: not in the fast loop (pytest -m 'not slow').
 pytestmark = pytest.mark.slow
@@ -35,11 +30,9 @@ _RM_OUTPUT_BYTES = 256 * 192 * (3 + 1 + 1)
 
 
 @pytest.fixture(scope='module')
-def exports(tmp_path_factory):
+def exports(tmp_path_factory, lite_exports):
     base = tmp_path_factory.mktemp('exports')
-    model = factory.build(configs.get(spec.RM, configs.LITE))
-    randomize(model, seed=1)
-    exporter.export(model, base, RM)
+    lite_exports(base, spec.RM, None, seed=1, name=RM)
     return base
 
 

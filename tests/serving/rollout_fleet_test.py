@@ -7,16 +7,11 @@ import time
 
 import pytest
 
-from everywear_tf import configs
 from everywear_tf import spec
-from everywear_tf.export import exporter
-from everywear_tf.models import factory
 from everywear_tf.serving import client as client_lib
 from everywear_tf.serving import config as serving_config
 from everywear_tf.serving import dev_server
 from everywear_tf.serving import rollout
-
-from tests.models.randomize import randomize
 
 pytestmark = pytest.mark.slow  # servers and exports
 
@@ -26,23 +21,19 @@ RM = spec.model_name(spec.RM, CATEGORY)
 
 
 @pytest.fixture(scope='module')
-def version_one(tmp_path_factory):
+def version_one(tmp_path_factory, lite_exports):
     base = tmp_path_factory.mktemp('v1')
     for module in spec.MODULES:
-        model = factory.build(configs.get(module, configs.LITE))
-        randomize(model, seed=1)
-        exporter.export(model, base, spec.model_name(module, CATEGORY))
+        lite_exports(base, module, CATEGORY, seed=1)
     return base
 
 
 @pytest.fixture(scope='module')
-def version_two(tmp_path_factory):
+def version_two(tmp_path_factory, lite_exports):
     """Other weights, exported once (publish itself is tested in rollout_test.py)."""
     base = tmp_path_factory.mktemp('v2')
     for module in spec.MODULES:
-        model = factory.build(configs.get(module, configs.LITE))
-        randomize(model, seed=2)
-        exporter.export(model, base, spec.model_name(module, CATEGORY), version=2)
+        lite_exports(base, module, CATEGORY, seed=2, version=2)
     return base
 
 

@@ -17,7 +17,6 @@ import pytest
 from everywear_tf import configs
 from everywear_tf import spec
 from everywear_tf import weights
-from everywear_tf.export import exporter
 from everywear_tf.export import warmup
 from everywear_tf.inference import pipeline
 from everywear_tf.models import factory
@@ -43,12 +42,10 @@ def _weights(root, seed):
 
 
 @pytest.fixture(scope='module')
-def version_one(tmp_path_factory):
+def version_one(tmp_path_factory, lite_exports):
     base = tmp_path_factory.mktemp('v1')
     for module in spec.MODULES:
-        model = factory.build(configs.get(module, configs.LITE))
-        randomize(model, seed=1)
-        exporter.export(model, base, spec.model_name(module, CATEGORY))
+        lite_exports(base, module, CATEGORY, seed=1)
     return base
 
 

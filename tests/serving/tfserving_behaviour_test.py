@@ -34,17 +34,12 @@ from tensorflow_serving.apis import prediction_log_pb2
 from tensorflow_serving.apis import prediction_service_pb2_grpc
 from tensorflow_serving.config import model_server_config_pb2
 
-from everywear_tf import configs
 from everywear_tf import fileio
 from everywear_tf import spec
-from everywear_tf.export import exporter
 from everywear_tf.export import warmup
-from everywear_tf.models import factory
 from everywear_tf.serving import config as serving_config
 from everywear_tf.serving import dev_server
 from everywear_tf.serving import manager
-
-from tests.models.randomize import randomize
 
 # Servers, subprocesses, exports or training: not in the fast loop (pytest -m 'not slow').
 pytestmark = pytest.mark.slow
@@ -75,13 +70,11 @@ def diverges(reason, raises=AssertionError):
 # --- exports and trees ---------------------------------------------------------------------------
 
 @pytest.fixture(scope='module')
-def exports(tmp_path_factory):
+def exports(tmp_path_factory, lite_exports):
     """RM (lite, random weights) as versions 1 and 2 with different weights, exported once."""
     base = tmp_path_factory.mktemp('exports')
     for version, seed in ((1, 1), (2, 2)):
-        model = factory.build(configs.get(spec.RM, configs.LITE))
-        randomize(model, seed=seed)
-        exporter.export(model, base, RM, version=version)
+        lite_exports(base, spec.RM, None, seed=seed, version=version, name=RM)
     return base
 
 
