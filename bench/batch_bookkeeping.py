@@ -20,7 +20,6 @@ hand-over between the pool's thread and the main one waits for the scheduler).
 ``--quick`` writes into a new temporary directory unless ``--output`` is given.
 """
 
-import json
 import os
 import shutil
 import sys
@@ -39,7 +38,6 @@ from bench import timing  # noqa: E402
 from tests import baselines  # noqa: E402
 
 FULL_OUTPUT = 'bench/results/batch_bookkeeping.json'
-COMMITTED_RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'RESULTS.md')
 BLOCK = 'batch'
 JOURNAL, BEFORE = 'journal', 'before'
 
@@ -49,14 +47,6 @@ _JOBS = flags.DEFINE_list('jobs', None, 'Job counts for the journal (default 100
                           'quick 1000).')
 _BEFORE_JOBS = flags.DEFINE_list('before_jobs', None, 'Job counts for the replaced code '
                                  '(default 1000,2000; quick 200; empty: none).')
-_OUTPUT = flags.DEFINE_string('output', None, f'Where the JSON goes (default: {FULL_OUTPUT}; '
-                              'with --quick, batch_bookkeeping.json in a new temporary '
-                              'directory).')
-_RESULTS_MD = flags.DEFINE_string(
-        'results_md', None, 'Also write the table into this Markdown file (bench/RESULTS.md), '
-        f'between its markers <!-- figures {BLOCK}: ... --> and <!-- end of figures {BLOCK} -->.')
-_INPUT = flags.DEFINE_string('input', None, 'Measure nothing: print (and write with '
-                             '--results_md) the table of this JSON.')
 
 
 class _Instant:
@@ -129,11 +119,6 @@ def text(results, markdown=False):
             f"load average {load} at the start, {load_end} at the end\n")
 
 
-def write_block(document_path, results, source):
-    """Replaces the ``batch`` block of ``document_path`` (bench.results' markers)."""
-    report.write_block(document_path, BLOCK, 'bench.batch_bookkeeping', results, source,
-                       text(results, markdown=True))
-
 
 def _counts(values, default):
     try:
@@ -142,29 +127,21 @@ def _counts(values, default):
         raise app.UsageError(f'job counts must be integers: {e}') from None
 
 
+OUTPUTS = report.Outputs('bench.batch_bookkeeping', BLOCK, FULL_OUTPUT, text, markdown=False)
+
+
 def main(argv):
     """Runs what the flags ask; returns the exit status."""
     if len(argv) > 1:
         raise app.UsageError(f'unexpected arguments: {argv[1:]}')
-    if _INPUT.value:
-        with open(_INPUT.value) as f:
-            results = json.load(f)
-        print(text(results))
-        if _RESULTS_MD.value:
-            write_block(_RESULTS_MD.value, results, _INPUT.value)
+    if OUTPUTS.replay():
         return 0
-    if _QUICK.value and _RESULTS_MD.value and os.path.realpath(
-            _RESULTS_MD.value) == os.path.realpath(COMMITTED_RESULTS):
-        raise app.UsageError('--quick figures do not go into the committed bench/RESULTS.md')
+    OUTPUTS.refuse_quick_into_committed(_QUICK.value)
     journal_counts = _counts(_JOBS.value, [1000] if _QUICK.value else [1000, 10000, 100000])
     before_counts = _counts(_BEFORE_JOBS.value, [200] if _QUICK.value else [1000, 2000])
     results = run(journal_counts, before_counts,
                   lambda m: print(f'bench.batch_bookkeeping: {m}', file=sys.stderr, flush=True))
-    results['command'] = ' '.join(['python -m bench.batch_bookkeeping'] + sys.argv[1:])
-    output = _OUTPUT.value or (FULL_OUTPUT if not _QUICK.value else os.path.join(
-            tempfile.mkdtemp(prefix='everywear-bench-quick-'), 'batch_bookkeeping.json'))
-    report.save_run(results, output, text, write_block, _RESULTS_MD.value, BLOCK,
-                    markdown=False)
+    OUTPUTS.save(results, _QUICK.value)
     return 0
 
 

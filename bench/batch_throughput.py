@@ -26,7 +26,6 @@ garment), ``write`` (input/, stage/ and composed files: PNG encodes, pickles, .m
 final PNG). With several workers the thread-seconds add up to more than the wall time.
 """
 
-import json
 import os
 import shutil
 import sys
@@ -55,7 +54,6 @@ from bench import timing  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FULL_OUTPUT = 'bench/results/batch_throughput.json'
-COMMITTED_RESULTS = os.path.join(ROOT, 'bench', 'RESULTS.md')
 DEMO_WEIGHTS = os.path.join(ROOT, 'checkpoints', 'demo')
 BLOCK = 'batch_throughput'
 CATEGORY = spec.MEN_TSHIRTS
@@ -71,14 +69,6 @@ _QUICK = flags.DEFINE_bool('quick', False, 'A smoke run: 4 photos, in process an
 _PHOTOS = flags.DEFINE_integer('photos', None, 'Photos (jobs) per mode (default 16; quick 4).')
 _MODES = flags.DEFINE_list('modes', None, f'Which of {list(MODES)} (default all; quick '
                            f'{IN_PROCESS},{SERVER}).')
-_OUTPUT = flags.DEFINE_string('output', None, f'Where the JSON goes (default: {FULL_OUTPUT}, '
-                              'and a .md of the table beside it; with --quick, a new temporary '
-                              'directory).')
-_RESULTS_MD = flags.DEFINE_string(
-        'results_md', None, 'Also write the table into this Markdown file (bench/RESULTS.md), '
-        f'between its markers <!-- figures {BLOCK}: ... --> and <!-- end of figures {BLOCK} -->.')
-_INPUT = flags.DEFINE_string('input', None, 'Measure nothing: print (and write with '
-                             '--results_md) the table of this JSON.')
 
 
 class Timers:
@@ -266,27 +256,17 @@ def text(results, markdown=False):
             f"{s['category']} garment each; stage times are exclusive thread-seconds.\n")
 
 
-def write_block(document_path, results, source):
-    """Replaces the ``batch_throughput`` block of ``document_path`` (RESULTS.md)."""
-    report.write_block(document_path, BLOCK, 'bench.batch_throughput', results, source,
-                       text(results, markdown=True))
+OUTPUTS = report.Outputs('bench.batch_throughput', BLOCK, FULL_OUTPUT, text)
 
 
 def main(argv):
     """Runs what the flags ask; returns the exit status."""
     if len(argv) > 1:
         raise app.UsageError(f'unexpected arguments: {argv[1:]}')
-    if _INPUT.value:
-        with open(_INPUT.value) as f:
-            results = json.load(f)
-        print(text(results))
-        if _RESULTS_MD.value:
-            write_block(_RESULTS_MD.value, results, _INPUT.value)
+    if OUTPUTS.replay():
         return 0
     quick = _QUICK.value
-    if quick and _RESULTS_MD.value and os.path.realpath(
-            _RESULTS_MD.value) == os.path.realpath(COMMITTED_RESULTS):
-        raise app.UsageError('--quick figures do not go into the committed bench/RESULTS.md')
+    OUTPUTS.refuse_quick_into_committed(quick)
     modes = _MODES.value or ([IN_PROCESS, SERVER] if quick else list(MODES))
     unknown = [m for m in modes if m not in MODES]
     if unknown:
@@ -296,10 +276,7 @@ def main(argv):
         raise app.UsageError('--photos must be at least 1')
     results = run(photos, modes,
                   lambda m: print(f'bench.batch_throughput: {m}', file=sys.stderr, flush=True))
-    results['command'] = ' '.join(['python -m bench.batch_throughput'] + sys.argv[1:])
-    output = _OUTPUT.value or (FULL_OUTPUT if not quick else os.path.join(
-            tempfile.mkdtemp(prefix='everywear-bench-quick-'), 'batch_throughput.json'))
-    report.save_run(results, output, text, write_block, _RESULTS_MD.value, BLOCK)
+    OUTPUTS.save(results, quick)
     return 0
 
 

@@ -4,6 +4,8 @@ bench/RESULTS.md. Every figure printed is read from the results, none is compute
 import json
 import os
 
+from absl import flags
+
 from everywear_tf import fileio
 from everywear_tf import spec
 
@@ -427,3 +429,67 @@ def save_run(results, output, text, write_block=None, results_md=None, block=Non
     if results_md:
         write_block(results_md, results, output)
         print(f'wrote the table into block {block!r} of {results_md}')
+
+
+COMMITTED_RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'RESULTS.md')
+
+# The flags Outputs defines belong to the binary that makes it (its --help lists them).
+flags.disclaim_key_flags()
+
+
+class Outputs:
+    """The outputs a benchmark binary shares with the others: its ``--output``, ``--results_md``
+    and ``--input`` flags (defined when it is made, so make one per binary, at import), its
+    block of RESULTS.md, --quick figures kept out of the committed RESULTS.md, and the run
+    saved (``save_run``). ``text(results, markdown=False)`` is the binary's table."""
+
+    def __init__(self, module, block, full_output, text, markdown=True):
+        self.module, self.block, self.full_output = module, block, full_output
+        self.text, self.markdown = text, markdown
+        beside = ', and a .md of the table beside it' if markdown else ''
+        self._output = flags.DEFINE_string(
+                'output', None, f'Where the JSON goes (default: {full_output}{beside}; with '
+                f'--quick, {os.path.basename(full_output)} in a new temporary directory).')
+        self._results_md = flags.DEFINE_string(
+                'results_md', None, 'Also write the table into this Markdown file '
+                f'(bench/RESULTS.md), between its markers <!-- figures {block}: ... --> and '
+                f'<!-- end of figures {block} -->.')
+        self._input = flags.DEFINE_string('input', None, 'Measure nothing: print (and write '
+                                          'with --results_md) the table of this JSON.')
+
+    def write_block(self, document_path, results, source):
+        """Replaces this binary's block of ``document_path`` (RESULTS.md) with the table."""
+        write_block(document_path, self.block, self.module, results, source,
+                    self.text(results, markdown=True))
+
+    def replay(self):
+        """With ``--input``: prints that JSON's table (and writes its block with
+        ``--results_md``) and returns True; otherwise False."""
+        if not self._input.value:
+            return False
+        with open(self._input.value) as f:
+            results = json.load(f)
+        print(self.text(results))
+        if self._results_md.value:
+            self.write_block(self._results_md.value, results, self._input.value)
+        return True
+
+    def refuse_quick_into_committed(self, quick):
+        """absl.app.UsageError when a --quick run would write into the committed RESULTS.md."""
+        from absl import app
+        if quick and self._results_md.value and os.path.realpath(
+                self._results_md.value) == os.path.realpath(COMMITTED_RESULTS):
+            raise app.UsageError('--quick figures do not go into the committed bench/RESULTS.md')
+
+    def save(self, results, quick):
+        """Records the command (``python -m <module>`` and this process's arguments) in
+        ``results`` and saves the run: at ``--output``, else the full run's path, or with
+        ``quick`` a new temporary directory."""
+        import sys
+        import tempfile
+        results['command'] = ' '.join([f'python -m {self.module}'] + sys.argv[1:])
+        output = self._output.value or (self.full_output if not quick else os.path.join(
+                tempfile.mkdtemp(prefix='everywear-bench-quick-'),
+                os.path.basename(self.full_output)))
+        save_run(results, output, self.text, self.write_block, self._results_md.value,
+                 self.block, markdown=self.markdown)

@@ -17,7 +17,6 @@ machine's load of the moment falls on each alike, and each way's outputs are che
 baseline's (every chain output but GMM's grid, which the served ways do not fetch).
 """
 
-import json
 import os
 import sys
 import tempfile
@@ -46,7 +45,6 @@ from bench.server_process import Server  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FULL_OUTPUT = 'bench/results/served_tryon.json'
-COMMITTED_RESULTS = os.path.join(ROOT, 'bench', 'RESULTS.md')
 DEMO_WEIGHTS = os.path.join(ROOT, 'checkpoints', 'demo')
 BLOCK = 'served_tryon'
 IN_PROCESS = 'in process'
@@ -69,14 +67,6 @@ _CATEGORY = flags.DEFINE_enum('category', spec.MEN_TSHIRTS, list(spec.CATEGORIES
 _WEIGHTS_ROOT = flags.DEFINE_string('weights_root', DEMO_WEIGHTS, 'Weights directories, one per '
                                     'model name (ignored with --quick: random lite weights).')
 _RUNS = flags.DEFINE_integer('runs', None, 'Timed calls of each way (default 15; quick 3).')
-_OUTPUT = flags.DEFINE_string('output', None, f'Where the JSON goes (default: {FULL_OUTPUT}, '
-                              'and a .md of the table beside it; with --quick, a new temporary '
-                              'directory).')
-_RESULTS_MD = flags.DEFINE_string(
-        'results_md', None, 'Also write the table into this Markdown file (bench/RESULTS.md), '
-        f'between its markers <!-- figures {BLOCK}: ... --> and <!-- end of figures {BLOCK} -->.')
-_INPUT = flags.DEFINE_string('input', None, 'Measure nothing: print (and write with '
-                             '--results_md) the table of this JSON.')
 
 
 def networks(category, weights_root):
@@ -168,37 +158,24 @@ def text(results, markdown=False):
             f"median of {s['runs']} calls of each way, the ways called in turn.{verdict}\n")
 
 
-def write_block(document_path, results, source):
-    """Replaces the ``served_tryon`` block of ``document_path`` (RESULTS.md)."""
-    report.write_block(document_path, BLOCK, 'bench.served_tryon', results, source,
-                       text(results, markdown=True))
+OUTPUTS = report.Outputs('bench.served_tryon', BLOCK, FULL_OUTPUT, text)
 
 
 def main(argv):
     """Runs what the flags ask; returns the exit status (1 if a way's outputs differ)."""
     if len(argv) > 1:
         raise app.UsageError(f'unexpected arguments: {argv[1:]}')
-    if _INPUT.value:
-        with open(_INPUT.value) as f:
-            results = json.load(f)
-        print(text(results))
-        if _RESULTS_MD.value:
-            write_block(_RESULTS_MD.value, results, _INPUT.value)
+    if OUTPUTS.replay():
         return 0
     logging.set_verbosity(logging.WARNING)  # SavedModel writing logs every asset at INFO
     quick = _QUICK.value
-    if quick and _RESULTS_MD.value and os.path.realpath(
-            _RESULTS_MD.value) == os.path.realpath(COMMITTED_RESULTS):
-        raise app.UsageError('--quick figures do not go into the committed bench/RESULTS.md')
+    OUTPUTS.refuse_quick_into_committed(quick)
     weights_root = None if quick else _WEIGHTS_ROOT.value
     if weights_root is not None and not os.path.isdir(weights_root):
         raise app.UsageError(f'--weights_root: {weights_root}: not a directory')
     results = run(_CATEGORY.value, weights_root, _RUNS.value or (3 if quick else 15),
                   lambda m: print(f'bench.served_tryon: {m}', file=sys.stderr, flush=True))
-    results['command'] = ' '.join(['python -m bench.served_tryon'] + sys.argv[1:])
-    output = _OUTPUT.value or (FULL_OUTPUT if not quick else os.path.join(
-            tempfile.mkdtemp(prefix='everywear-bench-quick-'), 'served_tryon.json'))
-    report.save_run(results, output, text, write_block, _RESULTS_MD.value, BLOCK)
+    OUTPUTS.save(results, quick)
     return 0 if all(row['equal'] for row in results['rows']) else 1
 
 

@@ -25,7 +25,6 @@ near 1, the machine already runs a single item at full speed and batching has no
 """
 
 import concurrent.futures
-import json
 import os
 import sys
 import tempfile
@@ -53,7 +52,6 @@ from bench.server_process import Server  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FULL_OUTPUT = 'bench/results/serving_batching.json'
-COMMITTED_RESULTS = os.path.join(ROOT, 'bench', 'RESULTS.md')
 BLOCK = 'serving_batching'
 CATEGORY = spec.MEN_TSHIRTS
 OFF, ON = 'off', 'on'
@@ -75,14 +73,6 @@ _BATCHING = flags.DEFINE_string('batching_parameters_file', COMMITTED_BATCHING,
                                 f'The BatchingParameters of mode {ON!r}.')
 _VARIANTS = flags.DEFINE_list('batching_files', [], 'More batched modes, as name=path of a '
                               'BatchingParameters file (tuning).')
-_OUTPUT = flags.DEFINE_string('output', None, f'Where the JSON goes (default: {FULL_OUTPUT}, '
-                              'and a .md of the table beside it; with --quick, a new temporary '
-                              'directory).')
-_RESULTS_MD = flags.DEFINE_string(
-        'results_md', None, 'Also write the table into this Markdown file (bench/RESULTS.md), '
-        f'between its markers <!-- figures {BLOCK}: ... --> and <!-- end of figures {BLOCK} -->.')
-_INPUT = flags.DEFINE_string('input', None, 'Measure nothing: print (and write with '
-                             '--results_md) the table of this JSON.')
 
 
 def export(work, modules, config_name):
@@ -260,11 +250,6 @@ def text(results, markdown=False):
             f"{errors} failed calls.\n")
 
 
-def write_block(document_path, results, source):
-    """Replaces the ``serving_batching`` block of ``document_path`` (RESULTS.md)."""
-    report.write_block(document_path, BLOCK, 'bench.serving_batching', results, source,
-                       text(results, markdown=True))
-
 
 def _variants(entries):
     variants = {}
@@ -279,21 +264,17 @@ def _variants(entries):
     return variants
 
 
+OUTPUTS = report.Outputs('bench.serving_batching', BLOCK, FULL_OUTPUT, text)
+
+
 def main(argv):
     """Runs what the flags ask; returns the exit status."""
     if len(argv) > 1:
         raise app.UsageError(f'unexpected arguments: {argv[1:]}')
-    if _INPUT.value:
-        with open(_INPUT.value) as f:
-            results = json.load(f)
-        print(text(results))
-        if _RESULTS_MD.value:
-            write_block(_RESULTS_MD.value, results, _INPUT.value)
+    if OUTPUTS.replay():
         return 0
-    if _QUICK.value and _RESULTS_MD.value and os.path.realpath(
-            _RESULTS_MD.value) == os.path.realpath(COMMITTED_RESULTS):
-        raise app.UsageError('--quick figures do not go into the committed bench/RESULTS.md')
     quick = _QUICK.value
+    OUTPUTS.refuse_quick_into_committed(quick)
     modules = _MODULES.value or ([spec.GMM] if quick else list(spec.MODULES))
     unknown = [m for m in modules if m not in spec.MODULES]
     if unknown:
@@ -308,10 +289,7 @@ def main(argv):
                   _CONFIG.value or (configs.LITE if quick else configs.FULL), batched,
                   lambda m: print(f'bench.serving_batching: {m}', file=sys.stderr, flush=True),
                   ceiling_runs=2 if quick else 5)
-    results['command'] = ' '.join(['python -m bench.serving_batching'] + sys.argv[1:])
-    output = _OUTPUT.value or (FULL_OUTPUT if not quick else os.path.join(
-            tempfile.mkdtemp(prefix='everywear-bench-quick-'), 'serving_batching.json'))
-    report.save_run(results, output, text, write_block, _RESULTS_MD.value, BLOCK)
+    OUTPUTS.save(results, quick)
     return 0
 
 
