@@ -9,16 +9,21 @@ import sys
 
 import pytest
 
+from tests import early
+
 _ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 pytestmark = pytest.mark.slow  # a subprocess that exports models and starts a server
 
+# Started as the session starts (tests/early.py): it runs while the rest of the suite does.
+_QUICK = early.Command('test_quick_run_times_every_way_and_finds_the_outputs_equal', [
+        sys.executable, '-m', 'bench.served_tryon', '--quick', '--runs=1',
+        '--output={directory}/st.json'], cwd=_ROOT)
 
-def test_quick_run_times_every_way_and_finds_the_outputs_equal(tmp_path):
-    output = tmp_path / 'st.json'
-    run = subprocess.run([sys.executable, '-m', 'bench.served_tryon', '--quick', '--runs=1',
-                          f'--output={output}'], cwd=_ROOT, capture_output=True, text=True,
-                         timeout=900)
+
+def test_quick_run_times_every_way_and_finds_the_outputs_equal():
+    run = _QUICK.result(timeout=900)
+    output = _QUICK.directory / 'st.json'
     assert run.returncode == 0, run.stderr[-3000:]
     results = json.loads(output.read_text())
     ways = [row['way'] for row in results['rows']]
@@ -29,7 +34,7 @@ def test_quick_run_times_every_way_and_finds_the_outputs_equal(tmp_path):
         assert 0 < row['median_ms'] <= row['p90_ms']
     assert results['rows'][0]['ratio'] == 1.0
     assert 'bfloat16' in results['machine']['cpu_line']
-    table = (tmp_path / 'st.md').read_text()
+    table = (_QUICK.directory / 'st.md').read_text()
     assert '| REST encoded, one call |' in table and 'the in-process time' in table
     again = subprocess.run([sys.executable, '-m', 'bench.served_tryon', f'--input={output}'],
                            cwd=_ROOT, capture_output=True, text=True, timeout=300)
