@@ -3,7 +3,10 @@ bench/RESULTS.md. Every figure printed is read from the results, none is compute
 
 import json
 import os
+import sys
+import tempfile
 
+from absl import app
 from absl import flags
 
 from everywear_tf import fileio
@@ -397,9 +400,6 @@ def write_block(document_path, block, module, results, source, body):
     """Replaces the generated ``block`` of ``document_path`` (RESULTS.md) with ``body`` under a
     header naming ``python -m <module>``, ``source`` and the command that made ``results``;
     ``absl.app.UsageError`` naming the file when it has no such block. Written atomically."""
-    from absl import app
-
-    from everywear_tf import fileio
     with open(document_path) as f:
         document = f.read()
     content = '\n\n'.join([
@@ -476,7 +476,6 @@ class Outputs:
 
     def refuse_quick_into_committed(self, quick):
         """absl.app.UsageError when a --quick run would write into the committed RESULTS.md."""
-        from absl import app
         if quick and self._results_md.value and os.path.realpath(
                 self._results_md.value) == os.path.realpath(COMMITTED_RESULTS):
             raise app.UsageError('--quick figures do not go into the committed bench/RESULTS.md')
@@ -485,8 +484,6 @@ class Outputs:
         """Records the command (``python -m <module>`` and this process's arguments) in
         ``results`` and saves the run: at ``--output``, else the full run's path, or with
         ``quick`` a new temporary directory."""
-        import sys
-        import tempfile
         results['command'] = ' '.join([f'python -m {self.module}'] + sys.argv[1:])
         output = self._output.value or (self.full_output if not quick else os.path.join(
                 tempfile.mkdtemp(prefix='everywear-bench-quick-'),
