@@ -40,7 +40,9 @@ from everywear_tf.train import trainers  # noqa: E402
 _MODULE = flags.DEFINE_enum('module', None, list(spec.MODULES), 'The network to train.')
 _CATEGORY = flags.DEFINE_enum('category', None, list(spec.CATEGORIES),
                               'Garment category (chooses the garment labels of the targets).')
-_DATASET_ROOT = flags.DEFINE_string('dataset_root', None, 'The dataset directory.')
+_DATASET_ROOT = flags.DEFINE_string('dataset_root', None, 'The dataset directory (CP-VTON '
+                                    'layout: several, comma-separated, are read as one set, '
+                                    'in that order, e.g. two looks of the synthetic set).')
 _LAYOUT = flags.DEFINE_enum('layout', 'cpvton', ['cpvton', 'viton', 'viton_hd', 'dress_code'],
                             'The dataset layout (viton_hd: <dataset_root>/<mode>/...; '
                             'dress_code: the --category\'s subset, lower_body for men_pants, '
@@ -62,6 +64,10 @@ _BATCH_SIZE = flags.DEFINE_integer('batch_size', None, 'Default: the original (G
 _LEARNING_RATE = flags.DEFINE_float('learning_rate', None, 'Default: the original (GMM 1e-4, '
                                     'EDM/RM 2e-4).')
 _SEED = flags.DEFINE_integer('seed', 0, 'Data order and initialisation.')
+_DECAY_STEPS = flags.DEFINE_integer(
+        'decay_steps', 0, 'The learning rate falls linearly to 0 over the last this many of '
+        '--steps, as CP-VTON trains (its --keep_step/--decay_step); 0: constant, as VITON.',
+        lower_bound=0)
 _VGG_WEIGHTS = flags.DEFINE_string('vgg_weights', None, 'imagenet-vgg-verydeep-19.mat '
                                    '(MatConvNet) or Keras vgg19_..._notop.h5, for the '
                                    'perceptual loss. Never downloaded.')
@@ -106,6 +112,7 @@ def _dataset():
     if not _DATASET_ROOT.value:
         raise errors.DatasetError('--dataset_root', 'missing: pass it (or '
                                                     '--dataset=tfrecord:<glob>)')
+    roots = _roots()
     if _LAYOUT.value == 'viton_hd':
         return viton_hd.VitonHdDataset(_DATASET_ROOT.value, _MODE.value, _PAIRS.value)
     if _LAYOUT.value == 'dress_code':
@@ -113,11 +120,25 @@ def _dataset():
                                            _PAIRS.value or 'train_pairs.txt')
     if _LAYOUT.value == 'viton':
         return datasets.VitonDataset(_DATASET_ROOT.value, _PAIRS.value or 'viton_train_images.txt')
-    dataset = datasets.CpVtonDataset(_DATASET_ROOT.value, _MODE.value, _PAIRS.value,
-                                     estimated_inputs=_ESTIMATED_INPUTS.value)
-    if _GRID_WEIGHT.value:
-        return synthetic_tryon.WithGridTargets(dataset, _DATASET_ROOT.value, _MODE.value)
-    return dataset
+    parts = []
+    for root in roots:
+        dataset = datasets.CpVtonDataset(root, _MODE.value, _PAIRS.value,
+                                         estimated_inputs=_ESTIMATED_INPUTS.value)
+        if _GRID_WEIGHT.value:
+            dataset = synthetic_tryon.WithGridTargets(dataset, root, _MODE.value)
+        parts.append(dataset)
+    return parts[0] if len(parts) == 1 else datasets.Concatenated(parts)
+
+
+def _roots():
+    """The --dataset_root directories (several only in the CP-VTON layout)."""
+    roots = [root for root in _DATASET_ROOT.value.split(',') if root]
+    if len(roots) > 1 and _LAYOUT.value != 'cpvton':
+        raise errors.DatasetError(_DATASET_ROOT.value, 'several dataset roots are read only in '
+                                                       'the CP-VTON layout')
+    if not roots:
+        raise errors.DatasetError('--dataset_root', 'empty')
+    return roots
 
 
 def _initialised_from(model, directory, module):
@@ -138,11 +159,12 @@ def _trainer():
     if _INIT_WEIGHTS.value:
         model = _initialised_from(model, _INIT_WEIGHTS.value, module)
     optimizer = None
-    if _LEARNING_RATE.value:
+    if _LEARNING_RATE.value or _DECAY_STEPS.value:
         defaults = trainers.DEFAULT_OPTIMIZERS[module]
         optimizer = trainers.make_optimizer(
-                trainers.OptimizerConfig(_LEARNING_RATE.value, defaults.beta_1, defaults.beta_2,
-                                         defaults.epsilon))
+                trainers.OptimizerConfig(_LEARNING_RATE.value or defaults.learning_rate,
+                                         defaults.beta_1, defaults.beta_2, defaults.epsilon),
+                steps=_STEPS.value, decay_steps=_DECAY_STEPS.value)
     if module == spec.GMM:
         return trainers.GmmTrainer(model, _CATEGORY.value, optimizer,
                                    grid_weight=_GRID_WEIGHT.value, grid_on=_GRID_ON.value)
@@ -189,7 +211,7 @@ def main(argv):
                 dataset, config.batch_size, _RECALIBRATE.value, seed=config.seed + 1))
     directory = weights.save(trainer.model,
                              runs.weights_dir(_OUTPUT_DIR.value, module, _CATEGORY.value),
-                             source=_DATASET.value or os.path.abspath(_DATASET_ROOT.value),
+                             source=_DATASET.value or ','.join(os.path.abspath(r) for r in _roots()),
                              overwrite=True,
                              trained={'category': _CATEGORY.value, 'steps': config.steps,
                                       'batch_size': config.batch_size, 'seed': config.seed,

@@ -215,6 +215,30 @@ class CpVtonDataset(_Dataset):
         return item
 
 
+class Concatenated:
+    """Several datasets read as one, in order (len() and read(i), like each part): to train on
+    two looks of the synthetic set at once, say. Items are the parts' own, unchanged; every part
+    must give the same keys (the loop stacks them)."""
+
+    def __init__(self, parts):
+        self.parts = tuple(parts)
+        if not self.parts:
+            raise ValueError('Concatenated needs at least one dataset')
+        self.ends = np.cumsum([len(part) for part in self.parts])
+
+    def __len__(self):
+        return int(self.ends[-1])
+
+    def read(self, i):
+        """Item ``i``: item ``i`` minus the earlier parts' lengths of the part it falls in."""
+        i = int(i)
+        if not 0 <= i < len(self):
+            raise IndexError(f'item {i} of a dataset of {len(self)}')
+        part = int(np.searchsorted(self.ends, i, side='right'))
+        start = int(self.ends[part - 1]) if part else 0
+        return self.parts[part].read(i - start)
+
+
 def first_dir(split, names):
     """The first of ``names`` that is a directory under ``split`` (datasets were published with
     different spellings); a DatasetError listing them all if none is."""

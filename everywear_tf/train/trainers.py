@@ -50,10 +50,37 @@ DEFAULT_OPTIMIZERS = {spec.GMM: OptimizerConfig(1e-4), spec.EDM: OptimizerConfig
 DEFAULT_BATCH_SIZES = {spec.GMM: 4, spec.EDM: 16, spec.RM: 16}
 
 
-def make_optimizer(config):
-    """A Keras Adam optimizer with ``config``'s learning rate, betas and epsilon."""
-    return tf.keras.optimizers.Adam(config.learning_rate, beta_1=config.beta_1,
-                                    beta_2=config.beta_2, epsilon=config.epsilon)
+class LinearDecay(tf.keras.optimizers.schedules.LearningRateSchedule):
+    """CP-VTON's schedule (train.py's LambdaLR with --keep_step and --decay_step): the rate
+    stays at ``rate`` for ``keep`` steps, then falls linearly over ``decay`` steps,
+    ``rate · (1 − max(0, step − keep) / (decay + 1))``, never below 0. The step is the
+    optimizer's own count, which the checkpoint keeps, so a resumed run continues the schedule."""
+
+    def __init__(self, rate, keep, decay):
+        if keep < 0 or decay < 0:
+            raise ValueError(f'keep and decay steps must be ≥ 0, got {keep} and {decay}')
+        self.rate, self.keep, self.decay = float(rate), int(keep), int(decay)
+
+    def __call__(self, step):
+        past = tf.maximum(tf.cast(step, tf.float32) - self.keep, 0.0)
+        return self.rate * tf.maximum(1.0 - past / (self.decay + 1.0), 0.0)
+
+    def get_config(self):
+        return {'rate': self.rate, 'keep': self.keep, 'decay': self.decay}
+
+
+def make_optimizer(config, steps=None, decay_steps=0):
+    """A Keras Adam optimizer with ``config``'s learning rate, betas and epsilon; with
+    ``decay_steps`` > 0 the rate decays linearly over the last ``decay_steps`` of ``steps``
+    (LinearDecay), as CP-VTON trains (the originals' constant rate otherwise)."""
+    rate = config.learning_rate
+    if decay_steps:
+        if steps is None or decay_steps > steps:
+            raise TrainingSetupError(f'the learning rate cannot decay over {decay_steps} steps '
+                                     f'of a run of {steps}')
+        rate = LinearDecay(rate, steps - decay_steps, decay_steps)
+    return tf.keras.optimizers.Adam(rate, beta_1=config.beta_1, beta_2=config.beta_2,
+                                    epsilon=config.epsilon)
 
 
 def _signed_to_image(x):

@@ -82,6 +82,24 @@ def test_unpaired_targets():
     assert not np.array_equal(item[datasets.TARGET_PERSON], item[spec.PERSON])
 
 
+def test_concatenated_reads_each_part_in_order():
+    paired = datasets.CpVtonDataset(path('cpvton'), 'test')
+    unpaired = datasets.CpVtonDataset(path('cpvton'), 'test', pairs='test_pairs_unpaired.txt')
+    both = datasets.Concatenated([paired, unpaired, paired])
+    assert len(both) == 6
+    expected = [(0, paired, 0), (1, paired, 1), (2, unpaired, 0), (3, unpaired, 1),
+                (4, paired, 0), (5, paired, 1)]
+    for i, part, j in expected:
+        item, alone = both.read(i), part.read(j)
+        assert (item['person_id'], item['cloth_id']) == (alone['person_id'], alone['cloth_id'])
+        np.testing.assert_array_equal(item[spec.CLOTH], alone[spec.CLOTH])
+    for bad in (-1, 6):
+        with pytest.raises(IndexError, match=f'item {bad} of a dataset of 6'):
+            both.read(bad)
+    with pytest.raises(ValueError):
+        datasets.Concatenated([])
+
+
 def test_viton_layout_with_pose_mat_and_pose_pickle():
     dataset = datasets.VitonDataset(path('viton'))
     assert len(dataset) == 2

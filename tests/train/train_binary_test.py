@@ -1,5 +1,6 @@
 """train/train.py's --estimated_inputs and --init_weights, run as a user runs them."""
 
+import json
 import os
 import shutil
 import subprocess
@@ -38,6 +39,12 @@ def test_estimated_inputs_and_fine_tuning_from_trained_weights(tmp_path):
                    f'--output_dir={tmp_path / "a"}')
     assert first.returncode == 0, first.stderr
     trained = tmp_path / 'a' / 'gmm_men_tshirts'
+    # Two roots are read as one set (here the same one twice: 4 items), both named as the source.
+    twice = _train(f'--dataset_root={data},{data}', '--estimated_inputs', '--steps=1',
+                   f'--output_dir={tmp_path / "e"}')
+    assert twice.returncode == 0 and 'on 4 items' in twice.stderr, twice.stderr
+    manifest = json.loads((tmp_path / 'e' / 'gmm_men_tshirts' / 'manifest.json').read_text())
+    assert manifest['source']['path'] == f'{data},{data}'
     # Fine-tuning starts from the trained weights (a learning rate of ~0 keeps them).
     tuned = _train(f'--dataset_root={data}', '--steps=1', '--learning_rate=1e-12',
                    f'--init_weights={trained}', f'--output_dir={tmp_path / "b"}')

@@ -117,6 +117,43 @@ def test_kill_and_resume_continues_at_the_right_step_with_the_same_data(dataset,
     np.testing.assert_allclose(resumed, straight[3:], rtol=1e-4)
 
 
+def test_linear_decay_matches_cpvtons_lambda_in_float64():
+    rng = np.random.default_rng(0)
+    for _ in range(4):
+        rate, keep, decay = rng.uniform(1e-5, 1e-3), int(rng.integers(0, 50)), int(rng.integers(1, 50))
+        schedule = trainers.LinearDecay(rate, keep, decay)
+        steps = np.arange(0, keep + decay + 20)
+        reference = rate * np.maximum(1.0 - np.maximum(0, steps - keep) / (decay + 1.0), 0.0)
+        got = np.array([float(schedule(tf.constant(step, tf.int64))) for step in steps])
+        np.testing.assert_allclose(got, reference, rtol=1e-5, atol=1e-12)
+    assert float(trainers.LinearDecay(1e-4, 10, 0)(11)) == 0.0
+    with pytest.raises(trainers.TrainingSetupError, match='cannot decay over 9 steps of a run of 5'):
+        trainers.make_optimizer(trainers.DEFAULT_OPTIMIZERS[spec.GMM], steps=5, decay_steps=9)
+
+
+def test_a_resumed_run_continues_the_decaying_rate(dataset, tmp_path):
+    def trainer():
+        tf.keras.utils.set_random_seed(1)
+        optimizer = trainers.make_optimizer(trainers.DEFAULT_OPTIMIZERS[spec.GMM], steps=6,
+                                            decay_steps=4)
+        return trainers.GmmTrainer(trainers.build(spec.GMM, ngf=4), spec.MEN_TSHIRTS, optimizer)
+
+    straight = _losses(trainer(), dataset, 6, tmp_path / 'straight')
+    first = trainer()
+    config = loop.LoopConfig(steps=3, batch_size=2, save_every=3, log_every=1, image_every=3)
+    trainers.train(first, dataset, str(tmp_path / 'resumed'), config, log=lambda m: None)
+    resumed_trainer = trainer()
+    resumed = _losses(resumed_trainer, dataset, 6, tmp_path / 'resumed')
+    np.testing.assert_allclose(resumed, straight[3:], rtol=1e-4)
+    assert int(resumed_trainer.optimizer.iterations) == 6
+    # The decay is in effect: at a constant rate the losses part after the 2 kept steps.
+    tf.keras.utils.set_random_seed(1)
+    constant = _losses(trainers.GmmTrainer(trainers.build(spec.GMM, ngf=4), spec.MEN_TSHIRTS),
+                       dataset, 6, tmp_path / 'constant')
+    np.testing.assert_allclose(constant[:3], straight[:3], rtol=1e-5)
+    assert not np.allclose(constant[3:], straight[3:], rtol=1e-4)
+
+
 def test_batch_order_depends_only_on_seed_and_step():
     a = [loop.batch_indices(10, 3, 5, step).tolist() for step in range(7)]
     b = [loop.batch_indices(10, 3, 5, step).tolist() for step in range(7)]
