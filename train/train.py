@@ -211,7 +211,7 @@ def main(argv):
                 dataset, config.batch_size, _RECALIBRATE.value, seed=config.seed + 1))
     directory = weights.save(trainer.model,
                              runs.weights_dir(_OUTPUT_DIR.value, module, _CATEGORY.value),
-                             source=_DATASET.value or ','.join(os.path.abspath(r) for r in _roots()),
+                             source=_DATASET.value or ','.join(map(os.path.abspath, _roots())),
                              overwrite=True,
                              trained={'category': _CATEGORY.value, 'steps': config.steps,
                                       'batch_size': config.batch_size, 'seed': config.seed,

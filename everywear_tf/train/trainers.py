@@ -62,10 +62,12 @@ class LinearDecay(tf.keras.optimizers.schedules.LearningRateSchedule):
         self.rate, self.keep, self.decay = float(rate), int(keep), int(decay)
 
     def __call__(self, step):
+        """The rate at optimizer step ``step``."""
         past = tf.maximum(tf.cast(step, tf.float32) - self.keep, 0.0)
         return self.rate * tf.maximum(1.0 - past / (self.decay + 1.0), 0.0)
 
     def get_config(self):
+        """The schedule's arguments (Keras serialisation)."""
         return {'rate': self.rate, 'keep': self.keep, 'decay': self.decay}
 
 

@@ -120,14 +120,16 @@ def test_kill_and_resume_continues_at_the_right_step_with_the_same_data(dataset,
 def test_linear_decay_matches_cpvtons_lambda_in_float64():
     rng = np.random.default_rng(0)
     for _ in range(4):
-        rate, keep, decay = rng.uniform(1e-5, 1e-3), int(rng.integers(0, 50)), int(rng.integers(1, 50))
+        rate = rng.uniform(1e-5, 1e-3)
+        keep, decay = int(rng.integers(0, 50)), int(rng.integers(1, 50))
         schedule = trainers.LinearDecay(rate, keep, decay)
         steps = np.arange(0, keep + decay + 20)
         reference = rate * np.maximum(1.0 - np.maximum(0, steps - keep) / (decay + 1.0), 0.0)
         got = np.array([float(schedule(tf.constant(step, tf.int64))) for step in steps])
         np.testing.assert_allclose(got, reference, rtol=1e-5, atol=1e-12)
     assert float(trainers.LinearDecay(1e-4, 10, 0)(11)) == 0.0
-    with pytest.raises(trainers.TrainingSetupError, match='cannot decay over 9 steps of a run of 5'):
+    with pytest.raises(trainers.TrainingSetupError,
+                       match='cannot decay over 9 steps of a run of 5'):
         trainers.make_optimizer(trainers.DEFAULT_OPTIMIZERS[spec.GMM], steps=5, decay_steps=9)
 
 
