@@ -18,7 +18,7 @@ MEN_PANTS = 'men_pants'
 CATEGORIES = (MEN_TSHIRTS, MEN_LONG, MEN_PANTS)
 UPPER_CATEGORIES = (MEN_TSHIRTS, MEN_LONG)
 
-# The two 256×192 frames a photo is cut into: the whole body letterboxed (lower garments), and the
+# The two 256×192 frames a photo is cut into: the whole body (lower garments), and the
 # upper-body crop (upper garments). The names are also the workspace's folder prefixes
 # (``input/body_pose``, ``input/upper_pose``) and the bundles' ``frame`` value.
 BODY_FRAME = 'body'

@@ -11,7 +11,7 @@ key              dtype, shape        meaning
 ``keypoints``    float32 [18,3]      COCO-18 (x, y, confidence) in frame pixels, missing = 0
 ``transform``    float64 [2,3]       affine map from photo pixels to frame pixels
 ``source_size``  int64 [2]           (height, width) of the photo, both positive
-``frame``        str                 ``'body'`` (letterboxed photo) or ``'upper'`` (crop)
+``frame``        str                 ``'body'`` (whole body) or ``'upper'`` (crop)
 ===============  ==================  ========================================================
 
 Value-preserving dtype differences are accepted and converted (float64 keypoints, float32

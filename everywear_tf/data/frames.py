@@ -1,6 +1,8 @@
 """Full photos → the networks' 256×192 frames, with the transform recorded for the way back.
 
-- ``body_frame``: the whole photo letterboxed (aspect kept, padded) into 256×192.
+- ``body_frame``: a 4:3 box that scales and centres the person as the training frames have them
+  (head to ankles, from the keypoints; white padding past the photo), or the whole photo
+  letterboxed (aspect kept, padded) when the pose has no head point or no ankle.
 - ``upper_frame``: a 4:3 box around the upper body (head to hips, from the keypoints), clamped
   to the photo, scaled to 256×192.
 - ``garment_frame``: a product photo padded on white to 4:3 and scaled to 256×192, its mask
@@ -31,6 +33,13 @@ HEAD = (keypoint_files.NOSE, keypoint_files.R_EYE, keypoint_files.L_EYE, keypoin
         keypoint_files.L_EAR)
 SHOULDERS = (keypoint_files.R_SHOULDER, keypoint_files.L_SHOULDER)
 HIPS = (keypoint_files.R_HIP, keypoint_files.L_HIP)
+ANKLES = (keypoint_files.R_ANKLE, keypoint_files.L_ANKLE)
+# Where the synthetic body frames (data/synthetic_tryon.py) have the person, as the photo front
+# end finds them there (mean over 300 training frames): the highest head keypoint on row 33.5,
+# the lowest ankle on row 224.3, the middle of the keypoints on column 95.2 (the frame's centre,
+# 95.5, is used).
+BODY_TOP, BODY_BOTTOM = 33.5, 224.3
+MIN_BODY_HEIGHT = 16.0  # photo pixels from head to ankles below which the pose is not trusted
 
 
 @dataclasses.dataclass(frozen=True)
@@ -153,10 +162,33 @@ def _frame(image, parse, keypoints, transform):
                  source_size=tuple(image.shape[:2]))
 
 
+def body_box(keypoints, source_size):
+    """A 4:3 (H:W) box that puts the person where the body frames of training have them: the
+    highest head keypoint on frame row BODY_TOP, the lowest ankle on BODY_BOTTOM, centred
+    between the outermost keypoints. It may reach past the photo (white padding there). None
+    when the pose has no head point or no ankle (then the photo is letterboxed)."""
+    keypoints = np.asarray(keypoints, np.float64)
+    present = keypoints[:, 2] > 0
+    heads = [keypoints[i, 1] for i in HEAD if present[i]]
+    ankles = [keypoints[i, 1] for i in ANKLES if present[i]]
+    if not heads or not ankles or max(ankles) - min(heads) < MIN_BODY_HEIGHT:
+        return None
+    top, bottom = min(heads), max(ankles)
+    scale = (BODY_BOTTOM - BODY_TOP) / (bottom - top)  # frame pixels per photo pixel
+    xs = keypoints[present, 0]
+    centre_x = (xs.min() + xs.max()) / 2
+    # box_transform maps pixel edges: frame row r + 0.5 = scale · (y + 0.5 − y0).
+    y0 = top + 0.5 - (BODY_TOP + 0.5) / scale
+    x0 = centre_x + 0.5 - (FRAME[1] / 2) / scale
+    return (x0, y0, x0 + FRAME[1] / scale, y0 + FRAME[0] / scale)
+
+
 def body_frame(image, parse, keypoints, path='<memory>'):
-    """The whole photo letterboxed into 256×192 (white padding)."""
+    """The person framed as in training (body_box), or, for a pose without head or ankles, the
+    whole photo letterboxed into 256×192 (white padding)."""
     keypoints = _check(image, parse, keypoints, path)
-    return _frame(image, parse, keypoints, box_transform(letterbox_box(image.shape[:2])))
+    box = body_box(keypoints, image.shape[:2]) or letterbox_box(image.shape[:2])
+    return _frame(image, parse, keypoints, box_transform(box))
 
 
 def upper_box(keypoints, source_size, path='<memory>'):

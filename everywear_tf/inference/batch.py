@@ -13,7 +13,7 @@ Input directory::
 
 Workspace written (BUILD.md §11; every name in ``workspace.py``):
 
-- ``input/``: each person's photo (``body_images``), its letterboxed body frame
+- ``input/``: each person's photo (``body_images``), its body frame
   (``body_resized``, ``body_pose``, ``body_segment``, ``body_pickle``) and, for jobs with a top,
   its upper-body crop (``upper_images``, ``upper_pose``, ``upper_segment``, ``upper_pickle``),
   all cut from the person's own photo.

@@ -3,7 +3,7 @@
 The workspace layout is the Everywear document's, names included (BUILD.md §11)::
 
     input/body_images/<person>.png          the person's photo
-    input/body_resized/<person>.png         its letterboxed 256×192 body frame, with
+    input/body_resized/<person>.png         its 256×192 body frame, with
     input/body_pose/<person>.json           the frame's keypoints (Everywear pose JSON),
     input/body_segment/<person>.png         its LIP parse (palette PNG) and
     input/body_pickle/<person>.pkl          the frame's bundle;

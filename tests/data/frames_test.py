@@ -50,6 +50,39 @@ def test_letterbox_is_centred_and_padded_white():
     assert abs((rows.min() + rows.max()) / 2 - 127.5) <= 1
 
 
+@pytest.mark.parametrize('size, seed', [((512, 384), 0), ((720, 720), 1), ((300, 900), 2),
+                                        ((1500, 600), 3)])
+def test_body_frame_puts_the_person_where_training_frames_have_them(size, seed):
+    image, parse, keypoints = _photo(*size, seed=seed)
+    frame = frames.body_frame(image, parse, keypoints)
+    points = frame.keypoints[frame.keypoints[:, 2] > 0]
+    head = [frame.keypoints[i, 1] for i in frames.HEAD if frame.keypoints[i, 2] > 0]
+    ankles = [frame.keypoints[i, 1] for i in frames.ANKLES if frame.keypoints[i, 2] > 0]
+    assert min(head) == pytest.approx(frames.BODY_TOP, abs=1e-3)
+    assert max(ankles) == pytest.approx(frames.BODY_BOTTOM, abs=1e-3)
+    assert (points[:, 0].min() + points[:, 0].max()) / 2 == pytest.approx(95.5, abs=1e-3)
+
+
+def test_body_frame_pads_white_past_the_photo_and_letterboxes_without_ankles():
+    image, parse, keypoints = _photo(512, 384, seed=5)
+    # The person cut at the top of the photo: the box reaches above it, padded white.
+    cut = 60
+    moved = keypoints.copy()
+    moved[:, 1] -= cut
+    moved[keypoints[:, 2] <= 0] = 0
+    frame = frames.body_frame(image[cut:], parse[cut:], moved)
+    top_row = int(np.floor(frame.transform[1, 2] - 0.5 * frame.transform[1, 1]))
+    assert top_row > 0 and (frame.image[:top_row] == 255).all()
+    assert (frame.parse[:top_row] == 0).all()
+    # No ankle (a photo cut at the knees): the whole photo letterboxed, as before.
+    no_ankles = keypoints.copy()
+    no_ankles[list(frames.ANKLES)] = 0
+    letterboxed = frames.body_frame(image, parse, no_ankles)
+    np.testing.assert_allclose(letterboxed.transform,
+                               frames.box_transform(frames.letterbox_box(image.shape[:2])))
+    assert frames.body_box(no_ankles, image.shape[:2]) is None
+
+
 def test_upper_crop_follows_the_pose_and_is_clamped():
     image, parse, keypoints = _photo(800, 600, seed=3)
     frame = frames.upper_frame(image, parse, keypoints)
