@@ -162,7 +162,7 @@ def _frame(image, parse, keypoints, transform):
                  source_size=tuple(image.shape[:2]))
 
 
-def body_box(keypoints, source_size):
+def body_box(keypoints):
     """A 4:3 (H:W) box that puts the person where the body frames of training have them: the
     highest head keypoint on frame row BODY_TOP, the lowest ankle on BODY_BOTTOM, centred
     between the outermost keypoints. It may reach past the photo (white padding there). None
@@ -187,7 +187,7 @@ def body_frame(image, parse, keypoints, path='<memory>'):
     """The person framed as in training (body_box), or, for a pose without head or ankles, the
     whole photo letterboxed into 256×192 (white padding)."""
     keypoints = _check(image, parse, keypoints, path)
-    box = body_box(keypoints, image.shape[:2]) or letterbox_box(image.shape[:2])
+    box = body_box(keypoints) or letterbox_box(image.shape[:2])
     return _frame(image, parse, keypoints, box_transform(box))
 
 

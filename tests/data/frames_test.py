@@ -80,7 +80,7 @@ def test_body_frame_pads_white_past_the_photo_and_letterboxes_without_ankles():
     letterboxed = frames.body_frame(image, parse, no_ankles)
     np.testing.assert_allclose(letterboxed.transform,
                                frames.box_transform(frames.letterbox_box(image.shape[:2])))
-    assert frames.body_box(no_ankles, image.shape[:2]) is None
+    assert frames.body_box(no_ankles) is None
 
 
 def test_upper_crop_follows_the_pose_and_is_clamped():
