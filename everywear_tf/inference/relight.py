@@ -12,7 +12,9 @@ both in the 256×192 frame, before the paste-back:
   garment and light skin does not read as a shadow; its confidence falls to 0 on near-black
   regions (the ratio of noise), and it is clipped to ``SHADING_RANGE``.
 - **Skin.** Where the old garment was and the new one is not: inside the limbs' corridors (the
-  pose's shoulder → elbow → wrist, hip → knee → ankle) the person's skin tone, the median of
+  pose's shoulder → elbow → wrist, hip → knee → ankle; square at the shoulder and the hip, since
+  every garment of these categories covers those, so what the new one uncovers beyond the
+  shoulder is the old garment's outline, not skin) the person's skin tone, the median of
   their visible skin (the limbs the photo shows, else the face), rounded like a limb and shaded
   as above; outside them (a narrower garment than the old one), the photo's surroundings
   inpainted inwards.
@@ -109,13 +111,18 @@ def skin_tone(image: np.ndarray, parse: np.ndarray, limb_labels: tuple) -> np.nd
     return None
 
 
-def _segment_distance(points: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Distance of each of ``points`` [N,2] to the segment a–b."""
+def _segment_distance(points: np.ndarray, a: np.ndarray, b: np.ndarray,
+                      flat_start: bool = False) -> np.ndarray:
+    """Distance of each of ``points`` [N,2] to the segment a–b; ``flat_start``: inf for the
+    points behind ``a`` (projecting before it), so the corridor ends square at ``a``."""
     direction = b - a
     length = float(direction @ direction)
-    t = np.clip(((points - a) @ direction) / length, 0.0, 1.0) if length > 0 else 0.0
-    nearest = a + np.asarray(t)[..., None] * direction
-    return np.linalg.norm(points - nearest, axis=-1)
+    if length <= 0:  # no direction: a point, and no side of it is "behind"
+        return np.linalg.norm(points - a, axis=-1)
+    t = ((points - a) @ direction) / length
+    nearest = a + np.clip(t, 0.0, 1.0)[..., None] * direction
+    distance = np.linalg.norm(points - nearest, axis=-1)
+    return np.where(t < 0, np.inf, distance) if flat_start else distance
 
 
 def limb_distance(keypoints: np.ndarray, frame: str, shape: tuple) -> tuple:
@@ -136,7 +143,8 @@ def limb_distance(keypoints: np.ndarray, frame: str, shape: tuple) -> tuple:
     for chain in chains:
         for start, end in zip(chain[:-1], chain[1:]):
             if found[start] and found[end]:
-                d = _segment_distance(pixels, keypoints[start, :2], keypoints[end, :2])
+                d = _segment_distance(pixels, keypoints[start, :2], keypoints[end, :2],
+                                      flat_start=start == chain[0])
                 distance = np.minimum(distance, d.reshape(shape) / radius)
     return distance
 

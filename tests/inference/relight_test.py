@@ -204,3 +204,51 @@ def test_try_on_pastes_the_relit_try_on_and_can_leave_it_as_rm_made_it():
     grey = np.all(plain.final == 128, axis=-1)
     assert grey.sum() > 500
     assert np.all(lit.final == 128, axis=-1).sum() < 0.05 * grey.sum()
+
+
+def _reference_limb_distance(keypoints, frame, shape):
+    """Pixel by pixel: the nearest point of each limb segment, found by a dense sampling of it;
+    behind a chain's first joint (shoulder, hip) no corridor."""
+    chains, (a, b), share = relight._LIMBS[frame]
+    radius = share * np.hypot(*(keypoints[a, :2] - keypoints[b, :2]))
+    out = np.full(shape, np.inf)
+    steps = np.linspace(0.0, 1.0, 4001)
+    for chain in chains:
+        for start, end in zip(chain[:-1], chain[1:]):
+            p, q = keypoints[start, :2], keypoints[end, :2]
+            samples = p + steps[:, None] * (q - p)
+            axis = (q - p) / np.hypot(*(q - p))
+            for y in range(shape[0]):
+                for x in range(shape[1]):
+                    point = np.array([x, y], np.float64)
+                    if start == chain[0] and (point - p) @ axis < 0:
+                        continue
+                    d = np.hypot(*(samples - point).T).min() / radius
+                    out[y, x] = min(out[y, x], d)
+    return out
+
+
+@pytest.mark.parametrize('frame', [spec.UPPER_FRAME, spec.BODY_FRAME])
+def test_limb_distance_matches_numpy(frame):
+    rng = np.random.default_rng(7)
+    shape = (24, 18)
+    for _ in range(3):  # a few random poses, every joint found
+        keypoints = np.concatenate([rng.uniform(0, (shape[1], shape[0]), (spec.NUM_KEYPOINTS, 2)),
+                                    np.ones((spec.NUM_KEYPOINTS, 1))], axis=1)
+        got = relight.limb_distance(keypoints, frame, shape)
+        want = _reference_limb_distance(keypoints, frame, shape)
+        assert np.array_equal(np.isinf(got), np.isinf(want))
+        finite = np.isfinite(want)
+        assert finite.mean() > 0.2
+        # the reference samples each segment every 1/4000 of its length
+        np.testing.assert_allclose(got[finite], want[finite], atol=2e-3)
+
+
+def test_the_arm_corridor_ends_square_at_the_shoulder():
+    """What a narrower garment uncovers beyond the shoulder is the old garment's outline (a puffy
+    shoulder), not an arm: no skin is painted there."""
+    frame, *_ = _scene()
+    distance = relight.limb_distance(frame.keypoints, spec.UPPER_FRAME, (H, W))
+    assert (distance[60:75, 25:46] > 1).all()  # above the right shoulder (35, 75)
+    assert (distance[76:80, 30:41] < 1).all()  # just below it, on the arm
+    assert (distance[100, 30:41] < 1).all()

@@ -37,7 +37,8 @@ Labels, each rule over the ones before it:
 - Shoes 18 / 19: non-skin within 0.55 hd of the ankle, heel and toe (BlazePose 27-32), to the
   nearer foot: at most 0.055 hd above the ankle, or up to 0.33 hd above it where the colour is
   3 times likelier in the shoes (that zone's clothes 0.14 hd or more below the ankle) than in
-  the pants (their clothes beyond 0.83 hd of the feet), and not where it is the reverse.
+  the pants (their clothes beyond 0.83 hd of the feet), and not where it is the reverse; there
+  the 5×5 window's majority of the two colours decides, so a dark hem is not speckled with shoe.
 - Skin above the band, in the torso quad or within 0.44 sd of an arm: the nearer arm (bare chest
   skin too, as the drawn data labels it); skin in the pants' region: the nearer leg. Sides go by
   the nearer limb's segments, or by the body's midline beyond 0.5 sd (hd) of both.
@@ -121,6 +122,7 @@ FOOT_RADIUS = 0.55
 FOOT_ABOVE_ANKLE = 0.1  # of FOOT_RADIUS
 FOOT_REACH = 0.6  # of FOOT_RADIUS above the ankle, where colour decides between shoes and pants
 SHOE_SAMPLE = 0.25  # of FOOT_RADIUS below the ankle, the shoes' colour sample
+VOTE_WINDOW = 5  # pixels a side of the window whose majority decides shoes from pants by colour
 TORSO_WIDEN, TORSO_RAISE, HIP_WIDEN, KNEE_WIDEN, ANKLE_WIDEN = 0.15, 0.2, 0.6, 0.75, 0.7
 BAND = 0.07
 BAND_ABOVE, BAND_BELOW = 0.35, 0.35  # where colour decides between upper clothes and pants
@@ -512,7 +514,21 @@ def _shoes(bins, legs, clothes, pants, hd):
                                      near & (height >= SHOE_SAMPLE * radius))
     low = height >= -FOOT_ABOVE_ANKLE * radius
     reach = height >= -FOOT_REACH * radius
-    return near & tf.where(decided & reach, shoe_like, low), foot_left
+    # Dark shoes and dark trousers share some colour bins (and JPEG noise moves pixels between
+    # them), so the colour alone speckles the trousers' hem with shoe pixels: the neighbours vote.
+    zone = near & decided & reach
+    shoe_like = majority(zone & shoe_like, zone & ~shoe_like)
+    return near & tf.where(zone, shoe_like, low), foot_left
+
+
+def majority(first, second, size=VOTE_WINDOW):
+    """bool [h, w]: where ``first`` holds more pixels than ``second`` in the ``size``² window
+    around each pixel (zero padding past the edges; a tie is False)."""
+    def count(mask):
+        x = tf.cast(mask, tf.float32)[tf.newaxis, ..., tf.newaxis]
+        return tf.nn.avg_pool2d(tf.pad(x, [[0, 0], [size // 2] * 2, [size // 2] * 2, [0, 0]]),
+                                size, 1, 'VALID')[0, ..., 0]
+    return count(first) > count(second)
 
 
 def label(rgb, person, landmarks, face_landmarks, face_found):

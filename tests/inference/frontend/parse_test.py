@@ -430,3 +430,20 @@ def test_camera_is_greyscale():
     oval = found['face_landmarks'].numpy()[list(face.FACE_OVAL), :2]
     assert (got[parse.point_in_polygon(oval, *got.shape).numpy()] == lip.FACE).mean() > 0.95
     assert got[300, 80] == lip.UPPER_CLOTHES  # the coat
+
+
+def test_majority_matches_numpy():
+    size = parse.VOTE_WINDOW
+    for density in (0.2, 0.4):  # about as many pixels of each, some of neither
+        first = _RNG.uniform(size=(23, 17)) < density
+        second = ~first & (_RNG.uniform(size=first.shape) < density / (1 - density))
+        got = parse.majority(tf.constant(first), tf.constant(second)).numpy()
+        pad = size // 2
+        a = np.pad(first, pad).astype(np.int64)
+        b = np.pad(second, pad).astype(np.int64)
+        want = np.zeros(first.shape, bool)
+        for y in range(first.shape[0]):
+            for x in range(first.shape[1]):
+                want[y, x] = a[y:y + size, x:x + size].sum() > b[y:y + size, x:x + size].sum()
+        np.testing.assert_array_equal(got, want)
+        assert 0.05 < want.mean() < 0.95
