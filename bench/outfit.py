@@ -121,7 +121,7 @@ def run(runners, photo, parse, keypoints, top, bottom, served=None):
         with stage(POSTPROCESS, 'relight.relight'):
             tryon = relight.relight(category, frame, outputs[spec.TRYON],
                                     outputs[spec.CLOTHING_MASK], outputs[spec.WARPED_MASK],
-                                    selection)
+                                    selection, outputs[spec.WARPED_CLOTH])
         with stage(POSTPROCESS, 'postprocess.compose'):
             composed = postprocess.compose(frame.image, tryon, selection)
         with stage(POSTPROCESS, 'categories.protected'):

@@ -142,7 +142,8 @@ def _relit(category, inputs, outputs):
                              source_size=person.shape[:2])
         lit.append(relight.relight(category, frame, outputs[spec.TRYON][k],
                                    outputs[spec.CLOTHING_MASK][k], outputs[spec.WARPED_MASK][k],
-                                   np.where(region[k], 255, 0).astype(np.uint8)))
+                                   np.where(region[k], 255, 0).astype(np.uint8),
+                                   outputs[spec.WARPED_CLOTH][k]))
     return np.where(region[..., None], np.stack(lit), inputs[spec.PERSON])
 
 

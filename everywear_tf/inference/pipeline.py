@@ -351,7 +351,8 @@ def try_on(backend, category: str, photo: np.ndarray, parse: np.ndarray, keypoin
     outputs = {k: v[0] for k, v in backend(category, inputs).items()}
     selection = postprocess.selection_mask(category, frame.parse, outputs[spec.CLOTHING_MASK])
     tryon = (relight.relight(category, frame, outputs[spec.TRYON], outputs[spec.CLOTHING_MASK],
-                             outputs[spec.WARPED_MASK], selection) if relit else None)
+                             outputs[spec.WARPED_MASK], selection,
+                             outputs[spec.WARPED_CLOTH]) if relit else None)
     result = Result(category=category, final=photo, frame=frame, outputs=outputs,
                     selection=selection, alpha=None, tryon=tryon)
     result.final, result.alpha = postprocess.paste(

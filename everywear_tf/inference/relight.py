@@ -18,6 +18,12 @@ both in the 256×192 frame, before the paste-back:
   their visible skin (the limbs the photo shows, else the face), rounded like a limb and shaded
   as above; outside them (a narrower garment than the old one), the photo's surroundings
   inpainted inwards.
+- **Full-length hems fall to the old hem.** For pants, where the old trousers reach at most
+  ``HEM_REACH`` of the frame's height below the new hem, the new leg is extended down to the
+  old hem, each column in the colour of its last row inside the warped garment. The same person
+  in the same shoes wears full-length trousers to the same place; without it, the strip between
+  the two hems would be painted as ankle skin (the synthetic training people show their ankles,
+  so the networks end a leg above the shoe).
 - **Visible skin stays the photo's.** Limb pixels that the new garment does not cover are the
   photo's own, not RM's rendition of them.
 
@@ -40,6 +46,8 @@ CHROMA_TOLERANCE = 0.05  # chromaticity departure at which a pixel stops countin
 DARK = (20.0, 60.0)  # coarse luminance where the shading's confidence goes from 0 to 1
 LIMB_ROUNDING = 0.3  # a painted limb is this much darker at its edge than along its axis
 MIN_SKIN_PIXELS = 30
+HEM_REACH = 0.06  # pants: the new hem drops to an old one at most this share of the height lower
+_HEM_DROPS = (spec.MEN_PANTS,)
 
 # (joint chain, corridor radius as a share of the distance between the two anchor joints)
 _LIMBS = {
@@ -149,8 +157,34 @@ def limb_distance(keypoints: np.ndarray, frame: str, shape: tuple) -> tuple:
     return distance
 
 
+def hem_drop(core: np.ndarray, new: np.ndarray, old: np.ndarray, reach: int) -> tuple:
+    """Where a full-length garment's hem falls to the old one: (bool [H,W] of the pixels to
+    fill, from each column's source row down; int [W] of the source rows, -1 where none).
+
+    In each column the source row is the lowest row of ``core`` (the new garment's interior);
+    below it run the pixels of ``new`` (the new garment with its edge) or ``old`` (the old
+    garment). The run is extended when it goes past ``new``, i.e. the old hem is lower, and ends
+    within ``reach`` rows of the source row. A run that goes on further is another garment's
+    length, not a hem, and is left alone.
+    """
+    core = np.asarray(core, bool)
+    new = np.asarray(new, bool) | core
+    cover = new | np.asarray(old, bool)
+    height = core.shape[0]
+    rows = np.arange(height)[:, None]
+    has_core = core.any(axis=0)
+    source = np.where(has_core, height - 1 - np.argmax(core[::-1], axis=0), -1)
+    gap = (rows > source[None, :]) & ~cover
+    run_end = np.where(gap.any(axis=0), np.argmax(gap, axis=0), height) - 1
+    new_end = np.where(new.any(axis=0), height - 1 - np.argmax(new[::-1], axis=0), -1)
+    keep = has_core & (run_end > new_end) & (run_end - source <= reach)
+    drop = (rows >= source[None, :]) & (rows <= run_end[None, :]) & keep[None, :]
+    return drop, np.where(keep, source, -1)
+
+
 def relight(category: str, frame: frames.Frame, tryon: np.ndarray, clothing_mask: np.ndarray,
-            warped_mask: np.ndarray, selection: np.ndarray) -> np.ndarray:
+            warped_mask: np.ndarray, selection: np.ndarray,
+            warped_cloth: np.ndarray | None = None) -> np.ndarray:
     """uint8 [256,192,3]: ``tryon`` (RM's output for ``frame``) relit and with the person's skin
     inside ``selection``; outside it, ``tryon`` unchanged (the paste-back does not use it).
 
@@ -158,6 +192,8 @@ def relight(category: str, frame: frames.Frame, tryon: np.ndarray, clothing_mask
     the selection: where RM's ``clothing_mask`` (EDM's) reaches beyond it, RM renders EDM's
     coarse person, and that is treated like skin or surroundings the garment uncovers; holes in
     the clothing mask inside the warped garment (EDM's is often ragged on photos) are not.
+    ``warped_cloth`` (GMM's warped garment, uint8 [256,192,3]) colours a dropped hem; RM often
+    fades its last rows into the coarse person, so without it the hem takes ``tryon``'s colour.
     """
     spec.check_category(category)
     image = np.asarray(frame.image)
@@ -166,10 +202,19 @@ def relight(category: str, frame: frames.Frame, tryon: np.ndarray, clothing_mask
     warped = cv2.dilate(np.asarray(warped_mask, np.uint8), np.ones((5, 5), np.uint8))
     garment = (warped >= spec.GMM_MASK_THRESHOLD) & selected
     old = np.isin(parse, categories.GARMENT_LABELS[category]) & selected
+    out = np.asarray(tryon, np.float64).copy()
+    if category in _HEM_DROPS:
+        # the interior: two rows above the warp's soft lower edge, whose colour is blended
+        core = cv2.erode(((np.asarray(warped_mask) >= spec.GMM_MASK_THRESHOLD) & selected)
+                         .astype(np.uint8), np.ones((5, 1), np.uint8)) > 0
+        drop, source = hem_drop(core, garment, old, int(round(HEM_REACH * parse.shape[0])))
+        cols = np.nonzero(drop)[1]
+        hem = out if warped_cloth is None else np.asarray(warped_cloth, np.float64)
+        out[drop] = hem[source[cols], cols]
+        garment |= drop
     limb_labels = categories.LIMB_LABELS[category]
     regions = [old] + [(parse == label) & selected for label in limb_labels]
     light = shading(image, regions)[..., None]
-    out = np.asarray(tryon, np.float64).copy()
     out[garment] = (out * light)[garment]
 
     visible_skin = np.isin(parse, limb_labels) & selected & ~garment

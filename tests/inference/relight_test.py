@@ -252,3 +252,108 @@ def test_the_arm_corridor_ends_square_at_the_shoulder():
     assert (distance[60:75, 25:46] > 1).all()  # above the right shoulder (35, 75)
     assert (distance[76:80, 30:41] < 1).all()  # just below it, on the arm
     assert (distance[100, 30:41] < 1).all()
+
+
+NAVY = np.array([40.0, 50.0, 90.0])
+DARK_GREY = np.array([70.0, 65.0, 60.0])
+
+
+def _pants_scene(old_hem):
+    """A body frame of a person in dark grey trousers down to row ``old_hem`` (legs at cols
+    60..90 and 102..132 from the hips at row 130), shoes below them; the new navy pants' warp
+    ends at row 215 and RM faded its last three rows into the coarse person's grey. Returns
+    (frame, tryon, clothing mask, warped mask, selection, warped cloth)."""
+    parse = np.zeros((H, W), np.uint8)
+    for cols in (slice(60, 90), slice(102, 132)):
+        parse[130:old_hem + 1, cols] = lip.PANTS
+        parse[old_hem + 1:old_hem + 10, cols] = lip.LEFT_SHOE
+        parse[140:old_hem + 1, cols.start - 10:cols.start] = lip.LEFT_LEG  # a bare calf
+    parse[130:old_hem + 1, 90:102] = 0
+    image = np.empty((H, W, 3))
+    image[:] = BACKDROP
+    image[parse == lip.PANTS] = DARK_GREY
+    image[parse == lip.LEFT_LEG] = SKIN
+    image = np.clip(np.round(image), 0, 255).astype(np.uint8)
+    keypoints = np.zeros((spec.NUM_KEYPOINTS, 3), np.float32)
+    for joint, (x, y) in {kp.R_HIP: (75, 130), kp.R_KNEE: (75, 175), kp.R_ANKLE: (75, 220),
+                          kp.L_HIP: (117, 130), kp.L_KNEE: (117, 175),
+                          kp.L_ANKLE: (117, 220)}.items():
+        keypoints[joint] = (x, y, 1)
+    frame = frames.Frame(image=image, parse=parse, keypoints=keypoints,
+                         transform=frames.scale_translate(1.0, 0.0, 0.0), source_size=(H, W))
+    warped = np.zeros((H, W), np.uint8)
+    warped[130:216, 60:90] = 255
+    warped[130:216, 102:132] = 255
+    cloth = np.full((H, W, 3), 255, np.uint8)
+    cloth[warped > 0] = NAVY.astype(np.uint8)
+    tryon = np.empty((H, W, 3), np.uint8)
+    tryon[:] = (128, 128, 128)
+    tryon[warped > 0] = NAVY.astype(np.uint8)
+    tryon[213:216] = (128, 128, 128)
+    selection = np.where(np.isin(parse, (lip.PANTS, lip.LEFT_LEG)) | (warped > 0), 255,
+                         0).astype(np.uint8)
+    return frame, tryon, warped.copy(), warped, selection, cloth
+
+
+def test_full_length_pants_fall_to_the_old_hem_in_the_garments_colour():
+    frame, tryon, clothing, warped, selection, cloth = _pants_scene(old_hem=226)
+    out = relight.relight(spec.MEN_PANTS, frame, tryon, clothing, warped, selection, cloth)
+    # from two rows inside the warp down to the old hem, beyond the one-pixel seam
+    np.testing.assert_array_equal(out[205:226, 62:88],
+                                  np.broadcast_to(NAVY.astype(np.uint8), (21, 26, 3)))
+    # without the warped cloth, the hem takes the try-on's own colour at the source row
+    out = relight.relight(spec.MEN_PANTS, frame, tryon, clothing, warped, selection)
+    np.testing.assert_array_equal(out[205:212, 62:88],
+                                  np.broadcast_to(NAVY.astype(np.uint8), (7, 26, 3)))
+    np.testing.assert_array_equal(out[214:226, 62:88],
+                                  np.broadcast_to(np.uint8(128), (12, 26, 3)))
+
+
+def test_a_hem_far_above_the_old_one_is_left_alone():
+    old_hem = 240
+    assert old_hem - 213 > relight.HEM_REACH * H
+    frame, tryon, clothing, warped, selection, cloth = _pants_scene(old_hem)
+    out = relight.relight(spec.MEN_PANTS, frame, tryon, clothing, warped, selection, cloth)
+    legs = out[225:old_hem, 62:88].astype(np.float64)
+    assert np.abs(legs - NAVY).max(axis=-1).min() > 40  # painted skin, not the garment
+
+
+def _reference_hem_drop(core, new, old, reach):
+    height, width = core.shape
+    drop = np.zeros(core.shape, bool)
+    source = np.full(width, -1)
+    for c in range(width):
+        rows = np.nonzero(core[:, c])[0]
+        if not len(rows):
+            continue
+        s = rows.max()
+        end = s
+        while end + 1 < height and (new[end + 1, c] or old[end + 1, c] or core[end + 1, c]):
+            end += 1
+        new_rows = np.nonzero(new[:, c] | core[:, c])[0]
+        if end > new_rows.max() and end - s <= reach:
+            drop[s:end + 1, c] = True
+            source[c] = s
+    return drop, source
+
+
+@pytest.mark.parametrize('seed', range(4))
+def test_hem_drop_matches_a_column_loop(seed):
+    rng = np.random.default_rng(seed)
+    shape = (64, 48)
+    core = np.zeros(shape, bool)
+    new = np.zeros(shape, bool)
+    old = np.zeros(shape, bool)
+    for c in range(shape[1]):  # a garment per column ending at a random row, old hems around it
+        if rng.random() < 0.8:
+            end = rng.integers(5, 60)
+            core[rng.integers(0, end):end, c] = True
+            new[:min(end + rng.integers(0, 3), 64), c] = core[:, c].any()
+            new[:, c] &= np.arange(64) >= np.nonzero(core[:, c])[0].min()
+            old[rng.integers(0, 64):rng.integers(0, 65), c] = True
+    old |= rng.random(shape) < 0.05
+    got = relight.hem_drop(core, new, old, reach=8)
+    want = _reference_hem_drop(core, new, old, 8)
+    np.testing.assert_array_equal(got[0], want[0])
+    np.testing.assert_array_equal(got[1], want[1])
+    assert got[0].any() and not got[0].all()
