@@ -24,6 +24,10 @@ both in the 256×192 frame, before the paste-back:
   in the same shoes wears full-length trousers to the same place; without it, the strip between
   the two hems would be painted as ankle skin (the synthetic training people show their ankles,
   so the networks end a leg above the shoe).
+- **No light seam.** RM blends the product photo's white background into the warp's soft edge,
+  and the garment is taken two pixels beyond the warp's mask; that ring, and the edge up to
+  ``EDGE_INSET`` pixels inside the mask, take the colour of the nearest pixel of the garment's
+  interior.
 - **Visible skin stays the photo's.** Limb pixels that the new garment does not cover are the
   photo's own, not RM's rendition of them.
 
@@ -48,6 +52,7 @@ LIMB_ROUNDING = 0.3  # a painted limb is this much darker at its edge than along
 MIN_SKIN_PIXELS = 30
 HEM_REACH = 0.06  # pants: the new hem drops to an old one at most this share of the height lower
 _HEM_DROPS = (spec.MEN_PANTS,)
+EDGE_INSET = 1  # px: the edge this far inside the warp's mask takes the interior's colour
 
 # (joint chain, corridor radius as a share of the distance between the two anchor joints)
 _LIMBS = {
@@ -182,6 +187,26 @@ def hem_drop(core: np.ndarray, new: np.ndarray, old: np.ndarray, reach: int) -> 
     return drop, np.where(keep, source, -1)
 
 
+def fill_from_nearest(image: np.ndarray, source: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """``image`` with each ``target`` pixel set to the colour of its nearest ``source`` pixel
+    (Euclidean); unchanged where ``source`` is empty."""
+    source = np.asarray(source, bool)
+    target = np.asarray(target, bool) & ~source
+    out = np.array(image, copy=True)
+    if not source.any() or not target.any():
+        return out
+    _, labels = cv2.distanceTransformWithLabels((~source).astype(np.uint8), cv2.DIST_L2,
+                                                cv2.DIST_MASK_PRECISE,
+                                                labelType=cv2.DIST_LABEL_PIXEL)
+    # each source pixel has its own label; map the labels back to their pixels
+    rows, cols = np.nonzero(source)
+    lookup = np.zeros(labels.max() + 1, np.int64)
+    lookup[labels[rows, cols]] = np.arange(len(rows))
+    nearest = lookup[labels[target]]
+    out[target] = out[rows[nearest], cols[nearest]]
+    return out
+
+
 def relight(category: str, frame: frames.Frame, tryon: np.ndarray, clothing_mask: np.ndarray,
             warped_mask: np.ndarray, selection: np.ndarray,
             warped_cloth: np.ndarray | None = None) -> np.ndarray:
@@ -212,6 +237,13 @@ def relight(category: str, frame: frames.Frame, tryon: np.ndarray, clothing_mask
         hem = out if warped_cloth is None else np.asarray(warped_cloth, np.float64)
         out[drop] = hem[source[cols], cols]
         garment |= drop
+    # RM blends the product photo's background into the warp's soft edge: a light seam round
+    # the garment. The edge takes the colour of the garment just inside it.
+    interior = (np.asarray(warped_mask) >= 128) & selected
+    if EDGE_INSET:
+        interior = cv2.erode(interior.astype(np.uint8), np.ones((3, 3), np.uint8),
+                             iterations=EDGE_INSET) > 0
+    out = fill_from_nearest(out, interior, garment & ~interior)
     limb_labels = categories.LIMB_LABELS[category]
     regions = [old] + [(parse == label) & selected for label in limb_labels]
     light = shading(image, regions)[..., None]

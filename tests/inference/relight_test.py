@@ -357,3 +357,35 @@ def test_hem_drop_matches_a_column_loop(seed):
     np.testing.assert_array_equal(got[0], want[0])
     np.testing.assert_array_equal(got[1], want[1])
     assert got[0].any() and not got[0].all()
+
+
+@pytest.mark.parametrize('seed', range(3))
+def test_fill_from_nearest_matches_brute_force(seed):
+    rng = np.random.default_rng(seed)
+    shape = (40, 30)
+    image = rng.integers(0, 256, shape + (3,), dtype=np.uint8)
+    source = rng.random(shape) < 0.1
+    target = rng.random(shape) < 0.5
+    got = relight.fill_from_nearest(image, source, target)
+    rows, cols = np.nonzero(source)
+    for r, c in zip(*np.nonzero(target & ~source)):
+        d = (rows - r) ** 2 + (cols - c) ** 2
+        ties = np.nonzero(d == d.min())[0]  # equidistant sources: any of them
+        assert any(np.array_equal(got[r, c], image[rows[t], cols[t]]) for t in ties)
+    np.testing.assert_array_equal(got[~target | source], image[~target | source])
+    np.testing.assert_array_equal(relight.fill_from_nearest(image, np.zeros(shape, bool), target),
+                                  image)
+
+
+def test_the_light_seam_round_the_warp_takes_the_garments_colour():
+    """RM blends the product photo's white into the warp's soft edge and the two pixels the
+    garment is grown by; relight gives them the garment's colour."""
+    frame, tryon, clothing, warped, selection = _scene()
+    warped = warped.copy()
+    warped[60:230, 140:142] = 110  # the warp's soft right edge (above the 100/255 threshold)
+    tryon = tryon.copy()
+    tryon[60:230, 140:145] = 250  # white seam: the soft edge and the grown ring
+    out = relight.relight(spec.MEN_LONG, frame, tryon, clothing, warped, selection)
+    # beside the arm, where the selection goes on past the grown garment (beyond it: the seam)
+    np.testing.assert_array_equal(out[72:198, 138:143],
+                                  np.broadcast_to(RED.astype(np.uint8), (126, 5, 3)))
