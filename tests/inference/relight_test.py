@@ -16,6 +16,17 @@ SKIN = np.array([190.0, 140.0, 110.0])
 BACKDROP = np.array([235.0, 235.0, 235.0])
 
 
+def _frame(image, parse, joints):
+    """A frame of ``image`` (float, rounded to uint8) and ``parse``, with ``joints`` {keypoint:
+    (x, y)} found and the others not, at the photo's own scale."""
+    keypoints = np.zeros((spec.NUM_KEYPOINTS, 3), np.float32)
+    for joint, (x, y) in joints.items():
+        keypoints[joint] = (x, y, 1)
+    return frames.Frame(image=np.clip(np.round(image), 0, 255).astype(np.uint8), parse=parse,
+                        keypoints=keypoints, transform=frames.scale_translate(1.0, 0.0, 0.0),
+                        source_size=(H, W))
+
+
 def _scene(shading=None):
     """A frame of a person in an orange long sleeve (torso rows 60..230, cols 50..142; arms down
     cols 20..50 and 142..172 from row 70), the face above; the new red garment covers the torso
@@ -31,14 +42,9 @@ def _scene(shading=None):
     cloth = parse == lip.UPPER_CLOTHES
     light = np.ones((H, W)) if shading is None else shading
     image[cloth] = (ORANGE * light[..., None])[cloth]
-    image = np.clip(np.round(image), 0, 255).astype(np.uint8)
-    keypoints = np.zeros((spec.NUM_KEYPOINTS, 3), np.float32)
-    for joint, (x, y) in {kp.R_SHOULDER: (35, 75), kp.R_ELBOW: (35, 135), kp.R_WRIST: (35, 195),
-                          kp.L_SHOULDER: (157, 75), kp.L_ELBOW: (157, 135),
-                          kp.L_WRIST: (157, 195)}.items():
-        keypoints[joint] = (x, y, 1)
-    frame = frames.Frame(image=image, parse=parse, keypoints=keypoints,
-                         transform=frames.scale_translate(1.0, 0.0, 0.0), source_size=(H, W))
+    frame = _frame(image, parse, {kp.R_SHOULDER: (35, 75), kp.R_ELBOW: (35, 135),
+                                  kp.R_WRIST: (35, 195), kp.L_SHOULDER: (157, 75),
+                                  kp.L_ELBOW: (157, 135), kp.L_WRIST: (157, 195)})
     garment = np.zeros((H, W), np.uint8)
     garment[60:230, 50:142] = 255
     tryon = np.empty((H, W, 3), np.uint8)
@@ -268,19 +274,13 @@ def _pants_scene(old_hem):
         parse[130:old_hem + 1, cols] = lip.PANTS
         parse[old_hem + 1:old_hem + 10, cols] = lip.LEFT_SHOE
         parse[140:old_hem + 1, cols.start - 10:cols.start] = lip.LEFT_LEG  # a bare calf
-    parse[130:old_hem + 1, 90:102] = 0
     image = np.empty((H, W, 3))
     image[:] = BACKDROP
     image[parse == lip.PANTS] = DARK_GREY
     image[parse == lip.LEFT_LEG] = SKIN
-    image = np.clip(np.round(image), 0, 255).astype(np.uint8)
-    keypoints = np.zeros((spec.NUM_KEYPOINTS, 3), np.float32)
-    for joint, (x, y) in {kp.R_HIP: (75, 130), kp.R_KNEE: (75, 175), kp.R_ANKLE: (75, 220),
-                          kp.L_HIP: (117, 130), kp.L_KNEE: (117, 175),
-                          kp.L_ANKLE: (117, 220)}.items():
-        keypoints[joint] = (x, y, 1)
-    frame = frames.Frame(image=image, parse=parse, keypoints=keypoints,
-                         transform=frames.scale_translate(1.0, 0.0, 0.0), source_size=(H, W))
+    frame = _frame(image, parse, {kp.R_HIP: (75, 130), kp.R_KNEE: (75, 175),
+                                  kp.R_ANKLE: (75, 220), kp.L_HIP: (117, 130),
+                                  kp.L_KNEE: (117, 175), kp.L_ANKLE: (117, 220)})
     warped = np.zeros((H, W), np.uint8)
     warped[130:216, 60:90] = 255
     warped[130:216, 102:132] = 255
