@@ -119,13 +119,14 @@ def mean_grid(chain, dataset, limit=None, batch_size=8) -> np.ndarray:
     return (total / seen).astype(np.float32)
 
 
-def _grid_image(inputs, outputs, target):
-    """person | cloth | warped | coarse | α | try-on | ground truth, per item, as one row."""
+def _grid_image(inputs, outputs, relit, target):
+    """person | cloth | warped | coarse | α | try-on | relit | ground truth, per item, as one
+    row."""
     def rgb(mask):
         return np.repeat(mask[..., None], 3, axis=-1)
 
     columns = [inputs[spec.PERSON], inputs[spec.CLOTH], outputs[spec.WARPED_CLOTH],
-               outputs[spec.COARSE], rgb(outputs[spec.ALPHA]), outputs[spec.TRYON], target]
+               outputs[spec.COARSE], rgb(outputs[spec.ALPHA]), outputs[spec.TRYON], relit, target]
     return np.concatenate(columns, axis=2)
 
 
@@ -192,7 +193,9 @@ def evaluate(chain, dataset, output_dir=None, batch_size=8, limit=None, log=None
                                       outputs)
         for m, values in image_metrics(pasted, target).items():
             scores['composited'][m] += list(values)
-        for m, values in image_metrics(_relit(chain.category, inputs, outputs), target).items():
+        lit = _relit(chain.category, inputs, outputs)
+        relit_metrics = image_metrics(lit, target)
+        for m, values in relit_metrics.items():
             scores['relit'][m] += list(values)
         unchanged = image_metrics(inputs[spec.PERSON], target)
         no_warp = iou(inputs[spec.CLOTH_MASK] >= 128, region)
@@ -201,10 +204,11 @@ def evaluate(chain, dataset, output_dir=None, batch_size=8, limit=None, log=None
         for m in unchanged:
             scores['person_unchanged'][m] += list(unchanged[m])
         scores['no_warp']['warp_iou'] += list(no_warp)
-        grids = _grid_image(inputs, outputs, target)
+        grids = _grid_image(inputs, outputs, lit, target)
         for k, item in enumerate(items):
             name = f"{item.get('person_id', start + k)}_{item.get('cloth_id', '')}".rstrip('_')
-            per_item.append({'item': name, **{m: float(model[m][k]) for m in METRICS}})
+            per_item.append({'item': name, **{m: float(model[m][k]) for m in METRICS},
+                             'relit_ssim': float(relit_metrics['ssim'][k])})
             if output_dir:
                 images.write_png(os.path.join(output_dir, 'grids', f'{name}.png'), grids[k])
         log(f'evaluated {min(start + batch_size, count)}/{count}')

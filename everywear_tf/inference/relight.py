@@ -29,7 +29,10 @@ both in the 256×192 frame, before the paste-back:
   ``EDGE_INSET`` pixels inside the mask, take the colour of the nearest pixel of the garment's
   interior.
 - **Visible skin stays the photo's.** Limb pixels that the new garment does not cover are the
-  photo's own, not RM's rendition of them.
+  photo's own, not RM's rendition of them. A t-shirt's sleeve ends above the elbow, so the
+  photo's forearms and hands (its arm pixels nearer an elbow → wrist segment than a shoulder →
+  elbow one) stay in front of a new t-shirt even where its warp lies under them: arms crossed
+  or bent in front of the chest, hands on the hips.
 
 The seam between the new garment and what borders it is softened over a pixel.
 """
@@ -52,6 +55,7 @@ LIMB_ROUNDING = 0.3  # a painted limb is this much darker at its edge than along
 MIN_SKIN_PIXELS = 30
 HEM_REACH = 0.06  # pants: the new hem drops to an old one at most this share of the height lower
 _HEM_DROPS = (spec.MEN_PANTS,)
+_SHORT_SLEEVES = (spec.MEN_TSHIRTS,)  # the forearms stay in front of the new garment
 EDGE_INSET = 1  # px: the edge this far inside the warp's mask takes the interior's colour
 
 # (joint chain, corridor radius as a share of the distance between the two anchor joints)
@@ -162,6 +166,24 @@ def limb_distance(keypoints: np.ndarray, frame: str, shape: tuple) -> tuple:
     return distance
 
 
+def forearms(parse: np.ndarray, keypoints: np.ndarray) -> np.ndarray:
+    """bool [H,W]: the parse's arm pixels nearer a forearm (elbow → wrist, either arm) than an
+    upper arm (shoulder → elbow); nothing where the pose shows no elbow and wrist."""
+    keypoints = np.asarray(keypoints, np.float64)
+    found = keypoints[:, 2] > 0
+    arms = np.isin(parse, (lip.LEFT_ARM, lip.RIGHT_ARM))
+    shape = arms.shape
+    rows, cols = np.mgrid[:shape[0], :shape[1]]
+    pixels = np.stack([cols.ravel(), rows.ravel()], axis=1).astype(np.float64)
+    nearest = {'fore': np.full(shape, np.inf), 'upper': np.full(shape, np.inf)}
+    for shoulder, elbow, wrist in _LIMBS[spec.UPPER_FRAME][0]:
+        for part, (a, b) in (('fore', (elbow, wrist)), ('upper', (shoulder, elbow))):
+            if found[a] and found[b]:
+                d = _segment_distance(pixels, keypoints[a, :2], keypoints[b, :2]).reshape(shape)
+                nearest[part] = np.minimum(nearest[part], d)
+    return arms & (nearest['fore'] < nearest['upper'])
+
+
 def hem_drop(core: np.ndarray, new: np.ndarray, old: np.ndarray, reach: int) -> tuple:
     """Where a full-length garment's hem falls to the old one: (bool [H,W] of the pixels to
     fill, from each column's source row down; int [W] of the source rows, -1 where none).
@@ -227,6 +249,8 @@ def relight(category: str, frame: frames.Frame, tryon: np.ndarray, clothing_mask
     warped = cv2.dilate(np.asarray(warped_mask, np.uint8), np.ones((5, 5), np.uint8))
     garment = (warped >= spec.GMM_MASK_THRESHOLD) & selected
     old = np.isin(parse, categories.GARMENT_LABELS[category]) & selected
+    if category in _SHORT_SLEEVES:
+        garment &= ~forearms(parse, frame.keypoints)
     out = np.asarray(tryon, np.float64).copy()
     if category in _HEM_DROPS:
         # the interior: two rows above the warp's soft lower edge, whose colour is blended
@@ -252,7 +276,7 @@ def relight(category: str, frame: frames.Frame, tryon: np.ndarray, clothing_mask
     visible_skin = np.isin(parse, limb_labels) & selected & ~garment
     out[visible_skin] = image[visible_skin]
 
-    uncovered = (old | (np.asarray(clothing_mask) >= 128)) & selected & ~garment
+    uncovered = (old | (np.asarray(clothing_mask) >= 128)) & selected & ~garment & ~visible_skin
     if uncovered.any():
         distance = limb_distance(frame.keypoints, spec.frame_of(category), parse.shape)
         tone = skin_tone(image, parse, limb_labels)

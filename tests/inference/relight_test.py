@@ -136,6 +136,90 @@ def test_visible_skin_stays_the_photos_own():
     assert np.abs(arm / arm[..., :1] - np.array([170, 120, 90]) / 170).max() < 0.02
 
 
+def test_visible_skin_stays_the_photos_own_where_edms_mask_covers_it():
+    """EDM's clothing mask over a bare arm the warp leaves alone: the photo's arm, not a painted
+    one."""
+    frame, tryon, clothing, warped, selection = _scene()
+    parse = frame.parse.copy()
+    parse[70:200, 142:172] = lip.LEFT_ARM
+    image = frame.image.copy()
+    image[parse == lip.LEFT_ARM] = (170, 120, 90)
+    frame = frames.Frame(image=image, parse=parse, keypoints=frame.keypoints,
+                         transform=frame.transform, source_size=frame.source_size)
+    clothing = clothing.copy()
+    clothing[70:200, 142:172] = 255
+    selection = np.maximum(selection, clothing)
+    out = relight.relight(spec.MEN_LONG, frame, tryon, clothing, warped, selection)
+    np.testing.assert_array_equal(out[72:198, 146:170], image[72:198, 146:170])
+
+
+def _crossed_forearm_scene():
+    """The scene's right arm bent at the elbow (35, 135), its forearm and hand lying across the
+    torso to the wrist (110, 150), bare; the new garment's warp lies under it."""
+    frame, tryon, clothing, warped, selection = _scene()
+    parse = frame.parse.copy()
+    parse[140:160, 36:118] = lip.RIGHT_ARM
+    image = frame.image.copy()
+    image[parse == lip.RIGHT_ARM] = (170, 120, 90)
+    keypoints = frame.keypoints.copy()
+    keypoints[kp.R_WRIST] = (110, 150, 1)
+    frame = frames.Frame(image=image, parse=parse, keypoints=keypoints,
+                         transform=frame.transform, source_size=frame.source_size)
+    return frame, tryon, clothing, warped, selection
+
+
+def test_a_forearm_across_the_chest_stays_in_front_of_a_t_shirt():
+    frame, tryon, clothing, warped, selection = _crossed_forearm_scene()
+    out = relight.relight(spec.MEN_TSHIRTS, frame, tryon, clothing, warped, selection)
+    inner = (slice(142, 158), slice(56, 116))  # over the torso, beyond the seam
+    np.testing.assert_array_equal(out[inner], frame.image[inner])
+    # the garment round it is still the new one
+    np.testing.assert_array_equal(out[100:130, 60:130],
+                                  np.broadcast_to(RED.astype(np.uint8), (30, 70, 3)))
+
+
+def test_a_long_sleeve_covers_the_forearm():
+    frame, tryon, clothing, warped, selection = _crossed_forearm_scene()
+    out = relight.relight(spec.MEN_LONG, frame, tryon, clothing, warped, selection)
+    np.testing.assert_array_equal(out[142:158, 56:116],
+                                  np.broadcast_to(RED.astype(np.uint8), (16, 60, 3)))
+
+
+def _reference_forearms(parse, keypoints):
+    """Pixel by pixel: an arm pixel goes with the forearm when its nearest elbow-wrist segment
+    is nearer than its nearest shoulder-elbow one."""
+    def distance(point, a, b):
+        ab, ap = b - a, point - a
+        t = min(1.0, max(0.0, float(ap @ ab) / float(ab @ ab))) if ab @ ab > 0 else 0.0
+        return float(np.hypot(*(point - (a + t * ab))))
+
+    arms = ((kp.R_SHOULDER, kp.R_ELBOW, kp.R_WRIST), (kp.L_SHOULDER, kp.L_ELBOW, kp.L_WRIST))
+    out = np.zeros(parse.shape, bool)
+    for y, x in zip(*np.nonzero(np.isin(parse, (lip.LEFT_ARM, lip.RIGHT_ARM)))):
+        point = np.array([x, y], np.float64)
+        fore, upper = np.inf, np.inf
+        for shoulder, elbow, wrist in arms:
+            if keypoints[elbow, 2] > 0 and keypoints[wrist, 2] > 0:
+                fore = min(fore, distance(point, keypoints[elbow, :2], keypoints[wrist, :2]))
+            if keypoints[shoulder, 2] > 0 and keypoints[elbow, 2] > 0:
+                upper = min(upper, distance(point, keypoints[shoulder, :2], keypoints[elbow, :2]))
+        out[y, x] = fore < upper
+    return out
+
+
+@pytest.mark.parametrize('seed', [0, 1, 2])
+def test_forearms_match_a_pixel_loop(seed):
+    rng = np.random.default_rng(seed)
+    shape = (32, 24)
+    parse = rng.choice([0, lip.UPPER_CLOTHES, lip.LEFT_ARM, lip.RIGHT_ARM], size=shape)
+    keypoints = np.concatenate([rng.uniform(0, (shape[1], shape[0]), (spec.NUM_KEYPOINTS, 2)),
+                                (rng.uniform(size=(spec.NUM_KEYPOINTS, 1)) > 0.2)], axis=1)
+    got = relight.forearms(parse, keypoints)
+    np.testing.assert_array_equal(got, _reference_forearms(parse, keypoints))
+    if seed == 0:
+        assert 0 < got.sum() < np.isin(parse, (lip.LEFT_ARM, lip.RIGHT_ARM)).sum()
+
+
 def test_outside_the_selection_nothing_changes():
     frame, tryon, clothing, warped, selection = _scene(
             np.broadcast_to(1.0 + 0.1 * np.sin(np.arange(W) / 7.0), (H, W)))
