@@ -9,6 +9,7 @@ import pytest
 
 from everywear_tf import evaluate
 from everywear_tf import spec
+from everywear_tf.data import images
 from everywear_tf.data import synthetic_tryon
 from everywear_tf.inference import chain as chain_lib
 from everywear_tf.train import loop
@@ -53,6 +54,10 @@ def test_lite_tryon_evaluates_with_baselines(tmp_path):
     saved = json.loads((tmp_path / 'metrics.json').read_text())
     assert len(saved['items']) == 3 and saved['summary']['count'] == 3
     assert len(os.listdir(tmp_path / 'grids')) == 3
+    # each grid: person | cloth | warped | coarse | α | try-on | relit | ground truth
+    grid = images.read_image(str(tmp_path / 'grids' / sorted(os.listdir(tmp_path / 'grids'))[0]))
+    assert grid.shape[:2] == (spec.IMAGE_HEIGHT, 8 * spec.IMAGE_WIDTH)
+    assert all(0 < item['relit_ssim'] <= 1 for item in saved['items'])
     text = evaluate.table(summary)
     assert 'person_unchanged' in text and 'no_warp' in text and 'relit' in text
     # Relit differs from the plain composite only inside the replaced region, and is a score.

@@ -7,7 +7,8 @@ r"""Evaluates a category's GMM, EDM and RM on a dataset: SSIM, PSNR, L1, warp Io
         --targets=image-swap,image-parse-swap
 
 Prints a table, writes metrics.json and one grid image per item
-(person | cloth | warped | coarse | alpha | try-on | ground truth) under --output_dir. With the
+(person | cloth | warped | coarse | alpha | try-on | relit | ground truth) under
+--output_dir; metrics.json gives each item's relit SSIM (relit_ssim). With the
 CP-VTON layout, the mean-warp baseline (every garment warped by the average grid of
 --mean_warp_mode's split, default train) is scored beside the model, with GMM's fold fraction
 and theta spread; --mean_warp_items=0 skips it.

@@ -128,6 +128,12 @@ def skin_tone(image: np.ndarray, parse: np.ndarray, limb_labels: tuple) -> np.nd
     return None
 
 
+def _pixel_points(shape: tuple) -> np.ndarray:
+    """float64 [H*W,2]: every pixel's (x, y), row by row."""
+    rows, cols = np.mgrid[:shape[0], :shape[1]]
+    return np.stack([cols.ravel(), rows.ravel()], axis=1).astype(np.float64)
+
+
 def _segment_distance(points: np.ndarray, a: np.ndarray, b: np.ndarray,
                       flat_start: bool = False) -> np.ndarray:
     """Distance of each of ``points`` [N,2] to the segment a–b; ``flat_start``: inf for the
@@ -155,8 +161,7 @@ def limb_distance(keypoints: np.ndarray, frame: str, shape: tuple) -> tuple:
     radius = share * np.linalg.norm(keypoints[anchor_a, :2] - keypoints[anchor_b, :2])
     if radius < 1.0:
         return distance
-    rows, cols = np.mgrid[:shape[0], :shape[1]]
-    pixels = np.stack([cols.ravel(), rows.ravel()], axis=1).astype(np.float64)
+    pixels = _pixel_points(shape)
     for chain in chains:
         for start, end in zip(chain[:-1], chain[1:]):
             if found[start] and found[end]:
@@ -173,8 +178,7 @@ def forearms(parse: np.ndarray, keypoints: np.ndarray) -> np.ndarray:
     found = keypoints[:, 2] > 0
     arms = np.isin(parse, (lip.LEFT_ARM, lip.RIGHT_ARM))
     shape = arms.shape
-    rows, cols = np.mgrid[:shape[0], :shape[1]]
-    pixels = np.stack([cols.ravel(), rows.ravel()], axis=1).astype(np.float64)
+    pixels = _pixel_points(shape)
     nearest = {'fore': np.full(shape, np.inf), 'upper': np.full(shape, np.inf)}
     for shoulder, elbow, wrist in _LIMBS[spec.UPPER_FRAME][0]:
         for part, (a, b) in (('fore', (elbow, wrist)), ('upper', (shoulder, elbow))):
