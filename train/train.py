@@ -58,6 +58,10 @@ _OUTPUT_DIR = flags.DEFINE_string('output_dir', None, 'The run: the trained netw
 _CONFIG = flags.DEFINE_enum('config', configs.FULL, list(configs.CONFIG_NAMES), 'Network size.')
 _VARIANT = flags.DEFINE_enum('variant', configs.CPVTON, list(configs.GMM_VARIANTS),
                              'GMM: CP-VTON (RGB cloth branch) or CP-VTON+ (mask, grid loss).')
+_WIDTH = flags.DEFINE_integer(
+        'width', None, "The network's base width (GMM and EDM: ngf, RM: filters); default: "
+        "--config's (full 64, lite 8). The weights record it, so loading needs no flag.",
+        lower_bound=1)
 _STEPS = flags.DEFINE_integer('steps', 10000, 'Optimisation steps in total.')
 _BATCH_SIZE = flags.DEFINE_integer('batch_size', None, 'Default: the original (GMM 4, EDM/RM '
                                    '16).')
@@ -148,13 +152,16 @@ def _initialised_from(model, directory, module):
     if trained.config != model.config:
         raise trainers.TrainingSetupError(
                 f'--init_weights: {directory} holds a {module.upper()} with config '
-                f'{trained.config}, not the {model.config} requested (--config, --variant)')
+                f'{trained.config}, not the {model.config} requested '
+                f'(--config, --variant, --width)')
     return trained
 
 
 def _trainer():
     module = _MODULE.value
     overrides = {'variant': _VARIANT.value} if module == spec.GMM else {}
+    if _WIDTH.value:
+        overrides['filters' if module == spec.RM else 'ngf'] = _WIDTH.value
     model = trainers.build(module, _CONFIG.value, **overrides)
     if _INIT_WEIGHTS.value:
         model = _initialised_from(model, _INIT_WEIGHTS.value, module)

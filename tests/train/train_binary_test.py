@@ -60,7 +60,13 @@ def test_estimated_inputs_and_fine_tuning_from_trained_weights(tmp_path):
     fresh_weights = [w.numpy() for w in
                      weights.load(tmp_path / 'c' / 'gmm_men_tshirts').trainable_weights]
     assert any(not np.allclose(a, b, atol=1e-6) for a, b in zip(before, fresh_weights))
-    # Another config than the trained one's is refused, naming the flag.
-    mismatched = _train(f'--dataset_root={data}', '--steps=1', '--variant=cpvton_plus',
+    # --width sets the base width, and the weights record it.
+    narrow = _train(f'--dataset_root={data}', '--steps=1', '--width=4',
+                    f'--output_dir={tmp_path / "f"}')
+    assert narrow.returncode == 0, narrow.stderr
+    assert weights.load(tmp_path / 'f' / 'gmm_men_tshirts').config.ngf == 4
+    # Another config than the trained one's is refused, naming the flags.
+    mismatched = _train(f'--dataset_root={data}', '--steps=1', '--width=4',
                         f'--init_weights={trained}', f'--output_dir={tmp_path / "d"}')
-    assert mismatched.returncode == 1 and '--init_weights' in mismatched.stderr
+    assert mismatched.returncode == 1, mismatched.stderr
+    assert '--init_weights' in mismatched.stderr and '--width' in mismatched.stderr
