@@ -18,9 +18,13 @@ Colour:
   region whose histogram is 3 times higher at its colour, else geometry decides. In the head,
   skin-coloured pixels likelier in the hair (head zone above the eyes, outside the oval) than
   in the skin sample are not skin; without a skin model (greyscale) these two histograms alone
-  tell hair from face. In the band from 0.35 T above to 0.35 T below the hips, the
-  clothes likelier in the thighs' colours (0.15-0.5 T below the hips) than the belly's (0.4-0.8 T
-  below the shoulders) are pants, those likelier in the belly's upper clothes.
+  tell hair from face. In the band from 0.35 T above to 0.5 T below the hips, the
+  clothes likelier in the pants' colours than the belly's (0.4-0.8 T below the shoulders) are
+  pants, those likelier in the belly's upper clothes. The pants' sample is the lowest 0.15 T of
+  the clothes in the legs' region between 0.15 T and 0.8 T below the hips: the thighs above the
+  knees on a full-length photo, and on a photo cut higher its lowest rows, so that a long top
+  whose hem falls into the band does not colour it (the photo look's loose tops reach 0.47 T
+  below the hips).
 
 Labels, each rule over the ones before it:
 
@@ -125,9 +129,12 @@ SHOE_SAMPLE = 0.25  # of FOOT_RADIUS below the ankle, the shoes' colour sample
 VOTE_WINDOW = 5  # pixels a side of the window whose majority decides shoes from pants by colour
 TORSO_WIDEN, TORSO_RAISE, HIP_WIDEN, KNEE_WIDEN, ANKLE_WIDEN = 0.15, 0.2, 0.6, 0.75, 0.7
 BAND = 0.07
-BAND_ABOVE, BAND_BELOW = 0.35, 0.35  # where colour decides between upper clothes and pants
+BAND_ABOVE, BAND_BELOW = 0.35, 0.5  # where colour decides between upper clothes and pants
 UPPER_SAMPLE = (0.4, 0.8)  # below the shoulders, in T
-LOWER_SAMPLE = (0.15, 0.5)  # below the hips, in T
+# The pants' sample below the hips, in T: the lowest LOWER_SAMPLE_DEPTH of the clothes in the
+# legs' region, from no higher than LOWER_SAMPLE_NEAR down to no lower than LOWER_SAMPLE_FAR
+# (above the knees and the shoes), so a long top's hem stays out of it wherever the legs show.
+LOWER_SAMPLE_NEAR, LOWER_SAMPLE_FAR, LOWER_SAMPLE_DEPTH = 0.15, 0.8, 0.15
 HEAD_WIDTH, HEAD_HEIGHT, HEAD_RAISE = 1.8, 1.7, 0.15
 NECK_TOP, NECK_BOTTOM = 0.45, 0.5  # half widths in face widths
 FACE_TO_SHOULDERS = 2.2
@@ -443,11 +450,10 @@ def _trunk_regions(grid, xy, head, body, legs, size):
         return (distance >= limits[0] * torso_length) & (distance <= limits[1] * torso_length)
 
     return {'lower': lower, 'torso': torso & ~lower, 'pants': pants & lower,
-            'leg_distance': leg_distance,
+            'leg_distance': leg_distance, 'below_hips': below_hips / torso_length,
             'band': body['hips'] & between(below_hips, (-BAND_ABOVE, BAND_BELOW)) &
             (torso | pants),
-            'upper_sample': torso & between(below_shoulders, UPPER_SAMPLE),
-            'lower_sample': pants & between(below_hips, LOWER_SAMPLE)}
+            'upper_sample': torso & between(below_shoulders, UPPER_SAMPLE)}
 
 
 def _head_regions(grid, head, body, oval, size):
@@ -563,7 +569,7 @@ def label(rgb, person, landmarks, face_landmarks, face_found):
     # Near the hips, clothes likelier in the thighs' colours than the belly's are pants.
     clothes = person & ~skin
     lower_like, decided = two_colours(bins, clothes & r['upper_sample'],
-                                      clothes & r['lower_sample'])
+                                      lower_sample(clothes & r['pants'], r['below_hips']))
     band = decided & clothes & r['band']
     sd, hd = body['sd'], body['hd']
     arm_distance = tf.minimum(arms[0]['all'], arms[1]['all'])
@@ -601,6 +607,18 @@ def label(rgb, person, landmarks, face_landmarks, face_found):
     for where, value in rules:
         labels = tf.where(where, value, labels)
     return tf.cast(tf.where(person, labels, lip.BACKGROUND), tf.uint8), split
+
+
+def lower_sample(legs, below_hips):
+    """bool [h, w]: the pants' colour sample, the lowest ``LOWER_SAMPLE_DEPTH`` (in T) of
+    ``legs`` (the clothes in the legs' region) that lies between ``LOWER_SAMPLE_NEAR`` and
+    ``LOWER_SAMPLE_FAR`` below the hips (``below_hips``, float32 [h, w] in T). A photo cut
+    above ``LOWER_SAMPLE_FAR`` gives its lowest rows of clothes, below a long top's hem where
+    the pants show at all; a full-length one its thighs above the knees."""
+    reach = tf.reduce_max(tf.where(legs, below_hips, 0.0))
+    bottom = tf.minimum(reach, LOWER_SAMPLE_FAR)
+    top = tf.maximum(LOWER_SAMPLE_NEAR, bottom - LOWER_SAMPLE_DEPTH)
+    return legs & (below_hips >= top) & (below_hips <= bottom)
 
 
 def _open(mask):
