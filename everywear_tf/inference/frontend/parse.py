@@ -566,7 +566,8 @@ def label(rgb, person, landmarks, face_landmarks, face_found):
     skin = skin & ~((r['head_zone'] | r['face']) & decided & hairy)
     # Without a skin model (greyscale), the histograms alone tell hair from face.
     hair_colour = tf.where(split, ~skin, decided & hairy)
-    # Near the hips, clothes likelier in the thighs' colours than the belly's are pants.
+    # Near the hips, clothes likelier in the pants' colours (the legs' lowest clothes) than
+    # the belly's are pants.
     clothes = person & ~skin
     lower_like, decided = two_colours(bins, clothes & r['upper_sample'],
                                       lower_sample(clothes & r['pants'], r['below_hips']))

@@ -20,6 +20,7 @@ from tensorflow.python.framework import op_def_registry
 from everywear_tf import spec
 from everywear_tf.data import keypoints as coco
 from everywear_tf.data import lip
+from everywear_tf.data import synthetic
 from everywear_tf.data import synthetic_tryon
 from everywear_tf.inference.frontend import face
 from everywear_tf.inference.frontend import parse
@@ -305,7 +306,8 @@ def _long_tops(count, raise_hips=0.3, limit=60):
     found = []
     for i in range(limit):
         sample = synthetic_tryon.dress(*synthetic_tryon.item(0, i, spec.MEN_TSHIRTS,
-                                                             look='photo'), spec.MEN_TSHIRTS)
+                                                             look=synthetic.PHOTO),
+                                       spec.MEN_TSHIRTS)
         k = sample.keypoints.copy()
         if (k[[coco.L_SHOULDER, coco.R_SHOULDER, coco.L_HIP, coco.R_HIP], 2] <= 0).any():
             continue
